@@ -1,0 +1,1 @@
+"""Runnable benchmark and reproduction scripts (``python -m benchmarks.NAME`` or ``graphlab bench``)."""

@@ -1,0 +1,24 @@
+"""Reusable property checks for graph layers (see :mod:`graphlab.testing.conformance`)."""
+
+from graphlab.testing.conformance import (
+    CHECKS,
+    EDGE_INDEX_MUTATIONS,
+    FEATURE_MUTATIONS,
+    INDEX_MUTATIONS,
+    LayerCase,
+    check_layer,
+    conformance_params,
+)
+from graphlab.testing.graphs import permute_graph, random_graph
+
+__all__ = [
+    "CHECKS",
+    "EDGE_INDEX_MUTATIONS",
+    "FEATURE_MUTATIONS",
+    "INDEX_MUTATIONS",
+    "LayerCase",
+    "check_layer",
+    "conformance_params",
+    "permute_graph",
+    "random_graph",
+]

@@ -1,0 +1,1 @@
+"""graphlab.transforms"""
