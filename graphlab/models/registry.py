@@ -28,7 +28,11 @@ _MODELS: dict[str, ModelFactory] = {}
 
 #: modules whose import registers model factories
 MODEL_MODULES: list[str] = [
+    "graphlab.models.egnn",
     "graphlab.models.gnn",
+    "graphlab.models.pathnn",
+    "graphlab.models.prmpnn",
+    "graphlab.models.sheaf_diffusion",
 ]
 
 

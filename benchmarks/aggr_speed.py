@@ -1,0 +1,175 @@
+"""Speed and peak memory of the aggregations on power-law in-degrees, against PyG's classes.
+
+Each (aggregation, graph) pair runs in its own subprocess (one thread): the peak-memory figure is
+the growth of the process's peak resident set (``getrusage(RUSAGE_SELF).ru_maxrss``) over its
+resident set just before one forward + backward pass, so it covers every tensor that pass
+allocates, autograd's saved tensors included. The time is the median of
+``torch.utils.benchmark.Timer(...).blocked_autorange()`` over forward + backward. Inputs are sorted
+by index (PyG's LCM and LSTM need that); 32 channels.
+
+PyG's ``LCMAggregation`` and ``LSTMAggregation`` pad to ``[nodes, max degree, channels]``: on the
+100,000-node graph with maximum degree 2,000 the padded input alone is 25.6 GB, so they are not run
+there (the machine has 23 GB).
+
+    python -m benchmarks.aggr_speed [--quick] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from graphlab.bench import register
+
+CHANNELS = 32
+#: name -> (nodes, target edges, max degree)
+GRAPHS = {"10k": (10_000, 25_000, 200), "100k": (100_000, 250_000, 2_000)}
+#: aggregation -> (group, baseline of that group)
+METHODS = {
+    "graphlab LCM": ("lcm", "PyG LCM"),
+    "PyG LCM": ("lcm", "PyG LCM"),
+    "graphlab Recurrent (LSTM)": ("recurrent", "PyG LSTM"),
+    "PyG LSTM": ("recurrent", "PyG LSTM"),
+    "graphlab GNP": ("gnp", "PyG Sum"),
+    "PyG PowerMean": ("gnp", "PyG Sum"),
+    "PyG Sum": ("gnp", "PyG Sum"),
+}
+PADDING = {"PyG LCM", "PyG LSTM"}
+PAPER = {"PyG LCM": "issue: ~3 s, ~3 GB on 10k; OOM on 100k"}
+
+
+def power_law_index(num_nodes: int, num_edges: int, max_degree: int, seed: int = 0) -> torch.Tensor:
+    """Sorted target index with Pareto(1.5)-tailed in-degrees, one node of ``max_degree``."""
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.rand(num_nodes, generator=gen)
+    deg = (u.pow(-1 / 1.5)).floor().clamp(max=max_degree)  # P(d) ~ d^-2.5, mean ~2.5
+    deg = (deg * num_edges / deg.sum()).round().long().clamp(max=max_degree)
+    deg[0] = max_degree
+    return torch.repeat_interleave(torch.arange(num_nodes), deg)
+
+
+def build(method: str):
+    from torch_geometric.nn import aggr as pyg
+
+    from graphlab.aggr import GNPAggregation, LCMAggregation, RecurrentAggregation
+
+    return {
+        "graphlab LCM": lambda: LCMAggregation(CHANNELS, CHANNELS),
+        "PyG LCM": lambda: pyg.LCMAggregation(CHANNELS, CHANNELS),
+        "graphlab Recurrent (LSTM)": lambda: RecurrentAggregation(CHANNELS, CHANNELS),
+        "PyG LSTM": lambda: pyg.LSTMAggregation(CHANNELS, CHANNELS),
+        "graphlab GNP": lambda: GNPAggregation(CHANNELS, p=2.0, q=0.5),
+        "PyG PowerMean": lambda: pyg.PowerMeanAggregation(p=2.0, learn=True, channels=CHANNELS),
+        "PyG Sum": lambda: pyg.SumAggregation(),
+    }[method]()
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() // 1024
+
+
+def worker(method: str, graph: str, min_run_time: float) -> dict:
+    """One measurement in a fresh process (called through ``--worker``)."""
+    from torch.utils.benchmark import Timer
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    nodes, edges, max_deg = GRAPHS[graph]
+    index = power_law_index(nodes, edges, max_deg)
+    x = torch.randn(index.numel(), CHANNELS, requires_grad=True)
+    module = build(method)
+
+    def step() -> None:
+        out = module(x, index, dim_size=nodes)
+        out.sum().backward()
+
+    before = _rss_kb()
+    step()
+    peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    timer = Timer("step()", globals={"step": step})
+    median = timer.blocked_autorange(min_run_time=min_run_time).median
+    return {"edges": int(index.numel()), "time_s": median, "peak_mb": peak_mb}
+
+
+def _measure(method: str, graph: str, min_run_time: float) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.aggr_speed", "--worker", method, graph,
+           str(min_run_time)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if res.returncode != 0:
+        return {"error": (res.stderr.strip().splitlines() or ["failed"])[-1][:120]}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@register("aggr-speed", "LCM / recurrent / GNP speed and memory vs PyG on power-law degrees")
+def run(quick: bool, out: Path) -> list[dict]:
+    from tqdm import tqdm
+
+    graphs = ["10k"] if quick else ["10k", "100k"]
+    min_run_time = 0.2 if quick else 1.0
+    jobs = [(m, g) for g in graphs for m in METHODS]
+    results: dict[tuple[str, str], dict] = {}
+    for method, graph in tqdm(jobs, desc="aggr-speed"):
+        if graph == "100k" and method in PADDING:
+            results[method, graph] = {"skipped": "not run: pads to [nodes, max degree, C] = "
+                                                 "25.6 GB for the input alone"}
+            continue
+        results[method, graph] = _measure(method, graph, min_run_time)
+    rows = []
+    for method, graph in jobs:
+        res = results[method, graph]
+        group, base = METHODS[method]
+        row = {"graph": graph, "aggregation": method, "baseline": base}
+        if "time_s" in res:
+            row |= {"edges": res["edges"], "fwd+bwd ms": round(1e3 * res["time_s"], 2),
+                    "peak MB": round(res["peak_mb"], 1)}
+            ref = results.get((base, graph), {})
+            if "time_s" in ref:
+                row["time / baseline"] = round(res["time_s"] / ref["time_s"], 3)
+                row["baseline / time"] = round(ref["time_s"] / res["time_s"], 1)
+        else:
+            row["note"] = res.get("skipped") or res.get("error")
+        if method in PAPER:
+            row["paper"] = PAPER[method]
+        rows.append(row)
+    if not quick:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "aggr_speed.json").write_text(json.dumps(rows, indent=2))
+    return rows
+
+
+def _write_markdown(rows: list[dict], path: Path, command: str) -> None:
+    from graphlab.cli import format_table
+
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    path.write_text(f"# aggr-speed\n\n`{command}`, {date}, machine: 2-core CPU (shared), torch 2.13 "
+                    f"CPU, one thread per measurement.\n\n```\n{format_table(rows)}\n```\n")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        method, graph, mrt = sys.argv[2], sys.argv[3], float(sys.argv[4])
+        print(json.dumps(worker(method, graph, mrt)))
+        return
+    from graphlab.cli import format_table
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+    out = Path(args.out)
+    rows = run(args.quick, out)
+    print(format_table(rows))
+    if not args.quick:
+        _write_markdown(rows, out / "aggr_speed.md", "python -m benchmarks.aggr_speed")
+
+
+if __name__ == "__main__":
+    main()

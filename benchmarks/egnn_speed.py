@@ -1,0 +1,286 @@
+"""Speed and peak memory of ``EGNNConv`` against a reference written from the paper's equations.
+
+The reference (:class:`ReferenceEGCL`) is the straightforward implementation: gather both end
+points' features by ``edge_index``, concatenate ``[h_i, h_j, ||x_i - x_j||^2, a_ij]``, run the
+edge MLP on the concatenation, and scatter with ``index_add_``, the way the official code does (but
+with PyG's edge direction). Both layers share the same weights and give the same outputs
+(``tests/conv/test_egnn_conv.py`` checks this to 1e-12 in float64).
+
+Workloads (forward + backward, float32, one thread):
+
+* ``nbody``: 100 fully connected five-body graphs (500 nodes, 2,000 edges), the paper's N-body
+  layer (64 channels, edge_dim 2, velocity variant);
+* ``radius``: one radius graph on 20,000 uniform points in a 10^3 box (r = 0.58, at most 32
+  neighbours, ~16 per node; 32 channels). ``--quick`` uses 5,000 points.
+
+Time: median of ``torch.utils.benchmark.Timer(...).blocked_autorange()``; ours and the reference
+are timed alternately in the same process, three rounds, and the median of the round medians is
+reported. Peak memory: each (layer, workload) runs once in a fresh subprocess; the figure is the
+growth of the peak resident set (``getrusage(RUSAGE_SELF).ru_maxrss``) over the resident set just
+before the forward + backward pass, so it covers every tensor of that pass, saved tensors
+included. A ``torch.profiler`` table of our layer shows where the time goes.
+
+    python -m benchmarks.egnn_speed [--quick] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from graphlab.bench import register
+
+WORKLOADS = {
+    # name -> (graphs, nodes per graph, channels, edge_dim, velocity, radius)
+    "nbody": dict(graphs=100, nodes=5, channels=64, edge_dim=2, vel=True, radius=None),
+    "radius": dict(graphs=1, nodes=20_000, channels=32, edge_dim=0, vel=False, radius=0.58),
+}
+PAPER = {"nbody": "paper: forward 6.2 ms per batch of 100 (GPU, 4 layers)"}
+
+
+class ReferenceEGCL(nn.Module):
+    """EGNN layer written directly from the paper's equations (the baseline of this benchmark).
+
+    Same options and parameter shapes as :class:`graphlab.conv.EGNNConv`; messages flow from
+    ``edge_index[0]`` to ``edge_index[1]``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, hidden_channels: int,
+                 edge_dim: int = 0, update_pos: bool = True, pos_aggr: str = "mean",
+                 normalize: bool = False, tanh: bool = False, coords_range: float | None = None,
+                 attention: bool = False, residual: bool = True) -> None:
+        super().__init__()
+        act = nn.SiLU()
+        self.update_pos, self.pos_aggr, self.normalize = update_pos, pos_aggr, normalize
+        self.tanh, self.coords_range, self.residual = tanh, coords_range, residual
+        self.edge_mlp = nn.Sequential(nn.Linear(2 * in_channels + 1 + edge_dim, hidden_channels),
+                                      act, nn.Linear(hidden_channels, hidden_channels), act)
+        self.att_mlp = nn.Linear(hidden_channels, 1) if attention else None
+        self.node_mlp = nn.Sequential(nn.Linear(in_channels + hidden_channels, hidden_channels),
+                                      act, nn.Linear(hidden_channels, out_channels))
+        self.coord_mlp = nn.Sequential(nn.Linear(hidden_channels, hidden_channels), act,
+                                       nn.Linear(hidden_channels, 1, bias=False))
+        self.vel_mlp = nn.Sequential(nn.Linear(in_channels, hidden_channels), act,
+                                     nn.Linear(hidden_channels, 1))
+
+    def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None,
+                vel: Tensor | None = None):
+        src, dst = edge_index
+        diff = pos[dst] - pos[src]
+        radial = (diff * diff).sum(dim=-1, keepdim=True)
+        parts = [x[dst], x[src], radial] + ([edge_attr] if edge_attr is not None else [])
+        m = self.edge_mlp(torch.cat(parts, dim=-1))
+        if self.att_mlp is not None:
+            m = m * torch.sigmoid(self.att_mlp(m))
+        agg = torch.zeros(x.size(0), m.size(1), dtype=m.dtype).index_add_(0, dst, m)
+        h = self.node_mlp(torch.cat([x, agg], dim=-1))
+        if self.residual:
+            h = h + x
+        if not self.update_pos:
+            return h, pos
+        if self.normalize:
+            diff = diff / (torch.sqrt(radial).detach() + 1e-8)
+        phi = self.coord_mlp(m)
+        if self.tanh:
+            phi = torch.tanh(phi) * (1.0 if self.coords_range is None else self.coords_range)
+        elif self.coords_range is not None:
+            phi = phi.clamp(-self.coords_range, self.coords_range)
+        shift = torch.zeros_like(pos).index_add_(0, dst, diff * phi)
+        if self.pos_aggr == "mean":
+            count = torch.zeros(x.size(0), dtype=pos.dtype).index_add_(
+                0, dst, torch.ones_like(radial[:, 0]))
+            shift = shift / count.clamp(min=1).unsqueeze(-1)
+        if vel is None:
+            return h, pos + shift
+        vel_out = self.vel_mlp(x) * vel + shift
+        return h, pos + vel_out, vel_out
+
+
+def copy_weights(conv: nn.Module, ref: ReferenceEGCL) -> None:
+    """Give ``ref`` the parameters of a :class:`graphlab.conv.EGNNConv` (same layout)."""
+    pairs = [(conv.edge_lin1, ref.edge_mlp[0]), (conv.edge_lin2, ref.edge_mlp[2]),
+             (conv.node_lin1, ref.node_mlp[0]), (conv.node_lin2, ref.node_mlp[2])]
+    if conv.att_lin is not None:
+        pairs.append((conv.att_lin, ref.att_mlp))
+    if conv.update_pos:
+        pairs += [(conv.coord_lin1, ref.coord_mlp[0]), (conv.coord_lin2, ref.coord_mlp[2]),
+                  (conv.vel_lin1, ref.vel_mlp[0]), (conv.vel_lin2, ref.vel_mlp[2])]
+    with torch.no_grad():
+        for a, b in pairs:
+            b.weight.copy_(a.weight)
+            if a.bias is not None:
+                b.bias.copy_(a.bias)
+
+
+def make_inputs(name: str, quick: bool, seed: int = 0) -> dict:
+    from graphlab.utils.geometry import radius_graph
+
+    cfg = WORKLOADS[name]
+    gen = torch.Generator().manual_seed(seed)
+    c = cfg["channels"]
+    if cfg["radius"] is None:
+        n, g = cfg["nodes"], cfg["graphs"]
+        idx = torch.arange(n)
+        src, dst = idx.repeat_interleave(n), idx.repeat(n)
+        keep = src != dst
+        offset = (torch.arange(g) * n).repeat_interleave(int(keep.sum()))
+        edge_index = torch.stack([src[keep].repeat(g), dst[keep].repeat(g)]) + offset
+        num_nodes = n * g
+        pos = torch.randn(num_nodes, 3, generator=gen)
+    else:
+        num_nodes = 5_000 if quick else cfg["nodes"]
+        side = 10.0 * (num_nodes / cfg["nodes"]) ** (1 / 3)  # keep the density fixed
+        pos = torch.rand(num_nodes, 3, generator=gen) * side
+        edge_index = radius_graph(pos, cfg["radius"], max_num_neighbors=32)
+    inputs = {"x": torch.randn(num_nodes, c, generator=gen), "pos": pos,
+              "edge_index": edge_index, "edge_attr": None, "vel": None}
+    if cfg["edge_dim"]:
+        inputs["edge_attr"] = torch.randn(edge_index.size(1), cfg["edge_dim"], generator=gen)
+    if cfg["vel"]:
+        inputs["vel"] = torch.randn(num_nodes, 3, generator=gen)
+    return inputs
+
+
+def make_layers(name: str) -> tuple[nn.Module, nn.Module]:
+    from graphlab.conv import EGNNConv
+
+    cfg = WORKLOADS[name]
+    c = cfg["channels"]
+    torch.manual_seed(0)
+    ours = EGNNConv(c, c, c, edge_dim=cfg["edge_dim"])
+    ref = ReferenceEGCL(c, c, c, edge_dim=cfg["edge_dim"])
+    copy_weights(ours, ref)
+    return ours, ref
+
+
+def _step_fn(layer: nn.Module, inputs: dict):
+    x = inputs["x"].clone().requires_grad_(True)
+    pos = inputs["pos"].clone().requires_grad_(True)
+
+    def step() -> None:
+        out = layer(x, pos, inputs["edge_index"], inputs["edge_attr"], vel=inputs["vel"])
+        sum(o.sum() for o in out).backward()
+
+    return step
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() // 1024
+
+
+def memory_worker(which: str, inputs_path: str, name: str) -> dict:
+    """Peak-RSS growth of one forward + backward in this (fresh) process."""
+    torch.set_num_threads(1)
+    inputs = torch.load(inputs_path, weights_only=True)
+    ours, ref = make_layers(name)
+    step = _step_fn(ours if which == "ours" else ref, inputs)
+    before = _rss_kb()
+    step()
+    return {"peak_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024}
+
+
+def _memory(which: str, inputs_path: str, name: str) -> float | None:
+    cmd = [sys.executable, "-m", "benchmarks.egnn_speed", "--worker", which, inputs_path, name]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if res.returncode != 0:
+        print(res.stderr[-2000:], file=sys.stderr)
+        return None
+    return json.loads(res.stdout.strip().splitlines()[-1])["peak_mb"]
+
+
+def _profile(layer: nn.Module, inputs: dict, rows: int = 12) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    step = _step_fn(layer, inputs)
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            step()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+@register("egnn-speed", "EGNNConv forward+backward time and peak memory vs a from-the-paper "
+                        "reference (5-body batch, 20k-node radius graph)")
+def run(quick: bool, out: Path, profiles: dict | None = None) -> list[dict]:
+    from torch.utils.benchmark import Timer
+    from tqdm import tqdm
+
+    torch.set_num_threads(1)
+    min_run_time = 0.3 if quick else 1.0
+    rounds = 1 if quick else 3
+    rows = []
+    for name in tqdm(WORKLOADS, desc="egnn-speed"):
+        inputs = make_inputs(name, quick)
+        ours, ref = make_layers(name)
+        times: dict[str, list[float]] = {"ours": [], "ref": []}
+        for _ in range(rounds):
+            for which, layer in (("ours", ours), ("ref", ref)):
+                step = _step_fn(layer, inputs)
+                step()  # warm-up
+                t = Timer("step()", globals={"step": step}).blocked_autorange(
+                    min_run_time=min_run_time)
+                times[which].append(t.median)
+        med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = str(Path(tmp) / "inputs.pt")
+            torch.save(inputs, path)
+            mem = {which: _memory(which, path, name) for which in ("ours", "ref")}
+        if profiles is not None:
+            profiles[name] = _profile(ours, inputs)
+        row = {
+            "workload": name, "nodes": inputs["x"].size(0),
+            "edges": inputs["edge_index"].size(1),
+            "ours ms": round(1e3 * med["ours"], 2), "reference ms": round(1e3 * med["ref"], 2),
+            "speedup (ref/ours)": round(med["ref"] / med["ours"], 2),
+        }
+        if mem["ours"] is not None and mem["ref"] is not None:
+            row |= {"ours peak MB": round(mem["ours"], 1), "reference peak MB": round(mem["ref"], 1),
+                    "memory ratio (ours/ref)": round(mem["ours"] / max(mem["ref"], 1e-9), 2)}
+        if name in PAPER:
+            row["paper"] = PAPER[name]
+        rows.append(row)
+    if not quick:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "egnn_speed.json").write_text(json.dumps(rows, indent=2))
+    return rows
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        print(json.dumps(memory_worker(sys.argv[2], sys.argv[3], sys.argv[4])))
+        return
+    from graphlab.cli import format_table
+
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+    out = Path(args.out)
+    profiles: dict[str, str] = {}
+    rows = run(args.quick, out, profiles=profiles)
+    table = format_table(rows)
+    print(table)
+    for name, prof in profiles.items():
+        print(f"\nprofile of EGNNConv, {name} (3 x forward+backward, self CPU time):\n{prof}")
+    if not args.quick:
+        date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        text = (f"# egnn-speed\n\n`python -m benchmarks.egnn_speed`, {date}, machine: 2-core "
+                f"CPU (shared with other jobs), torch 2.13 CPU, one thread.\n\n```\n{table}\n```\n")
+        for name, prof in profiles.items():
+            text += f"\n## Profile of EGNNConv: {name}\n\n```\n{prof}\n```\n"
+        (out / "egnn_speed.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

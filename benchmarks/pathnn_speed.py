@@ -1,0 +1,156 @@
+"""Speed of PathNN path enumeration on ogbg-molhiv: graphlab (tensor ops) vs a networkx loop.
+
+Enumerates every simple path with up to 4 edges of every molecule (both directions, as PathNN
+stores them) with :func:`graphlab.utils.paths.enumerate_paths` on the whole dataset as one
+disjoint graph, and with a Python loop over ``networkx.all_simple_paths`` (graphs are converted
+to networkx *outside* the timed region, which favours the baseline). Counts must be identical.
+Also reports paths/second and the peak resident-memory increase of ``kind="all_shortest"``
+(and ``"all_simple"``), measured in a fresh subprocess as the ``ru_maxrss`` delta around one call.
+
+    python -m benchmarks.pathnn_speed [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from graphlab.bench import register
+from graphlab.utils.paths import enumerate_paths
+
+MAX_LENGTH = 4
+QUICK_GRAPHS = 2000
+
+
+def _load_molhiv(num_graphs: int | None) -> tuple[torch.Tensor, int, list[tuple[int, int]]] | None:
+    """(edge_index of the disjoint union, number of nodes, per-graph (node, edge) slices)."""
+    from graphlab.datasets import get_dataset
+
+    os.environ.setdefault("GRAPHLAB_DATA_DIR", "/work/shared/data")
+    try:
+        ds = get_dataset("ogbg-molhiv").dataset
+    except Exception as exc:  # noqa: BLE001 - a missing mirror means "skip"
+        print(f"[pathnn-speed] ogbg-molhiv unavailable, skipped: {exc}")
+        return None
+    node_ptr = ds.slices["x"]
+    edge_ptr = ds.slices["edge_index"]
+    count = len(ds) if num_graphs is None else min(num_graphs, len(ds))
+    num_nodes = int(node_ptr[count])
+    num_edges = int(edge_ptr[count])
+    local = ds._data.edge_index[:, :num_edges]
+    graph_of_edge = torch.repeat_interleave(torch.arange(count), edge_ptr[1:count + 1].diff(
+        prepend=edge_ptr[:1]))
+    edge_index = local + node_ptr[graph_of_edge]
+    slices = [(int(node_ptr[i]), int(node_ptr[i + 1])) for i in range(count)]
+    return edge_index, num_nodes, slices
+
+
+def _networkx_counts(edge_index: torch.Tensor, slices: list[tuple[int, int]],
+                     max_length: int) -> tuple[list[int], float]:
+    import networkx as nx
+
+    graphs = []
+    src, dst = edge_index.tolist()
+    edges_by_graph: list[list[tuple[int, int]]] = [[] for _ in slices]
+    starts = torch.tensor([s for s, _ in slices])
+    owner = (torch.searchsorted(starts, edge_index[0], right=True) - 1).tolist()
+    for s, d, gid in zip(src, dst, owner):
+        edges_by_graph[gid].append((s, d))
+    for (lo, hi), edges in zip(slices, edges_by_graph):
+        g = nx.Graph()
+        g.add_nodes_from(range(lo, hi))
+        g.add_edges_from(edges)
+        graphs.append(g)
+    counts = [0] * max_length
+    t0 = time.perf_counter()
+    for g in tqdm(graphs, desc="networkx all_simple_paths", mininterval=5):
+        for source in g:
+            targets = [v for v in g if v != source]
+            for path in nx.all_simple_paths(g, source, targets, cutoff=max_length):
+                counts[len(path) - 2] += 1
+    return counts, time.perf_counter() - t0
+
+
+def _time_ours(edge_index: torch.Tensor, num_nodes: int, kind: str) -> tuple[list[int], float]:
+    from torch.utils.benchmark import Timer
+
+    paths = enumerate_paths(edge_index, num_nodes, MAX_LENGTH, kind=kind)
+    timer = Timer("enumerate_paths(ei, n, L, kind=kind)",
+                  globals={"enumerate_paths": enumerate_paths, "ei": edge_index,
+                           "n": num_nodes, "L": MAX_LENGTH, "kind": kind})
+    median = timer.blocked_autorange(min_run_time=2.0).median
+    return paths.counts(), median
+
+
+def _peak_memory(kind: str, num_graphs: int | None) -> float:
+    """Peak RSS increase (MiB) of one enumerate_paths call, in a fresh subprocess."""
+    code = (
+        "import resource, torch, sys\n"
+        "torch.set_num_threads(1)\n"
+        "from benchmarks.pathnn_speed import _load_molhiv, MAX_LENGTH\n"
+        "from graphlab.utils.paths import enumerate_paths\n"
+        f"ei, n, _ = _load_molhiv({num_graphs!r})\n"
+        "enumerate_paths(ei[:, :100], n, 2)\n"  # import / allocator warm-up
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"enumerate_paths(ei, n, MAX_LENGTH, kind={kind!r})\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print((after - before) / 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parent.parent)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+@register("pathnn-speed", "PathNN path enumeration on ogbg-molhiv: tensor ops vs networkx loop")
+def run(quick: bool, out: Path) -> list[dict]:
+    torch.set_num_threads(1)
+    num_graphs = QUICK_GRAPHS if quick else None
+    loaded = _load_molhiv(num_graphs)
+    if loaded is None:
+        return []
+    edge_index, num_nodes, slices = loaded
+    rows = []
+    ours_counts, ours_s = _time_ours(edge_index, num_nodes, "all_simple")
+    nx_counts, nx_s = _networkx_counts(edge_index, slices, MAX_LENGTH)
+    total = sum(ours_counts)
+    rows.append({"task": f"all_simple, L<={MAX_LENGTH}", "graphs": len(slices),
+                 "paths": total, "counts_equal_networkx": ours_counts == nx_counts,
+                 "graphlab_s": round(ours_s, 3), "networkx_s": round(nx_s, 2),
+                 "speedup_vs_networkx": round(nx_s / ours_s, 1), "target": ">= 20x",
+                 "paths_per_s": f"{total / ours_s:.3g}",
+                 "peak_mem_MiB": round(_peak_memory("all_simple", num_graphs), 1)})
+    print(rows[-1])
+    sp_counts, sp_s = _time_ours(edge_index, num_nodes, "all_shortest")
+    rows.append({"task": f"all_shortest, L<={MAX_LENGTH}", "graphs": len(slices),
+                 "paths": sum(sp_counts), "counts_equal_networkx": "-",
+                 "graphlab_s": round(sp_s, 3), "networkx_s": "-", "speedup_vs_networkx": "-",
+                 "target": "-", "paths_per_s": f"{sum(sp_counts) / sp_s:.3g}",
+                 "peak_mem_MiB": round(_peak_memory("all_shortest", num_graphs), 1)})
+    print(rows[-1])
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"rows": rows, "counts_graphlab": ours_counts, "counts_networkx": nx_counts,
+            "machine": "2-core CPU (shared), torch 2.13 CPU, torch.set_num_threads(1)",
+            "memory_method": "ru_maxrss delta around one call in a fresh subprocess",
+            "timing_method": "graphlab: torch.utils.benchmark.Timer.blocked_autorange median; "
+                             "networkx: one timed pass (perf_counter)",
+            "peak_rss_MiB_this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    suffix = "_quick" if quick else ""
+    (out / f"pathnn_speed{suffix}.json").write_text(json.dumps(meta, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args()
+    run(args.quick, args.out)

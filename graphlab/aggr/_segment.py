@@ -1,0 +1,77 @@
+"""Private segment helpers shared by the aggregations of :mod:`graphlab.aggr`.
+
+An aggregation receives rows ``x`` and a (possibly unsorted) segment ``index``; these helpers
+validate that input at the public boundary and compute, with tensor ops only, a stable sort of the
+rows by segment (optionally by a secondary key inside each segment), the segment sizes and each
+row's rank inside its segment. Nothing is padded to the largest segment, so memory stays
+proportional to the number of rows.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from graphlab.utils.validation import check_floating, check_index
+
+
+def prepare_inputs(x: Tensor, index: Tensor | None, ptr: Tensor | None, dim_size: int | None,
+                   dim: int) -> tuple[Tensor, int]:
+    """Validate an aggregation call and return ``(index, dim_size)`` as a long index.
+
+    ``ptr`` (CSR boundaries of sorted rows) is converted to an index so that every code path
+    works on unsorted input.
+    """
+    check_floating(x, "x")
+    if x.dim() != 2:
+        raise ValueError(f"x must be 2-dimensional [num_elements, channels], got shape "
+                         f"{list(x.shape)}")
+    if dim not in (0, -2):
+        raise ValueError(f"aggregation must run over the first dimension (dim=0 or -2), got {dim}")
+    if ptr is not None:
+        check_index(ptr, name="ptr")
+        if ptr.numel() == 0 or int(ptr[0]) != 0 or int(ptr[-1]) != x.size(0) \
+                or bool((ptr.diff() < 0).any()):
+            raise ValueError(f"ptr must be non-decreasing from 0 to {x.size(0)} (the number of "
+                             f"rows of x), got {ptr.tolist()[:8]}...")
+        counts = ptr.diff()
+        index = torch.repeat_interleave(torch.arange(counts.numel(), device=x.device), counts)
+        dim_size = counts.numel() if dim_size is None else dim_size
+    if index is None:
+        index = torch.zeros(x.size(0), dtype=torch.long, device=x.device)
+    check_index(index, size=x.size(0))
+    if dim_size is None:
+        dim_size = int(index.max()) + 1 if index.numel() else 0
+    check_index(index, dim_size=dim_size, size=x.size(0))
+    return index.long(), int(dim_size)
+
+
+class Segments(NamedTuple):
+    """Rows sorted by segment: ``x[perm]`` groups each segment contiguously."""
+
+    perm: Tensor  # [E] row order: by segment, then by key, then by input position
+    index: Tensor  # [E] segment of each sorted row (non-decreasing)
+    rank: Tensor  # [E] position of each sorted row inside its segment
+    count: Tensor  # [dim_size] number of rows per segment
+    start: Tensor  # [dim_size] position of each segment's first sorted row
+
+
+def sort_segments(index: Tensor, dim_size: int, key: Tensor | None = None,
+                  descending: bool = False) -> Segments:
+    """Stable sort by ``(index, key)``; ties keep input order.
+
+    Two stable sorts (key first, then segment) give the lexicographic order without building a
+    combined integer key, so ``key`` may be any real-valued tensor.
+    """
+    if key is None:
+        perm = torch.argsort(index, stable=True)
+    else:
+        by_key = torch.argsort(key, stable=True, descending=descending)
+        perm = by_key[torch.argsort(index[by_key], stable=True)]
+    sorted_index = index[perm]
+    count = torch.bincount(index, minlength=dim_size)
+    start = torch.cumsum(count, 0) - count
+    rank = torch.arange(index.numel(), device=index.device) - start[sorted_index]
+    return Segments(perm, sorted_index, rank, count, start)

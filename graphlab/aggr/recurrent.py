@@ -1,0 +1,104 @@
+"""Recurrent aggregation over neighbours in a deterministic order, without padding."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+from torch_geometric.nn.aggr import Aggregation
+
+from graphlab.aggr._segment import prepare_inputs, sort_segments
+
+__all__ = ["RecurrentAggregation"]
+
+
+class RecurrentAggregation(Aggregation):
+    r"""The recurrent aggregator of `"Recurrent Aggregators in Neural Algorithmic Reasoning"
+    <https://arxiv.org/abs/2409.06953>`_ (Xu & Veličković, 2024): an RNN reads each
+    neighbourhood in a deterministic order and its final state is the aggregate,
+
+    .. math::
+        \mathbf{h}_i^{(t)} = \mathrm{RNN}\big(\mathbf{x}_{\pi_i(t)}, \mathbf{h}_i^{(t-1)}\big),
+        \qquad \mathbf{h}_i^{(0)} = \mathbf{0},
+        \qquad \mathbf{x}^{\prime}_i = \mathbf{h}_i^{(\deg i)},
+
+    where :math:`\pi_i` orders the neighbourhood of :math:`i` by ascending (or descending)
+    ``key``, ties broken by input position (with no key: input order, which for a
+    :class:`~torch_geometric.nn.conv.MessagePassing` whose ``edge_index`` is sorted with
+    :func:`~torch_geometric.utils.sort_edge_index` is the source-node order). In RNAR the key is
+    the node position ``pos`` of the CLRS-30 tasks, e.g.
+    ``aggr(x_j, edge_index[1], key=pos[edge_index[0]])``.
+
+    The sequences are run as a :class:`~torch.nn.utils.rnn.PackedSequence` built directly from
+    the sorted rows: step :math:`t` processes only the rows of rank :math:`t`, so nothing is
+    padded to the largest degree (PyG's :class:`~torch_geometric.nn.aggr.LSTMAggregation` builds
+    a :math:`(N, d_{\max}, C)` tensor and reads the zero padding of short neighbourhoods), memory
+    is :math:`\mathcal{O}(|\mathcal{E}| C)`, the output of a node depends only on its own
+    neighbourhood, and ``index`` need not be sorted. Empty neighbourhoods return
+    :math:`\mathbf{0}`.
+
+    Args:
+        in_channels (int): Size of each input sample.
+        out_channels (int): Size of each output sample (the hidden size of the cell).
+        cell (str, optional): ``"lstm"`` or ``"gru"``. (default: ``"lstm"``)
+        order (str, optional): ``None`` or ``"ascending"`` reads rows by ascending ``key``,
+            ``"descending"`` by descending ``key``. (default: ``None``)
+
+    Shapes:
+        - **input:** rows :math:`(E, F_{in})`, segment index :math:`(E,)` (any order) or
+          ``ptr`` :math:`(N + 1,)`, optional ``key`` :math:`(E,)`
+        - **output:** :math:`(N, F_{out})`
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, cell: str = "lstm",
+                 order: str | None = None) -> None:
+        super().__init__()
+        if cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        if order not in (None, "ascending", "descending"):
+            raise ValueError(f"order must be None, 'ascending' or 'descending', got {order!r}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.cell = cell
+        self.order = order
+        rnn_cls = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = rnn_cls(in_channels, out_channels)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.rnn.reset_parameters()
+
+    def forward(self, x: Tensor, index: Tensor | None = None, ptr: Tensor | None = None,
+                dim_size: int | None = None, dim: int = -2, key: Tensor | None = None) -> Tensor:
+        index, dim_size = prepare_inputs(x, index, ptr, dim_size, dim)
+        if key is not None:
+            if not isinstance(key, Tensor) or key.dim() != 1 or key.numel() != x.size(0):
+                shape = list(key.shape) if isinstance(key, Tensor) else type(key).__name__
+                raise ValueError(f"key must be a 1-dimensional tensor with one entry per row "
+                                 f"({x.size(0)}), got {shape}")
+        out = x.new_zeros(dim_size, self.out_channels)
+        if x.size(0) == 0:
+            return out
+        seg = sort_segments(index, dim_size, key, descending=self.order == "descending")
+        # Sequences ordered by decreasing length (PackedSequence's layout); stable for determinism.
+        by_len = torch.argsort(seg.count, descending=True, stable=True)
+        nonempty = int((seg.count > 0).sum())
+        slot = torch.empty_like(by_len)
+        slot[by_len] = torch.arange(by_len.numel(), device=by_len.device)
+        max_len = int(seg.count.max())
+        # batch_sizes[t] = number of sequences longer than t
+        batch_sizes = torch.bincount(seg.count, minlength=max_len + 1).flip(0).cumsum(0)
+        batch_sizes = batch_sizes.flip(0)[1:max_len + 1]
+        offsets = torch.cumsum(batch_sizes, 0) - batch_sizes
+        packed_pos = offsets[seg.rank] + slot[seg.index]
+        gather = torch.empty_like(packed_pos)
+        gather[packed_pos] = seg.perm
+        data = x[gather]
+        packed = PackedSequence(data, batch_sizes.cpu())
+        _, state = self.rnn(packed)
+        h_n = state[0] if isinstance(state, tuple) else state  # [1, nonempty, C]
+        return torch.index_put(out, (by_len[:nonempty],), h_n[0])
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
+                f"cell={self.cell!r}, order={self.order!r})")

@@ -1,0 +1,112 @@
+"""Per-edge restriction maps predicted from the two endpoint features."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from graphlab.nn.orthogonal import num_orthogonal_params, orthogonal_from_params
+from graphlab.utils.validation import check_edge_index, check_node_features
+
+__all__ = ["SheafLearner"]
+
+_MAPS = ("diag", "orthogonal", "general")
+
+
+class SheafLearner(nn.Module):
+    r"""The local sheaf learner of the `"Neural Sheaf Diffusion: A Topological Perspective on
+    Heterophily and Oversmoothing in GNNs" <https://arxiv.org/abs/2202.04579>`_ paper.
+
+    For a directed edge :math:`k = (u \to v)` of the undirected edge :math:`e = \{u, v\}` it
+    predicts both restriction maps of :math:`e`, each from the concatenated endpoint features,
+    target first:
+
+    .. math::
+        \mathcal{F}_{v \trianglelefteq e} = \Phi\big(\sigma(\mathbf{W} [\mathbf{x}_v \,\|\,
+        \mathbf{x}_u])\big), \qquad
+        \mathcal{F}_{u \trianglelefteq e} = \Phi\big(\sigma(\mathbf{W} [\mathbf{x}_u \,\|\,
+        \mathbf{x}_v])\big),
+
+    where :math:`\sigma` is ``act`` and :math:`\Phi` shapes the output into a diagonal map
+    (``"diag"``, :math:`d` numbers), an orthogonal map (``"orthogonal"``, from
+    :math:`d(d-1)/2` numbers by Householder reflections or the Cayley map, optionally scaled by
+    a learned weight :math:`s = \mathrm{sigmoid}(\mathbf{w}^\top [\mathbf{x}_v \| \mathbf{x}_u])`)
+    or a full :math:`d \times d` map (``"general"``). Because both sides are predicted on every
+    directed edge, the two directions of an undirected edge carry the same pair of maps and no
+    reverse-edge lookup is needed.
+
+    Args:
+        in_channels (int): node feature width.
+        stalk_dim (int): stalk dimension :math:`d`.
+        maps (str): ``"diag"``, ``"orthogonal"`` or ``"general"``.
+        orthogonal (str): ``"householder"`` or ``"cayley"`` (only for ``maps="orthogonal"``).
+        edge_weights (bool): learn the scale :math:`s` of orthogonal maps.
+        act (str): ``"tanh"`` (the authors' default), ``"elu"`` or ``"id"``.
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, F_{in})`, edge indices
+          :math:`(2, |\mathcal{E}|)`
+        - **output:** maps :math:`(|\mathcal{E}|, 2, d)` for ``"diag"``, else
+          :math:`(|\mathcal{E}|, 2, d, d)`; index 0 is the target-side map
+          :math:`\mathcal{F}_{v \trianglelefteq e}`, index 1 the source-side map.
+    """
+
+    def __init__(self, in_channels: int, stalk_dim: int, maps: str = "diag",
+                 orthogonal: str = "householder", edge_weights: bool = True,
+                 act: str = "tanh") -> None:
+        super().__init__()
+        if maps not in _MAPS:
+            raise ValueError(f"maps must be one of {_MAPS}, got {maps!r}")
+        if orthogonal not in ("householder", "cayley"):
+            raise ValueError(f"orthogonal must be 'householder' or 'cayley', got {orthogonal!r}")
+        if act not in ("tanh", "elu", "id"):
+            raise ValueError(f"act must be 'tanh', 'elu' or 'id', got {act!r}")
+        if stalk_dim < 1:
+            raise ValueError(f"stalk_dim must be positive, got {stalk_dim}")
+        self.in_channels = in_channels
+        self.stalk_dim = stalk_dim
+        self.maps = maps
+        self.orthogonal = orthogonal
+        self.edge_weights = edge_weights and maps == "orthogonal"
+        self.act = act
+        d = stalk_dim
+        num_out = {"diag": d, "orthogonal": num_orthogonal_params(d), "general": d * d}[maps]
+        # no bias, as in the reference learner: zero features give the "neutral" map
+        self.lin = nn.Linear(2 * in_channels, num_out, bias=False)
+        self.weight_lin = nn.Linear(2 * in_channels, 1) if self.edge_weights else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.lin.reset_parameters()
+        if self.weight_lin is not None:
+            self.weight_lin.reset_parameters()
+
+    def _activate(self, h: Tensor) -> Tensor:
+        if self.act == "tanh":
+            return torch.tanh(h)
+        if self.act == "elu":
+            return torch.nn.functional.elu(h)
+        return h
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        check_node_features(x, "x", channels=self.in_channels)
+        check_edge_index(edge_index, x.size(0))
+        src, dst = edge_index[0], edge_index[1]
+        x_src, x_dst = x.index_select(0, src), x.index_select(0, dst)
+        # row 0: target-side input [x_v || x_u]; row 1: source-side input [x_u || x_v]
+        pairs = torch.stack([torch.cat([x_dst, x_src], -1), torch.cat([x_src, x_dst], -1)], 1)
+        h = self._activate(self.lin(pairs))  # [E, 2, num_out]
+        d = self.stalk_dim
+        if self.maps == "diag":
+            return h
+        if self.maps == "general":
+            return h.reshape(h.size(0), 2, d, d)
+        maps = orthogonal_from_params(h, d, self.orthogonal)
+        if self.weight_lin is not None:
+            scale = torch.sigmoid(self.weight_lin(pairs))  # [E, 2, 1]
+            maps = maps * scale.unsqueeze(-1)
+        return maps
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.in_channels}, stalk_dim={self.stalk_dim}, "
+                f"maps={self.maps!r})")

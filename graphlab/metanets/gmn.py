@@ -1,0 +1,100 @@
+r"""Graph metanetwork (GMN) over parameter graphs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.utils import scatter
+
+from graphlab.metanets._encoding import EdgeEncoder, NodeEncoder, graph_pool, mlp, reset, validate
+
+__all__ = ["GMN"]
+
+
+class GMN(nn.Module):
+    r"""The graph metanetwork from the `"Graph Metanetworks for Processing Diverse Neural
+    Architectures" <https://arxiv.org/abs/2312.04501>`_ paper (Lim et al., ICLR 2024): an
+    edge-and-node-updating message-passing network (a Battaglia-style ``EdgeMPNN``) over the
+    parameter graphs of :func:`~graphlab.metanets.to_graph` (``view="parameter"``; it also accepts
+    neural-view graphs), with a DeepSets readout over edges and nodes.
+
+    .. math::
+        \mathbf{e}_{ij} &\leftarrow \mathbf{e}_{ij} + \phi_e\left(\mathbf{h}_i, \mathbf{h}_j,
+        \mathbf{e}_{ij}\right) \\
+        \mathbf{h}_j &\leftarrow \mathrm{LN}\Big(\mathbf{h}_j + \phi_v\big(\mathbf{h}_j,
+        \operatorname{mean}_{i \to j} \mathbf{e}_{ij},
+        \operatorname{mean}_{j \to k} \mathbf{e}_{jk}\big)\Big) \\
+        \mathbf{y} &= \rho\Big(\operatorname{mean}_{e} \mathbf{e},\ \max_e \mathbf{e},\
+        \operatorname{mean}_v \mathbf{h},\ \max_v \mathbf{h}\Big)
+
+    Inputs are embedded from node type, activation, layer depth, the index of input/output
+    neurons (sinusoidal; hidden neurons get none), edge value, edge type and kernel position. All
+    of these are invariant under the network's neuron-permutation symmetries, so the output is
+    invariant by construction.
+
+    Args:
+        out_channels (int): Size of each graph embedding.
+        hidden_channels (int): Hidden size. (default: :obj:`64`)
+        num_layers (int): Message-passing layers. (default: :obj:`3`)
+        edge_dim (int): Width of ``edge_attr``. (default: :obj:`1`)
+        x_dim (int): Width of the float node features ``x`` (``0``: none, as in the parameter
+            view). (default: :obj:`0`)
+        use_pos (bool): Embed ``edge_pos`` (kernel position). (default: :obj:`True`)
+
+    Shapes:
+        - **input:** a (batched) :class:`~torch_geometric.data.Data` with ``edge_index``
+          :math:`(2, |\mathcal{E}|)`, ``edge_attr`` :math:`(|\mathcal{E}|, D)`, ``edge_type``,
+          ``edge_pos``, ``node_type``, ``node_act``, ``layer``, ``io_id`` and ``batch``
+        - **output:** graph embeddings :math:`(B, F_{out})`
+    """
+
+    def __init__(self, out_channels: int, hidden_channels: int = 64, num_layers: int = 3,
+                 edge_dim: int = 1, x_dim: int = 0, use_pos: bool = True) -> None:
+        super().__init__()
+        self.out_channels, self.hidden_channels = out_channels, hidden_channels
+        self.num_layers, self.edge_dim, self.x_dim, self.use_pos = (num_layers, edge_dim, x_dim,
+                                                                    use_pos)
+        h = hidden_channels
+        self.node_enc = NodeEncoder(h, x_dim)
+        self.edge_enc = EdgeEncoder(h, edge_dim, use_pos)
+        self.edge_mlps = nn.ModuleList([mlp(3 * h, h, h) for _ in range(num_layers)])
+        self.node_mlps = nn.ModuleList([mlp(3 * h, h, h) for _ in range(num_layers)])
+        self.edge_norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(num_layers)])
+        self.node_norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(num_layers)])
+        self.readout = mlp(4 * h, h, out_channels)
+        self.reset_parameters()
+
+    @classmethod
+    def from_graph(cls, example_graph: Data, out_channels: int, **kwargs: Any) -> GMN:
+        """A GMN sized for the feature widths of ``example_graph`` (either view)."""
+        x = getattr(example_graph, "x", None)
+        kwargs.setdefault("x_dim", 0 if x is None else x.size(-1))
+        kwargs.setdefault("edge_dim", example_graph.edge_attr.size(-1))
+        kwargs.setdefault("use_pos", getattr(example_graph, "edge_pos", None) is not None)
+        return cls(out_channels, **kwargs)
+
+    def reset_parameters(self) -> None:
+        reset(self)
+
+    def forward(self, batch: Data) -> Tensor:
+        n, vec, num_graphs = validate(batch, self.x_dim, self.edge_dim, self.use_pos)
+        dtype = batch.edge_attr.dtype
+        h = self.node_enc(batch, dtype)
+        e = self.edge_enc(batch)
+        src, dst = batch.edge_index
+        for phi_e, phi_v, ln_e, ln_v in zip(self.edge_mlps, self.node_mlps, self.edge_norms,
+                                            self.node_norms):
+            e = ln_e(e + phi_e(torch.cat([h[src], h[dst], e], dim=-1)))
+            agg_in = scatter(e, dst, 0, dim_size=n, reduce="mean")
+            agg_out = scatter(e, src, 0, dim_size=n, reduce="mean")
+            h = ln_v(h + phi_v(torch.cat([h, agg_in, agg_out], dim=-1)))
+        pooled = torch.cat([graph_pool(e, vec[src], num_graphs), graph_pool(h, vec, num_graphs)],
+                           dim=-1)
+        return self.readout(pooled)
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.out_channels}, hidden={self.hidden_channels}, "
+                f"layers={self.num_layers}, edge_dim={self.edge_dim})")

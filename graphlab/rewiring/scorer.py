@@ -1,0 +1,75 @@
+"""The upstream MPNN of PR-MPNN: scores candidate edges to add and existing edges to delete."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn.models import MLP
+
+from graphlab.conv.weighted_gine_conv import WeightedGINEConv
+
+__all__ = ["EdgeScorer"]
+
+
+class EdgeScorer(nn.Module):
+    r"""Upstream scorer of `"Probabilistically Rewired Message-Passing Neural Networks"
+    <https://arxiv.org/abs/2310.02156>`_: a GINE stack gives node embeddings :math:`h`, and two
+    heads score node pairs symmetrically,
+
+    .. math::
+        \theta_{uv} = \mathrm{MLP}\big([\,h_u + h_v \,\Vert\, h_u \odot h_v\,]\big),
+
+    one head for candidate pairs to add and one for existing pairs to delete.
+
+    Args:
+        in_channels (int): node feature width.
+        hidden_channels (int): embedding width.
+        num_layers (int): number of GINE layers (``0``: score the raw features after a linear
+            map).
+        edge_dim (int, optional): edge feature width.
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, F)`, edge indices
+          :math:`(2, |\mathcal{E}|)`, edge features *(optional)*, candidate pairs
+          :math:`(2, C)`, existing pairs :math:`(2, P)`
+        - **output:** add logits :math:`(C)`, delete logits :math:`(P)`
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, num_layers: int = 2,
+                 edge_dim: int | None = None) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        self.num_layers = num_layers
+        self.lin_in = nn.Linear(in_channels, hidden_channels)
+        self.convs = nn.ModuleList(
+            WeightedGINEConv(MLP([hidden_channels, hidden_channels, hidden_channels], norm=None),
+                             edge_dim=edge_dim, train_eps=True)
+            for _ in range(num_layers))
+        self.add_head = MLP([2 * hidden_channels, hidden_channels, 1], norm=None)
+        self.delete_head = MLP([2 * hidden_channels, hidden_channels, 1], norm=None)
+
+    def reset_parameters(self) -> None:
+        self.lin_in.reset_parameters()
+        for conv in self.convs:
+            conv.reset_parameters()
+        self.add_head.reset_parameters()
+        self.delete_head.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None,
+                add_pairs: Tensor, delete_pairs: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.lin_in(x)
+        for conv in self.convs:
+            h = conv(h, edge_index, edge_attr).relu()
+        return self._score(self.add_head, h, add_pairs), \
+            self._score(self.delete_head, h, delete_pairs)
+
+    @staticmethod
+    def _score(head: nn.Module, h: Tensor, pairs: Tensor) -> Tensor:
+        hu, hv = h[pairs[0]], h[pairs[1]]
+        return head(torch.cat([hu + hv, hu * hv], dim=-1)).squeeze(-1)
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
+                f"num_layers={self.num_layers})")
+

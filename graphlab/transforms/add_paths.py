@@ -1,0 +1,135 @@
+"""Precompute PathNN path tensors as a PyG transform."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.transforms import BaseTransform
+
+from graphlab.utils.paths import PATH_KINDS, enumerate_paths, feature_node_keys
+
+__all__ = ["AddPaths", "PathData", "path_keys", "parse_path_key"]
+
+# Exact attribute formats written by AddPaths (full match, never substring matching):
+#   path_index_{L}: [P_L, L + 1] node ids       -> incremented by num_nodes when batching
+#   path_edge_{L}:  [P_L, L]     edge ids       -> incremented by num_edges
+#   path_dist_{L}:  [P_L, L + 1] distances      -> not incremented
+_PATH_KEY = re.compile(r"path_(index|edge|dist)_([1-9][0-9]*)")
+
+
+def parse_path_key(key: str) -> tuple[str, int] | None:
+    """``(field, L)`` for an attribute written by :class:`AddPaths`, else ``None``."""
+    match = _PATH_KEY.fullmatch(key)
+    if match is None:
+        return None
+    return match.group(1), int(match.group(2))
+
+
+def path_keys(length: int) -> tuple[str, str, str]:
+    """Attribute names ``(path_index_L, path_edge_L, path_dist_L)`` for paths with ``L`` edges."""
+    return f"path_index_{length}", f"path_edge_{length}", f"path_dist_{length}"
+
+
+class PathData(Data):
+    """A :class:`~torch_geometric.data.Data` that batches the path tensors of :class:`AddPaths`.
+
+    Path tensors are concatenated along dimension 0 (one row per path); node ids are shifted by
+    ``num_nodes`` and edge ids by ``num_edges`` of the preceding graphs. Every other attribute
+    batches as in :class:`~torch_geometric.data.Data`.
+    """
+
+    def __inc__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+        parsed = parse_path_key(key)
+        if parsed is None:
+            return super().__inc__(key, value, *args, **kwargs)
+        field = parsed[0]
+        if field == "index":
+            return self.num_nodes
+        if field == "edge":
+            return self.edge_index.size(1) if self.edge_index is not None else 0
+        return 0
+
+    def __cat_dim__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if parse_path_key(key) is not None:
+            return 0
+        return super().__cat_dim__(key, value, *args, **kwargs)
+
+
+class AddPaths(BaseTransform):
+    r"""Enumerates the paths used by Path Neural Networks from the `"Path Neural Networks:
+    Expressive and Accurate Graph Neural Networks" <https://arxiv.org/abs/2306.05955>`_ paper.
+
+    For every length :math:`L = 1, \dots,` ``max_length`` it stores
+
+    * ``path_index_L`` (``[P_L, L + 1]``): node ids of every path in flow order
+      :math:`u_0 \to \dots \to u_L`; the path belongs to (is aggregated at) its last node
+      :math:`v = u_L`;
+    * ``path_edge_L`` (``[P_L, L]``): the id of the edge ``u_i -> u_{i+1}`` (a column of
+      ``edge_index``, for edge features);
+    * ``path_dist_L`` (``[P_L, L + 1]``, with ``distance_encoding``): the shortest-path distance
+      :math:`d(u_i, v)` of every path node to :math:`v`.
+
+    The output is a :class:`PathData`, whose ``__inc__`` / ``__cat_dim__`` make these tensors batch
+    correctly in :class:`~torch_geometric.loader.DataLoader`. Enumeration is vectorised
+    (:func:`graphlab.utils.paths.enumerate_paths`).
+
+    Args:
+        max_length (int): largest number of edges per path (the paper's cutoff minus one).
+        kind (str): ``"shortest"`` (SP: one canonical shortest path per node pair, chosen by a
+            node-order-independent 1-WL key, seeded with the node features), ``"all_shortest"``
+            (SP+) or ``"all_simple"`` (AP). (default: ``"all_simple"``)
+        distance_encoding (bool): store ``path_dist_L``. (default: ``True``)
+        max_paths_per_node (int, optional): keep at most this many paths of each length per node;
+            more triggers a warning and a deterministic truncation. (default: ``None``)
+    """
+
+    def __init__(self, max_length: int, kind: str = "all_simple", distance_encoding: bool = True,
+                 max_paths_per_node: int | None = None) -> None:
+        if kind not in PATH_KINDS:
+            raise ValueError(f"kind must be one of {PATH_KINDS}, got {kind!r}")
+        if not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"max_length must be a positive int, got {max_length!r}")
+        self.max_length = max_length
+        self.kind = kind
+        self.distance_encoding = distance_encoding
+        self.max_paths_per_node = max_paths_per_node
+
+    def forward(self, data: Data) -> PathData:
+        num_nodes = data.num_nodes if data.num_nodes is not None else 0
+        edge_index = data.edge_index
+        if edge_index is None:
+            edge_index = torch.empty(2, 0, dtype=torch.long)
+        node_key = None
+        if self.kind == "shortest" and data.x is not None and data.x.size(0) == num_nodes:
+            node_key = feature_node_keys(data.x)
+        paths = enumerate_paths(edge_index, num_nodes, self.max_length, kind=self.kind,
+                                distance_encoding=self.distance_encoding,
+                                max_paths_per_node=self.max_paths_per_node, node_key=node_key)
+        out = data if isinstance(data, PathData) else PathData(**dict(data.to_dict()))
+        if out.num_nodes is None or "num_nodes" not in out:
+            out.num_nodes = num_nodes
+        for length in range(1, self.max_length + 1):
+            k_index, k_edge, k_dist = path_keys(length)
+            out[k_index] = paths.nodes[length - 1]
+            out[k_edge] = paths.edges[length - 1]
+            if paths.dists is not None:
+                out[k_dist] = paths.dists[length - 1]
+        return out
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}(max_length={self.max_length}, kind={self.kind!r}, "
+                f"distance_encoding={self.distance_encoding}, "
+                f"max_paths_per_node={self.max_paths_per_node})")
+
+
+def get_paths(data: Data, length: int) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The ``(path_index, path_edge, path_dist)`` tensors of paths with ``length`` edges."""
+    k_index, k_edge, k_dist = path_keys(length)
+    if k_index not in data or k_edge not in data:
+        raise ValueError(f"data has no {k_index!r}: apply graphlab.transforms.AddPaths("
+                         f"max_length>={length}) to the dataset first")
+    return data[k_index], data[k_edge], data[k_dist] if k_dist in data else None

@@ -1,0 +1,307 @@
+"""Vectorised path enumeration for Path Neural Networks (tensor ops only, CPU or GPU).
+
+A *path of length* :math:`L` is a sequence of :math:`L` edges :math:`e_1, \\dots, e_L` joining
+:math:`L + 1` pairwise distinct nodes :math:`u_0 \\to u_1 \\to \\dots \\to u_L`. Paths are
+stored in *flow order* (PyG's ``source -> target`` convention): row ``[u_0, ..., u_L]`` of
+``paths[L]`` follows edge directions and ends at the node :math:`v = u_L` that aggregates it, so
+an undirected graph stores every path in both directions. Paths are identified by their edge ids,
+so parallel (multi-)edges give distinct paths; self-loops never lie on a simple path.
+
+All routines work on a whole (batched, disjoint) graph at once: paths never cross components,
+so enumerating a batch equals enumerating its graphs one by one.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from graphlab.utils.validation import check_edge_index
+
+__all__ = ["PATH_KINDS", "Paths", "enumerate_paths", "feature_node_keys", "lookup_distance",
+           "shortest_path_distances", "wl_node_keys"]
+
+#: the path families of the PathNN paper: SP, SP+ and AP
+PATH_KINDS = ("shortest", "all_shortest", "all_simple")
+
+_MASK64 = (1 << 64) - 1
+
+
+def _signed(v: int) -> int:
+    v &= _MASK64
+    return v - (1 << 64) if v >= (1 << 63) else v
+
+
+# splitmix64 constants as signed int64 (torch has no uint64 arithmetic)
+_GOLDEN = _signed(0x9E3779B97F4A7C15)
+_MIX1 = _signed(0xBF58476D1CE4E5B9)
+_MIX2 = _signed(0x94D049BB133111EB)
+
+
+def _mix(x: Tensor) -> Tensor:
+    """splitmix64 finaliser on int64 (wrapping arithmetic); a deterministic integer hash."""
+    x = x + _GOLDEN
+    x = (x ^ ((x >> 30) & ((1 << 34) - 1))) * _MIX1
+    x = (x ^ ((x >> 27) & ((1 << 37) - 1))) * _MIX2
+    return x ^ ((x >> 31) & ((1 << 33) - 1))
+
+
+@dataclass
+class Paths:
+    """Result of :func:`enumerate_paths`; entry ``k`` of each list holds paths with ``k + 1`` edges.
+
+    Attributes:
+        nodes: ``nodes[k]`` is a ``LongTensor [P_k, k + 2]`` of node ids in flow order; the last
+            column is the node the path belongs to.
+        edges: ``edges[k]`` is a ``LongTensor [P_k, k + 1]``; column ``i`` is the id (column of
+            ``edge_index``) of the edge ``nodes[k][:, i] -> nodes[k][:, i + 1]``.
+        dists: with ``distance_encoding``, ``dists[k]`` is a ``LongTensor [P_k, k + 2]`` holding
+            the shortest-path distance from every path node to the path's last node (along edge
+            directions); otherwise ``None``.
+    """
+
+    nodes: list[Tensor]
+    edges: list[Tensor]
+    dists: list[Tensor] | None = None
+
+    @property
+    def max_length(self) -> int:
+        return len(self.nodes)
+
+    def counts(self) -> list[int]:
+        return [int(p.size(0)) for p in self.nodes]
+
+
+def _in_csr(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
+    """Incoming-edge CSR: ``rowptr`` over targets and the edge ids sorted by target (stable)."""
+    perm = torch.sort(edge_index[1], stable=True).indices
+    counts = torch.bincount(edge_index[1], minlength=num_nodes)
+    rowptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=edge_index.device)
+    rowptr[1:] = torch.cumsum(counts, 0)
+    return rowptr, perm
+
+
+def _expand(first: Tensor, rowptr: Tensor, perm: Tensor) -> tuple[Tensor, Tensor]:
+    """For every entry of ``first`` list all incoming edges: (row of ``first``, edge id)."""
+    start = rowptr[first]
+    deg = rowptr[first + 1] - start
+    row = torch.repeat_interleave(torch.arange(first.numel(), device=first.device), deg)
+    offset = torch.cumsum(deg, 0) - deg
+    pos = start[row] + torch.arange(row.numel(), device=first.device) - offset[row]
+    return row, perm[pos]
+
+
+def shortest_path_distances(
+    edge_index: Tensor, num_nodes: int, max_distance: int
+) -> tuple[Tensor, Tensor]:
+    """Sparse BFS distances up to ``max_distance`` between all node pairs of a (batched) graph.
+
+    Returns ``(keys, dist)``: sorted ``keys = v * num_nodes + u`` for every pair with
+    :math:`d(u \\to v) \\le` ``max_distance`` (distance along edge directions, ``d(v, v) = 0``)
+    and the matching distances. Memory is linear in the number of such pairs, never
+    :math:`O(N^2)`. Look distances up with :func:`lookup_distance`.
+    """
+    device = edge_index.device
+    rowptr, perm = _in_csr(edge_index, num_nodes)
+    target = torch.arange(num_nodes, device=device)
+    node = target.clone()
+    seen = target * num_nodes + node  # sorted
+    all_keys, all_dist = [seen], [torch.zeros(num_nodes, dtype=torch.long, device=device)]
+    for d in range(1, max_distance + 1):
+        if node.numel() == 0:
+            break
+        row, eid = _expand(node, rowptr, perm)
+        keys = torch.unique(target[row] * num_nodes + edge_index[0, eid])
+        keys = keys[~torch.isin(keys, seen)]
+        if keys.numel() == 0:
+            break
+        all_keys.append(keys)
+        all_dist.append(torch.full_like(keys, d))
+        seen = torch.sort(torch.cat([seen, keys])).values
+        target, node = keys // num_nodes, keys % num_nodes
+    keys, dist = torch.cat(all_keys), torch.cat(all_dist)
+    order = torch.argsort(keys)
+    return keys[order], dist[order]
+
+
+def lookup_distance(keys: Tensor, dist: Tensor, query: Tensor, default: int = -1) -> Tensor:
+    """Distances of the pairs ``query`` (same key encoding); ``default`` where not reachable."""
+    if keys.numel() == 0:
+        return torch.full_like(query, default)
+    pos = torch.searchsorted(keys, query).clamp_(max=keys.numel() - 1)
+    found = keys[pos] == query
+    return torch.where(found, dist[pos], torch.full_like(query, default))
+
+
+def wl_node_keys(
+    edge_index: Tensor, num_nodes: int, node_key: Tensor | None = None, num_iterations: int = 3
+) -> Tensor:
+    """Permutation-invariant int64 node keys: hashed 1-WL colour refinement.
+
+    ``node_key`` (``[N]`` int64, e.g. a hash of node features) seeds the colours. A node's key
+    depends only on its (features-labelled) rooted neighbourhood, never on node ids, so it gives
+    a node-order-independent tie-break. Nodes with equal keys are WL-indistinguishable (up to
+    64-bit hash collisions).
+    """
+    device = edge_index.device
+    if node_key is None:
+        colour = torch.zeros(num_nodes, dtype=torch.long, device=device)
+    else:
+        colour = _mix(node_key.to(torch.long))
+    src, dst = edge_index
+    for it in range(num_iterations):
+        # sum of hashed neighbour colours = hash of the neighbour multiset (wrapping int64 sum);
+        # in- and out-neighbours are hashed differently so directed graphs are refined too
+        agg_in = torch.zeros_like(colour).index_add_(0, dst, _mix(colour[src]))
+        agg_out = torch.zeros_like(colour).index_add_(0, src, _mix(colour[dst] + 1))
+        colour = _mix(colour * 31 + _mix(agg_in + it) * 7 + _mix(agg_out))
+    return colour
+
+
+def feature_node_keys(x: Tensor) -> Tensor:
+    """An int64 hash of every node feature row (its bit pattern), for :func:`wl_node_keys`."""
+    width = 1
+    for size in x.shape[1:]:
+        width *= int(size)
+    x = x.reshape(x.size(0), width)
+    if x.is_floating_point():
+        # via float32 so that a float32 graph and its float64 copy get the same keys
+        bits = x.detach().to(torch.float32).contiguous().view(torch.int32).to(torch.int64)
+    else:
+        bits = x.detach().to(torch.int64)
+    key = torch.zeros(x.size(0), dtype=torch.long, device=x.device)
+    for j in range(bits.size(1)):  # loop over feature columns, not nodes
+        key = _mix(key * 1000003 + bits[:, j])
+    return key
+
+
+def _truncate(nodes: Tensor, edges: Tensor, max_paths: int) -> tuple[Tensor, Tensor, int]:
+    """Keep the first ``max_paths`` paths of every last node, in a deterministic order."""
+    last = nodes[:, -1]
+    order = torch.sort(last, stable=True).indices
+    last_sorted = last[order]
+    first_pos = torch.searchsorted(last_sorted, last_sorted, right=False)
+    rank = torch.arange(last.numel(), device=last.device) - first_pos
+    keep = order[rank < max_paths]
+    keep = torch.sort(keep).values
+    dropped = last.numel() - keep.numel()
+    return nodes[keep], edges[keep], dropped
+
+
+def _canonical_shortest(nodes: Tensor, edges: Tensor, wl: Tensor) -> tuple[Tensor, Tensor]:
+    """One path per (first, last) node pair: the lexicographically smallest WL-key sequence.
+
+    Sorting is stable, so remaining ties (paths with equal key sequences, i.e. through
+    WL-indistinguishable nodes) are broken by enumeration order.
+    """
+    n_nodes = int(nodes.size(1))
+    order = torch.arange(nodes.size(0), device=nodes.device)
+    # least significant column first (LSD radix-style lexsort), path read from v outwards
+    for col in range(n_nodes - 1):
+        order = order[torch.sort(wl[nodes[order, col]], stable=True).indices]
+    pair = nodes[:, 0] * (int(nodes.max()) + 1 if nodes.numel() else 1) + nodes[:, -1]
+    order = order[torch.sort(pair[order], stable=True).indices]
+    pair_sorted = pair[order]
+    is_first = torch.ones_like(pair_sorted, dtype=torch.bool)
+    is_first[1:] = pair_sorted[1:] != pair_sorted[:-1]
+    keep = torch.sort(order[is_first]).values
+    return nodes[keep], edges[keep]
+
+
+def enumerate_paths(
+    edge_index: Tensor,
+    num_nodes: int,
+    max_length: int,
+    kind: str = "all_simple",
+    distance_encoding: bool = False,
+    max_paths_per_node: int | None = None,
+    node_key: Tensor | None = None,
+) -> Paths:
+    r"""Enumerate the paths of a (batched) graph with up to ``max_length`` edges.
+
+    Paths are grown backwards from their last node :math:`v` by CSR expansion over incoming
+    edges: a path :math:`u_0 \to \dots \to v` extends to :math:`w \to u_0 \to \dots \to v` for
+    every edge :math:`w \to u_0` such that
+
+    * ``"all_simple"``: :math:`w` is not on the path (an on-path mask);
+    * ``"all_shortest"`` / ``"shortest"``: :math:`d(w \to v) = L + 1` (the monotone-distance
+      rule on BFS distances), which yields exactly the shortest paths;
+    * ``"shortest"`` then keeps one path per node pair :math:`(u_0, v)`: the one whose sequence of
+      1-WL node keys (:func:`wl_node_keys`, seeded with ``node_key``) is lexicographically
+      smallest. The choice does not depend on node ids except among paths whose key sequences
+      tie (automorphic / WL-indistinguishable routes), where any choice gives the same multiset
+      of key sequences.
+
+    Args:
+        edge_index: ``[2, E]`` edges ``source -> target``.
+        num_nodes: number of nodes :math:`N`.
+        max_length: largest number of edges per path (the paper's cutoff minus one).
+        kind: ``"shortest"``, ``"all_shortest"`` or ``"all_simple"``.
+        distance_encoding: also return the distances of every path node to the last node.
+        max_paths_per_node: keep at most this many paths of each length per last node (the
+            first ones in enumeration order, which is deterministic); warns when it truncates.
+            Truncation is applied while growing, so longer paths extend only kept ones.
+        node_key: optional ``[N]`` int64 node labels seeding the ``"shortest"`` tie-break.
+
+    Returns:
+        :class:`Paths` with per-length node, edge and (optionally) distance tensors.
+    """
+    if kind not in PATH_KINDS:
+        raise ValueError(f"kind must be one of {PATH_KINDS}, got {kind!r}")
+    if not isinstance(max_length, int) or max_length < 1:
+        raise ValueError(f"max_length must be a positive int, got {max_length!r}")
+    if max_paths_per_node is not None and max_paths_per_node < 1:
+        raise ValueError(f"max_paths_per_node must be >= 1 or None, got {max_paths_per_node}")
+    check_edge_index(edge_index, num_nodes)
+    device = edge_index.device
+    n = int(num_nodes)
+    rowptr, perm = _in_csr(edge_index, n)
+    need_dist = distance_encoding or kind != "all_simple"
+    if need_dist:
+        keys, dist = shortest_path_distances(edge_index, n, max_length)
+    wl = None
+    if kind == "shortest":
+        wl = wl_node_keys(edge_index, n, node_key, num_iterations=max_length + 1)
+
+    nodes = torch.arange(n, device=device).view(-1, 1)
+    edges = torch.empty(n, 0, dtype=torch.long, device=device)
+    # the growing frontier holds *all* shortest paths even for kind="shortest": a canonical
+    # path's prefix need not be the canonical path of its own pair
+    out_nodes: list[Tensor] = []
+    out_edges: list[Tensor] = []
+    dropped_total = 0
+    for length in range(1, max_length + 1):
+        row, eid = _expand(nodes[:, 0], rowptr, perm)
+        w = edge_index[0, eid]
+        prev = nodes[row]
+        if kind == "all_simple":
+            keep = ~(prev == w.view(-1, 1)).any(dim=1)
+        else:
+            d = lookup_distance(keys, dist, prev[:, -1] * n + w)
+            keep = d == length
+        nodes = torch.cat([w[keep].view(-1, 1), prev[keep]], dim=1)
+        edges = torch.cat([eid[keep].view(-1, 1), edges[row[keep]]], dim=1)
+        if max_paths_per_node is not None:
+            nodes, edges, dropped = _truncate(nodes, edges, max_paths_per_node)
+            dropped_total += dropped
+        if kind == "shortest":
+            assert wl is not None
+            sel_nodes, sel_edges = _canonical_shortest(nodes, edges, wl)
+            out_nodes.append(sel_nodes)
+            out_edges.append(sel_edges)
+        else:
+            out_nodes.append(nodes)
+            out_edges.append(edges)
+    if dropped_total:
+        warnings.warn(f"enumerate_paths: {dropped_total} paths exceeded max_paths_per_node="
+                      f"{max_paths_per_node} and were dropped (deterministically)", stacklevel=2)
+    dists = None
+    if distance_encoding:
+        dists = []
+        for p in out_nodes:
+            q = p[:, -1:] * n + p
+            dists.append(lookup_distance(keys, dist, q))
+    return Paths(out_nodes, out_edges, dists)

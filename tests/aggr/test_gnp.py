@@ -1,0 +1,187 @@
+import pytest
+import torch
+from torch_geometric.nn import GINConv, GraphConv
+from torch_geometric.nn.aggr import PowerMeanAggregation
+from torch_geometric.utils import scatter
+
+from graphlab.aggr import GNPAggregation
+from graphlab.testing import CHECKS, INDEX_MUTATIONS, LayerCase, conformance_params, random_graph
+
+
+def _short_batch(b):
+    b.batch = b.batch[:-1]
+    return b
+
+
+def _bad_target(b):
+    b.edge_index = b.edge_index.clone()
+    b.edge_index[1, 0] = b.num_nodes + 5
+    return b
+
+
+def _integer_x(b):
+    b.x = b.x.round().long()
+    return b
+
+
+CASES = [
+    LayerCase(name=f"gnp-p{p}-readout",
+              make_module=lambda p=p: GNPAggregation(8, p=p, q=0.5),
+              forward=lambda m, b: m(b.x, b.batch, dim_size=b.num_graphs),
+              levels=("graph",),
+              bad_inputs={**INDEX_MUTATIONS, "index_wrong_length": _short_batch,
+                          "x_integer": _integer_x})
+    for p in (3.0, -2.0)
+] + [
+    LayerCase(name="gnp-neighbours", make_module=lambda: GNPAggregation(1, p=(2.0, -1.5)),
+              forward=lambda m, b: m(b.x[b.edge_index[0]], b.edge_index[1],
+                                     dim_size=b.num_nodes),
+              levels=("node",), bad_inputs={"target_out_of_range": _bad_target,
+                                            "x_integer": _integer_x}),
+]
+
+
+@pytest.mark.parametrize("case,check", conformance_params(CASES))
+def test_conformance(case, check):
+    CHECKS[check](case)
+
+
+def _data(positive: bool = False, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(0)
+    index = torch.randint(0, 10, (120,), generator=gen)
+    x = torch.randn(120, 4, generator=gen, dtype=dtype)
+    if positive:
+        x = x.abs() + 0.1
+    return x, index
+
+
+@pytest.mark.parametrize("p,q,reduce", [(1.0, 0.0, "sum"), (1.0, 1.0, "mean")])
+def test_sum_and_mean_exactly(p, q, reduce):
+    x, index = _data()
+    aggr = GNPAggregation(p=p, q=q).double()
+    expect = scatter(x, index, 0, 12, reduce)
+    assert torch.allclose(aggr(x, index, dim_size=12), expect, atol=1e-5)
+
+
+@pytest.mark.parametrize("p,reduce", [((1e3, -1e3), "max"), ((-1e3, 1e3), "min")])
+def test_max_and_min_in_the_limit(p, reduce):
+    x, index = _data()
+    aggr = GNPAggregation(p=p, q=1.0).double()
+    out = aggr(x, index, dim_size=12)
+    expect = scatter(x, index, 0, 12, reduce)
+    # (n^-q sum x^p)^(1/p) lies within a factor n^(1/|p|) of the extreme value
+    n_max = int(torch.bincount(index).max())
+    tol = n_max ** (1 / 1e3) - 1
+    assert torch.allclose(out, expect, rtol=tol, atol=1e-4)
+
+
+def test_harmonic_mean():
+    x, index = _data(positive=True)
+    aggr = GNPAggregation(p=-1.0, q=1.0).double()
+    out = aggr(x, index, dim_size=10)
+    expect = 1.0 / scatter(1.0 / x, index, 0, 10, "mean")
+    assert torch.allclose(out, expect, atol=1e-5)
+
+
+def test_signed_mean_keeps_negative_values():
+    aggr = GNPAggregation(p=1.0, q=1.0)
+    out = aggr(torch.tensor([[-3.0], [2.0]]), torch.zeros(2, dtype=torch.long))
+    assert torch.allclose(out, torch.tensor([[-0.5]]), atol=1e-5)
+    # all-negative set, p = 2: ours is -(mean of squares)^(1/2); PyG's power mean clamps
+    # negative inputs to 1e-4 and returns a tiny positive number (the documented defect)
+    neg = torch.tensor([[-3.0], [-2.0]])
+    ours = GNPAggregation(p=2.0, q=1.0)(neg, torch.zeros(2, dtype=torch.long))
+    assert torch.allclose(ours, torch.tensor([[-(6.5 ** 0.5)]]), atol=1e-5)
+    pyg = PowerMeanAggregation(p=2.0)(neg, torch.zeros(2, dtype=torch.long))
+    assert 0 < pyg.item() < 0.1
+
+
+@pytest.mark.parametrize("p", [50.0, -50.0, 100.0, -100.0])
+def test_no_overflow_at_large_p(p):
+    x = torch.full((6, 2), 1e3, requires_grad=True)
+    x.data[3:, 1] = 2e3
+    index = torch.tensor([0, 0, 0, 1, 1, 1])
+    aggr = GNPAggregation(p=p, q=1.0)
+    out = aggr(x, index)
+    # all-equal sets: the (q = 1) power mean is the common value
+    assert torch.allclose(out[:, 0], torch.full((2,), 1e3), rtol=1e-5)
+    assert torch.allclose(out[1, 1], torch.tensor(2e3), rtol=1e-5)
+    out.sum().backward()
+    for grad in (x.grad, aggr.p_raw.grad, aggr.q.grad):
+        assert torch.isfinite(grad).all()
+
+
+def test_pyg_power_mean_overflow_regression():
+    x = torch.full((4, 1), 20.0)
+    index = torch.zeros(4, dtype=torch.long)
+    pyg = PowerMeanAggregation(p=30.0, learn=True)
+    out_pyg = pyg(x, index)
+    out_pyg.sum().backward()
+    assert abs(out_pyg.item() - 20.0) > 10.0  # PyG returns ~1.17 (x^30 overflows float32)
+    ours = GNPAggregation(p=30.0, q=1.0)
+    out = ours(x, index)
+    out.sum().backward()
+    assert torch.allclose(out, torch.tensor([[20.0]]), rtol=1e-5)
+    assert torch.isfinite(ours.p_raw.grad).all()
+
+
+def test_gradcheck_including_p_and_q():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(15, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    index = torch.tensor([0, 0, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 0, 1, 3])
+    aggr = GNPAggregation(3, p=(2.5, -1.5), q=(0.5, 0.8)).double()
+
+    def fn(x, p_raw, q):
+        return torch.func.functional_call(aggr, {"p_raw": p_raw, "q": q}, (x, index),
+                                          {"dim_size": 5})
+
+    p_raw = aggr.p_raw.detach().clone().requires_grad_(True)
+    q = aggr.q.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(fn, (x, p_raw, q))
+
+
+def test_p_stays_away_from_zero():
+    aggr = GNPAggregation(p=1.0)
+    with torch.no_grad():
+        aggr.p_raw.zero_()
+    assert torch.all(aggr.p.abs() >= aggr.p_min)
+    with torch.no_grad():
+        aggr.p_raw.fill_(-1e-3)
+    assert torch.all(aggr.p <= -aggr.p_min)
+    with pytest.raises(ValueError, match="p_min"):
+        GNPAggregation(p=0.01)
+
+
+def test_empty_neighbourhoods():
+    aggr = GNPAggregation(2, p=(-3.0, 2.0), q=0.0)
+    x = torch.randn(4, 2, requires_grad=True)
+    out = aggr(x, torch.tensor([0, 0, 2, 2]), dim_size=4)
+    assert torch.equal(out[1], torch.zeros(2)) and torch.equal(out[3], torch.zeros(2))
+    out.sum().backward()
+    for grad in (x.grad, aggr.p_raw.grad, aggr.q.grad):
+        assert torch.isfinite(grad).all()
+    none = aggr(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), dim_size=3)
+    assert torch.equal(none, torch.zeros(3, 2))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="channels"):
+        GNPAggregation(3)(torch.randn(4, 2), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="non-negative"):
+        GNPAggregation(signed=False)(torch.randn(4, 2) - 5, torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="pair"):
+        GNPAggregation(p=(1.0, 2.0, 3.0))
+
+
+@pytest.mark.parametrize("conv_cls", ["GraphConv", "GINConv"])
+def test_runs_in_stock_pyg_convs(conv_cls):
+    torch.manual_seed(2)
+    data = random_graph(12, in_channels=8, seed=2)
+    if conv_cls == "GraphConv":
+        conv = GraphConv(8, 5, aggr=GNPAggregation(8, p=2.0))
+    else:
+        conv = GINConv(torch.nn.Linear(8, 5), aggr=GNPAggregation(p=2.0))
+    out = conv(data.x, data.edge_index)
+    assert out.shape == (12, 5) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(p.grad is not None for p in conv.parameters() if p.requires_grad)

@@ -1,0 +1,217 @@
+import math
+
+import pytest
+import torch
+from torch_geometric.nn import GINConv, GraphConv
+from torch_geometric.nn.aggr import LCMAggregation as PyGLCMAggregation
+from torch_geometric.utils import scatter
+
+from graphlab.aggr import LCMAggregation
+from graphlab.aggr.lcm import tree_reduce
+from graphlab.testing import CHECKS, INDEX_MUTATIONS, LayerCase, conformance_params, random_graph
+
+
+def _dense_graph(seed: int):
+    n = 7 + seed % 5
+    return random_graph(n, num_edges=4 * n, in_channels=8, seed=seed)
+
+
+def _short_batch(b):
+    b.batch = b.batch[:-1]
+    return b
+
+
+def _bad_target(b):
+    b.edge_index = b.edge_index.clone()
+    b.edge_index[1, 0] = b.num_nodes + 5
+    return b
+
+
+def _integer_x(b):
+    b.x = b.x.round().long()
+    return b
+
+
+READOUT_BAD = {**INDEX_MUTATIONS, "index_wrong_length": _short_batch, "x_integer": _integer_x}
+NEIGHBOUR_BAD = {"target_out_of_range": _bad_target, "x_integer": _integer_x}
+
+CASES = [
+    LayerCase(name=f"lcm-{combine}-readout",
+              make_module=lambda combine=combine: LCMAggregation(8, 6, combine=combine),
+              forward=lambda m, b: m(b.x, b.batch, dim_size=b.num_graphs),
+              levels=("graph",), make_graph=_dense_graph, bad_inputs=READOUT_BAD)
+    for combine in ("gru", "mlp")
+] + [
+    LayerCase(name="lcm-gru-neighbours", make_module=lambda: LCMAggregation(8, 6),
+              forward=lambda m, b: m(b.x[b.edge_index[0]], b.edge_index[1],
+                                     dim_size=b.num_nodes),
+              levels=("node",), make_graph=_dense_graph, bad_inputs=NEIGHBOUR_BAD),
+]
+
+
+@pytest.mark.parametrize("case,check", conformance_params(CASES))
+def test_conformance(case, check):
+    CHECKS[check](case)
+
+
+def _reference_tree(rows: list[torch.Tensor], combine) -> torch.Tensor:
+    """Level-by-level pairing of one multiset, written with Python lists."""
+    while len(rows) > 1:
+        nxt = [combine(rows[i], rows[i + 1]) for i in range(0, len(rows) - 1, 2)]
+        if len(rows) % 2:
+            nxt.append(rows[-1])
+        rows = nxt
+    return rows[0]
+
+
+def test_tree_matches_per_segment_reference():
+    torch.manual_seed(0)
+    aggr = LCMAggregation(4, 5, order="input").eval()
+    index = torch.randint(0, 9, (60,))
+    x = torch.randn(60, 4)
+    out = aggr(x, index, dim_size=11)
+    h = aggr.lin(x).relu()
+    for s in range(11):
+        rows = list(h[index == s].unbind(0))
+        expect = aggr.identity if not rows else _reference_tree(
+            [r[None] for r in rows], aggr.combine)[0]
+        assert torch.allclose(out[s], expect, atol=1e-6)
+
+
+def test_sequential_steps_equal_ceil_log2_degree():
+    gen = torch.Generator().manual_seed(1)
+    degrees = torch.tensor([0, 1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 100, 1000])
+    index = torch.repeat_interleave(torch.arange(degrees.numel()), degrees)
+    index = index[torch.randperm(index.numel(), generator=gen)]  # unsorted on purpose
+    x = torch.zeros(index.numel(), 1)
+    # combine = 1 + max depth of its operands, so the result is the depth of the tree actually built
+    depth, steps = tree_reduce(x, index, degrees.numel(), lambda a, b: torch.maximum(a, b) + 1,
+                               torch.zeros(1), return_steps=True)
+    expect = torch.tensor([math.ceil(math.log2(d)) if d > 0 else 0 for d in degrees.tolist()])
+    assert torch.equal(steps, expect)
+    assert torch.equal(depth.squeeze(-1).long(), expect)
+
+
+def test_tree_with_sum_is_segment_sum():
+    gen = torch.Generator().manual_seed(2)
+    index = torch.randint(0, 30, (500,), generator=gen)
+    x = torch.randn(500, 3, generator=gen, dtype=torch.float64)
+    out = tree_reduce(x, index, 32, torch.add, torch.zeros(3, dtype=torch.float64))
+    assert torch.allclose(out, scatter(x, index, 0, 32, "sum"))
+
+
+@pytest.mark.parametrize("combine", ["gru", "mlp"])
+def test_operator_is_exactly_commutative(combine):
+    torch.manual_seed(3)
+    aggr = LCMAggregation(4, 16, combine=combine)
+    a, b = torch.randn(257, 16), torch.randn(257, 16)
+    assert torch.equal(aggr.combine(a, b), aggr.combine(b, a))
+    assert not torch.equal(aggr.combine(a, b), aggr.combine(a, a))
+
+
+def _composition_gap(aggr, sort: bool) -> float:
+    """Same 3-element neighbourhood (node 0) next to a node of degree 3 and of degree 9."""
+    gen = torch.Generator().manual_seed(4)
+    own = torch.randn(3, 4, generator=gen)
+    outs = []
+    for other_degree in (3, 9):
+        x = torch.cat([own, torch.randn(other_degree, 4, generator=gen)])
+        index = torch.cat([torch.zeros(3, dtype=torch.long),
+                           torch.ones(other_degree, dtype=torch.long)])
+        if not sort:  # ours accepts any order: interleave the two neighbourhoods
+            perm = torch.randperm(index.numel(), generator=gen)
+            x, index = x[perm], index[perm]
+        outs.append(aggr(x, index, dim_size=2)[0])
+    return float((outs[0] - outs[1]).abs().max())
+
+
+def test_batch_composition_regression_against_pyg():
+    torch.manual_seed(5)
+    ours = LCMAggregation(4, 4).eval()
+    pyg = PyGLCMAggregation(4, 4).eval()
+    with torch.no_grad():
+        assert _composition_gap(ours, sort=False) < 1e-6
+        # PyG pads every neighbourhood with zeros to the batch's largest degree, so node 0's
+        # output changes with its neighbour's degree (this documents the defect we fix).
+        assert _composition_gap(pyg, sort=True) > 1e-3
+
+
+def test_order_invariance_of_value_order():
+    torch.manual_seed(6)
+    aggr = LCMAggregation(4, 8).eval()
+    index = torch.randint(0, 5, (40,))
+    x = torch.randn(40, 4)
+    perm = torch.randperm(40)
+    with torch.no_grad():
+        assert torch.allclose(aggr(x, index, dim_size=5), aggr(x[perm], index[perm], dim_size=5),
+                              atol=1e-6)
+
+
+def test_empty_neighbourhoods_get_learned_identity():
+    torch.manual_seed(7)
+    aggr = LCMAggregation(4, 3)
+    with torch.no_grad():
+        aggr.identity.copy_(torch.tensor([1.0, -2.0, 3.0]))
+    x = torch.randn(5, 4, requires_grad=True)
+    index = torch.tensor([0, 0, 2, 2, 2])
+    out = aggr(x, index, dim_size=4)
+    assert torch.equal(out[1], aggr.identity.detach())
+    assert torch.equal(out[3], aggr.identity.detach())
+    out.sum().backward()
+    assert torch.equal(aggr.identity.grad, torch.full((3,), 2.0))  # two empty rows
+    assert torch.isfinite(x.grad).all()
+    # no rows at all
+    empty = aggr(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), dim_size=2)
+    assert empty.shape == (2, 3) and torch.equal(empty[0], aggr.identity.detach())
+
+
+def test_ptr_matches_index():
+    torch.manual_seed(8)
+    aggr = LCMAggregation(4, 6).eval()
+    ptr = torch.tensor([0, 3, 3, 10])
+    x = torch.randn(10, 4)
+    index = torch.tensor([0, 0, 0, 2, 2, 2, 2, 2, 2, 2])
+    assert torch.allclose(aggr(x, ptr=ptr), aggr(x, index, dim_size=3))
+
+
+def test_aux_loss_trains_towards_associativity():
+    torch.manual_seed(9)
+    aggr = LCMAggregation(4, 8).train()
+    x = torch.randn(64, 4)
+    aggr(x, torch.randint(0, 8, (64,)), dim_size=8)
+    gen = torch.Generator().manual_seed(0)
+    first = aggr.aux_loss(generator=gen)
+    assert first.item() > 0
+    opt = torch.optim.Adam(aggr.parameters(), lr=1e-2)
+    for _ in range(50):
+        opt.zero_grad()
+        loss = aggr.aux_loss(generator=torch.Generator().manual_seed(0))
+        loss.backward()
+        opt.step()
+    assert aggr.aux_loss(generator=torch.Generator().manual_seed(0)).item() < 0.5 * first.item()
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="combine"):
+        LCMAggregation(4, 4, combine="lstm")
+    with pytest.raises(ValueError, match="identity"):
+        LCMAggregation(4, 4, identity="ones")
+    aggr = LCMAggregation(4, 4)
+    with pytest.raises(ValueError, match="2-dimensional"):
+        aggr(torch.randn(3, 2, 4), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="ptr"):
+        aggr(torch.randn(3, 4), ptr=torch.tensor([0, 2]))
+
+
+@pytest.mark.parametrize("conv_cls", ["GraphConv", "GINConv"])
+def test_runs_in_stock_pyg_convs(conv_cls):
+    torch.manual_seed(10)
+    data = random_graph(12, in_channels=8, seed=10)
+    if conv_cls == "GraphConv":
+        conv = GraphConv(8, 5, aggr=LCMAggregation(8, 8))
+    else:
+        conv = GINConv(torch.nn.Linear(8, 5), aggr=LCMAggregation(8, 8))
+    out = conv(data.x, data.edge_index)
+    assert out.shape == (12, 5) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(p.grad is not None for p in conv.parameters() if p.requires_grad)

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch_geometric.data import Batch
+
+from graphlab.conv import PathConv
+from graphlab.testing import CHECKS, FEATURE_MUTATIONS, LayerCase, conformance_params, random_graph
+from graphlab.transforms import AddPaths
+
+LENGTH = 2
+
+
+def _bad_path_range(b: Batch) -> Batch:
+    b.path_index_2 = b.path_index_2.clone()
+    b.path_index_2[0, 0] = b.num_nodes + 3
+    return b
+
+
+def _bad_path_shape(b: Batch) -> Batch:
+    b.path_index_2 = b.path_index_2[:, 0]
+    return b
+
+
+def _bad_path_dtype(b: Batch) -> Batch:
+    b.path_index_2 = b.path_index_2.float()
+    return b
+
+
+def _bad_path_edge(b: Batch) -> Batch:
+    b.path_edge_2 = b.path_edge_2.clone()
+    b.path_edge_2[0, 0] = b.edge_index.size(1) + 1
+    return b
+
+
+def _bad_path_dist(b: Batch) -> Batch:
+    b.path_dist_2 = b.path_dist_2[:, :1]
+    return b
+
+
+PATH_MUTATIONS = {"path_index_out_of_range": _bad_path_range,
+                  "path_index_wrong_shape": _bad_path_shape,
+                  "path_index_float": _bad_path_dtype,
+                  "path_edge_out_of_range": _bad_path_edge,
+                  "path_dist_wrong_shape": _bad_path_dist,
+                  **FEATURE_MUTATIONS}
+
+
+def _forward(m, b):
+    return m(b.x, b.path_index_2, b.edge_attr, b.path_edge_2, b.path_dist_2)
+
+
+def _graph(seed: int):
+    return random_graph(6 + seed % 4, in_channels=8, edge_dim=3, seed=seed)
+
+
+CASES = [
+    LayerCase(name=f"path_conv_{kind}",
+              make_module=lambda: PathConv(8, edge_dim=3, max_distance=LENGTH),
+              forward=_forward, levels=("node",), make_graph=_graph,
+              transform=AddPaths(LENGTH, kind=kind), grad_inputs=("x", "edge_attr"),
+              bad_inputs=PATH_MUTATIONS)
+    for kind in ("shortest", "all_shortest", "all_simple")
+]
+
+
+@pytest.mark.parametrize("case,check", conformance_params(CASES))
+def test_conformance(case, check):
+    CHECKS[check](case)
+
+
+def test_matches_per_path_loop():
+    """Reference: run the LSTM on every path separately and sum at the last node."""
+    torch.manual_seed(0)
+    conv = PathConv(8, edge_dim=3, max_distance=3, mlp_layers=1).eval()
+    g = AddPaths(3)(random_graph(7, edge_dim=3, seed=4))
+    for length in (1, 2, 3):
+        index, edge, dist = g[f"path_index_{length}"], g[f"path_edge_{length}"], \
+            g[f"path_dist_{length}"]
+        agg = torch.zeros_like(g.x)
+        for p, e, d in zip(index, edge, dist):
+            steps = []
+            for i in range(length + 1):
+                ef = torch.zeros(3) if i == 0 else g.edge_attr[e[i - 1]]
+                steps.append(torch.cat([g.x[p[i]], ef, conv.distance_embedding.weight[d[i]]]))
+            _, (h, _) = conv.encoder(torch.stack(steps)[None])
+            agg[p[-1]] += h[-1, 0]
+        expected = conv.mlp(conv.norm(g.x + agg))
+        out = conv(g.x, index, g.edge_attr, edge, dist)
+        torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_shared_encoder_and_options():
+    lstm = nn.LSTM(16, 16, batch_first=True)
+    a, b = PathConv(16, encoder=lstm), PathConv(16, encoder=lstm)
+    assert a.encoder is b.encoder
+    with pytest.raises(ValueError, match="encoder"):
+        PathConv(16, edge_dim=4, encoder=lstm)
+    g = AddPaths(1, distance_encoding=False)(random_graph(5, in_channels=16, seed=0))
+    out = PathConv(16, norm=False, mlp_layers=0)(g.x, g.path_index_1)
+    assert out.shape == (5, 16) and bool((out >= 0).all())
+    with pytest.raises(ValueError, match="path_dist"):
+        PathConv(16, max_distance=2)(g.x, g.path_index_1)
+    with pytest.raises(ValueError, match="edge_attr"):
+        PathConv(16, edge_dim=2)(g.x, g.path_index_1)
+    assert repr(a) == "PathConv(16, edge_dim=None, max_distance=None)"

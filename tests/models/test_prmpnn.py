@@ -1,0 +1,93 @@
+"""PR-MPNN end to end: conformance in eval mode, training signal, registry."""
+
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from graphlab.datasets.spec import TaskSpec
+from graphlab.models import PRMPNN, build_model
+from graphlab.rewiring import EdgeCandidates
+from graphlab.testing import CHECKS, LayerCase, conformance_params
+from graphlab.testing.graphs import random_graph
+
+
+def _model(rewire: bool = True, **kw) -> PRMPNN:
+    kw = {"k_add": 3, "k_delete": 2, "num_samples": 2, "num_candidates": None,
+          "heuristic": "all", **kw}
+    return PRMPNN(8, 16, 3, num_layers=2, upstream_layers=1, rewire=rewire, **kw)
+
+
+# torch.compile of the whole model runs (dynamo splits it at the data-dependent shapes of
+# torch.unique / nonzero / per-graph budgets) but takes ~50 s on one core, too slow for the unit
+# suite; its compute layer WeightedGINEConv is compile-checked in tests/conv.
+COMPILE_SKIP = {"compile": "whole-model compile takes ~50 s (graph breaks at data-dependent "
+                           "shapes); the layer WeightedGINEConv is compile-checked"}
+CASES = [
+    LayerCase(name="prmpnn", make_module=_model, forward=lambda m, b: m(b), levels=("graph",),
+              skip=COMPILE_SKIP),
+    LayerCase(name="prmpnn-node", make_module=lambda: _model(readout="node"),
+              forward=lambda m, b: m(b), levels=("node",),
+              skip={**COMPILE_SKIP, "isolated_nodes": "isolated nodes are legitimate rewiring "
+                    "candidates, so adding them may (and should) change the rewired graph"}),
+]
+
+
+@pytest.mark.parametrize("case,check", conformance_params(CASES))
+def test_conformance(case, check):
+    CHECKS[check](case)
+
+
+def test_training_step_reduces_loss_and_updates_the_scorer():
+    graphs = [EdgeCandidates(10, "distance")(random_graph(6 + i % 4, in_channels=8, seed=i))
+              for i in range(8)]
+    batch = Batch.from_data_list(graphs)
+    y = torch.arange(8) % 3
+    torch.manual_seed(0)
+    model = _model().train()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    gen = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(batch, gen), y)
+        loss.backward()
+        losses.append(loss.item())
+        scorer_grad = sum(p.grad.abs().sum() for p in model.rewirer.scorer.parameters()
+                          if p.grad is not None)
+        assert scorer_grad > 0
+        opt.step()
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_precomputed_and_on_the_fly_candidates_agree():
+    graphs = [random_graph(n, in_channels=8, seed=n) for n in (6, 9)]
+    model = _model(num_candidates=5, heuristic="distance").eval()
+    plain = Batch.from_data_list(graphs)
+    pre = Batch.from_data_list([EdgeCandidates(5, "distance")(g.clone()) for g in graphs])
+    with torch.no_grad():
+        torch.testing.assert_close(model(plain), model(pre))
+
+
+def test_registry_builds_prmpnn():
+    spec = TaskSpec(level="graph", in_channels=8, out_channels=2, loss="ce", metric="acc")
+    model = build_model("prmpnn", spec, hidden_channels=16, k_add=2, num_layers=2)
+    assert isinstance(model, PRMPNN)
+    out = model.eval()(Batch.from_data_list([random_graph(7, in_channels=8, seed=0)]))
+    assert out.shape == (1, 2)
+
+
+def test_molecular_inputs():
+    spec = TaskSpec(level="graph", in_channels=9, out_channels=1, loss="bce", metric="rocauc",
+                    edge_dim=3, molecular=True)
+    model = build_model("prmpnn", spec, hidden_channels=16, k_add=2, k_delete=1)
+    g = random_graph(6, in_channels=9, seed=0)
+    g.x = torch.zeros(6, 9, dtype=torch.long)
+    g.edge_attr = torch.zeros(g.edge_index.size(1), 3, dtype=torch.long)
+    assert model(Batch.from_data_list([g, g])).shape == (2, 1)
+    with pytest.raises(ValueError, match="integer"):
+        model(Batch.from_data_list([random_graph(6, in_channels=9, seed=0)]))
+
+
+def test_bad_readout():
+    with pytest.raises(ValueError, match="readout"):
+        _model(readout="max")

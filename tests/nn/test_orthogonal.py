@@ -1,0 +1,66 @@
+"""Orthogonal parametrisations and the safe symmetric inverse square root."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from graphlab.nn.orthogonal import (
+    cayley_orthogonal,
+    householder_orthogonal,
+    num_orthogonal_params,
+    orthogonal_from_params,
+    sym_inv_sqrt,
+)
+
+DT = torch.float64
+
+
+@pytest.mark.parametrize("fn", [householder_orthogonal, cayley_orthogonal])
+@pytest.mark.parametrize("dim", [1, 2, 3, 5])
+def test_orthogonal_and_gradcheck(fn, dim):
+    params = torch.randn(6, num_orthogonal_params(dim), dtype=DT,
+                         generator=torch.Generator().manual_seed(dim))
+    q = fn(params, dim)
+    assert q.shape == (6, dim, dim)
+    assert (q @ q.mT - torch.eye(dim, dtype=DT)).abs().max() < 1e-12
+    if dim > 1:
+        assert torch.autograd.gradcheck(lambda p: fn(p, dim), (params.requires_grad_(True),))
+
+
+def test_parametrisations_reach_their_groups():
+    # Cayley: rotations (det +1); Householder with d reflections: det (-1)^d
+    p = torch.randn(50, 3, dtype=DT, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(torch.linalg.det(cayley_orthogonal(p, 3)), torch.ones(50, dtype=DT))
+    torch.testing.assert_close(torch.linalg.det(householder_orthogonal(p, 3)),
+                               -torch.ones(50, dtype=DT))
+    with pytest.raises(ValueError, match="householder"):
+        orthogonal_from_params(p, 3, "euler")
+
+
+def test_gradients_finite_where_all_singular_values_coincide():
+    # params = 0: every map is +-I, all singular values equal 1
+    params = torch.zeros(4, 3, dtype=DT, requires_grad=True)
+    for fn in (householder_orthogonal, cayley_orthogonal):
+        fn(params, 3).sum().backward()
+        assert bool(torch.isfinite(params.grad).all())
+        params.grad = None
+
+
+@pytest.mark.parametrize("case", ["generic", "repeated", "scalar_identity"])
+def test_sym_inv_sqrt(case):
+    gen = torch.Generator().manual_seed(0)
+    if case == "generic":
+        a = torch.randn(5, 3, 3, dtype=DT, generator=gen)
+        a = a @ a.mT + 0.5 * torch.eye(3, dtype=DT)
+    elif case == "repeated":  # eigenvalues (2, 2, 5)
+        q, _ = torch.linalg.qr(torch.randn(5, 3, 3, dtype=DT, generator=gen))
+        a = q @ torch.diag(torch.tensor([2.0, 2.0, 5.0], dtype=DT)) @ q.mT
+    else:
+        a = 3 * torch.eye(3, dtype=DT).repeat(5, 1, 1)
+    y = sym_inv_sqrt(a)
+    torch.testing.assert_close(y @ a @ y, torch.eye(3, dtype=DT).expand(5, 3, 3))
+    a = a.clone().requires_grad_(True)
+    # gradcheck on symmetric perturbations, including at coinciding eigenvalues
+    assert torch.autograd.gradcheck(lambda m: sym_inv_sqrt(0.5 * (m + m.mT)), (a,))
+    assert sym_inv_sqrt(torch.empty(0, 3, 3)).shape == (0, 3, 3)

@@ -1,0 +1,75 @@
+"""Candidate non-edges chosen with tensor ops."""
+
+import itertools
+
+import networkx as nx
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+from torch_geometric.utils import to_networkx
+
+from graphlab.rewiring import EdgeCandidates, edge_candidates
+from graphlab.testing.graphs import random_graph
+
+
+def _pairs(cand: torch.Tensor) -> set[tuple[int, int]]:
+    return {(int(u), int(v)) for u, v in cand.t()}
+
+
+def test_all_heuristic_returns_every_non_edge():
+    g = random_graph(9, seed=3)
+    cand = edge_candidates(g.edge_index, g.num_nodes)
+    edges = {(min(u, v), max(u, v)) for u, v in g.edge_index.t().tolist()}
+    expected = {(u, v) for u, v in itertools.combinations(range(9), 2)} - edges
+    assert _pairs(cand) == expected
+
+
+def test_distance_heuristic_picks_the_farthest_pairs():
+    path = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6]])
+    path = torch.cat([path, path.flip(0)], dim=1)
+    data = EdgeCandidates(num_candidates=3, heuristic="distance")(Data(edge_index=path,
+                                                                          num_nodes=8))
+    # node 7 is isolated: its 7 pairs are unreachable (farthest); ties broken by node order
+    assert _pairs(data.cand_index) == {(0, 7), (1, 7), (2, 7)}
+    cand = edge_candidates(path, 7, num_candidates=3, heuristic="distance")
+    assert _pairs(cand) == {(0, 6), (0, 5), (1, 6)}
+
+
+def test_distances_match_networkx():
+    from graphlab.rewiring.candidates import _hop_distances
+
+    g = random_graph(12, num_edges=14, seed=5)
+    local = torch.arange(12)
+    dist = _hop_distances(local, torch.zeros(12, dtype=torch.long), g.edge_index, 1, 12)[0]
+    lengths = dict(nx.all_pairs_shortest_path_length(to_networkx(g, to_undirected=True)))
+    for u, v in itertools.product(range(12), repeat=2):
+        expected = lengths[u].get(v, float("inf"))
+        assert dist[u, v].item() == expected
+
+
+def test_batched_candidates_equal_per_graph_candidates():
+    graphs = [random_graph(n, seed=n) for n in (5, 9, 7)]
+    transform = EdgeCandidates(num_candidates=6, heuristic="distance")
+    batch = Batch.from_data_list([transform(g.clone()) for g in graphs])
+    cand = edge_candidates(batch.edge_index, batch.num_nodes, batch.batch, 6, "distance")
+    assert torch.equal(cand, batch.cand_index)
+    counts = torch.bincount(batch.batch[cand[0]], minlength=3)
+    assert counts.tolist() == [min(6, 5 * 4 // 2 - graphs[0].edge_index.size(1) // 2), 6, 6]
+
+
+def test_capped_all_is_seeded():
+    g = random_graph(10, seed=1)
+    a = EdgeCandidates(5, "all", seed=3)(g.clone()).cand_index
+    b = EdgeCandidates(5, "all", seed=3)(g.clone()).cand_index
+    assert torch.equal(a, b) and a.size(1) == 5
+    assert (a[0] < a[1]).all()
+
+
+def test_empty_and_bad_inputs():
+    assert edge_candidates(torch.empty(2, 0, dtype=torch.long), 0).shape == (2, 0)
+    single = edge_candidates(torch.empty(2, 0, dtype=torch.long), 1)
+    assert single.shape == (2, 0)
+    with pytest.raises(ValueError, match="heuristic"):
+        EdgeCandidates(3, heuristic="curvature")
+    with pytest.raises(ValueError, match="range"):
+        edge_candidates(torch.tensor([[0], [5]]), 3)

@@ -1,0 +1,122 @@
+"""ProbabilisticRewirer: index arithmetic over samples and graphs, batch-composition invariance."""
+
+import pytest
+import torch
+from torch import nn
+from torch_geometric.data import Batch
+
+from graphlab.rewiring import EdgeCandidates, EdgeScorer, ProbabilisticRewirer
+from graphlab.testing.graphs import random_graph
+
+TRANSFORM = EdgeCandidates(num_candidates=12, heuristic="distance")
+
+
+def _graphs(sizes, seed=0):
+    return [TRANSFORM(random_graph(n, in_channels=8, seed=seed + i)) for i, n in enumerate(sizes)]
+
+
+def _rewirer(k_add=3, k_delete=2, num_samples=2, estimator="simple"):
+    torch.manual_seed(0)
+    return ProbabilisticRewirer(EdgeScorer(8, 16, num_layers=1), k_add, k_delete, num_samples,
+                                estimator)
+
+
+def _run(rewirer, batch, generator=None):
+    return rewirer(batch.x, batch.edge_index, batch.batch, None, batch.cand_index,
+                   batch.num_graphs, generator)
+
+
+def test_training_layout_and_exact_budgets():
+    graphs = _graphs([6, 9, 7])
+    batch = Batch.from_data_list(graphs)
+    rew = _rewirer().train()
+    out = _run(rew, batch, torch.Generator().manual_seed(0))
+    S, G, N = 2, 3, batch.num_nodes
+    assert out.num_graphs == S * G and out.num_samples == S
+    assert out.node_index.tolist() == list(range(N)) * S
+    assert out.batch.tolist() == [s * G + int(b) for s in range(S) for b in batch.batch]
+    # edges stay inside their own copy of their own graph
+    assert torch.equal(out.batch[out.edge_index[0]], out.batch[out.edge_index[1]])
+    added = out.edge_origin < 0
+    g_of_edge = out.batch[out.edge_index[0]]
+    n_added = torch.bincount(g_of_edge[added], weights=out.edge_weight[added].detach(),
+                             minlength=S * G)
+    n_kept = torch.bincount(g_of_edge[~added], weights=out.edge_weight[~added].detach(),
+                            minlength=S * G)
+    edges_per_graph = torch.bincount(batch.batch[batch.edge_index[0]], minlength=G).repeat(S)
+    assert n_added.tolist() == [2.0 * 3] * (S * G)          # k_add pairs, both directions
+    assert (edges_per_graph - n_kept).tolist() == [2.0 * 2] * (S * G)  # k_delete pairs
+    # every candidate and existing edge is present in training, so all logits get gradients
+    assert out.edge_index.size(1) == S * (batch.edge_index.size(1) + 2 * batch.cand_index.size(1))
+
+
+def test_gradients_reach_the_scorer():
+    batch = Batch.from_data_list(_graphs([6, 8]))
+    for estimator in ("simple", "imle", "gumbel_softmax"):
+        rew = _rewirer(estimator=estimator).train()
+        out = _run(rew, batch, torch.Generator().manual_seed(1))
+        target = torch.randn(out.edge_weight.shape, generator=torch.Generator().manual_seed(2))
+        (out.edge_weight * target).sum().backward()
+        grads = [p.grad for p in rew.scorer.parameters() if p.grad is not None]
+        assert grads and sum(g.abs().sum() for g in grads) > 0, estimator
+
+
+def test_seeded_training_samples_are_reproducible():
+    batch = Batch.from_data_list(_graphs([7, 7]))
+    rew = _rewirer().train()
+    a = _run(rew, batch, torch.Generator().manual_seed(5)).edge_weight
+    b = _run(rew, batch, torch.Generator().manual_seed(5)).edge_weight
+    assert torch.equal(a, b)
+
+
+def test_eval_batch_composition_invariance():
+    target, *others = _graphs([7, 5, 9, 6], seed=3)
+    rew = _rewirer(num_samples=4).eval()
+    with torch.no_grad():
+        alone = _run(rew, Batch.from_data_list([target]))
+        for graphs in ([others[0], target, others[1]], [others[2], others[1], target]):
+            batch = Batch.from_data_list(graphs)
+            mixed = _run(rew, batch)
+            pos = graphs.index(target)
+            offset = int(batch.ptr[pos])
+            keep = mixed.batch[mixed.edge_index[0]] == pos
+            edges = mixed.edge_index[:, keep] - offset
+            got = {(int(u), int(v), float(w)) for (u, v), w in zip(edges.t(), mixed.edge_weight[keep])}
+            ref = {(int(u), int(v), float(w)) for (u, v), w in zip(alone.edge_index.t(),
+                                                                   alone.edge_weight)}
+            assert got == ref
+
+
+def test_eval_drops_zero_weight_edges_and_uses_one_copy():
+    batch = Batch.from_data_list(_graphs([6, 8]))
+    out = _run(_rewirer(num_samples=3).eval(), batch)
+    assert out.num_samples == 1 and (out.edge_weight == 1).all()
+    n_orig = batch.edge_index.size(1)
+    assert out.edge_index.size(1) == n_orig - 2 * 2 * 2 + 2 * 3 * 2
+
+
+def test_variable_candidate_counts_use_masks():
+    # graph 0 has only 1 candidate pair, graph 1 many: k_add is clipped per graph by the mask
+    dense = torch.tensor([[0, 1, 1, 2, 0, 2], [1, 0, 2, 1, 2, 0]])  # triangle: no candidates
+    path = torch.tensor([[3, 4, 4, 5], [4, 3, 5, 4]])               # path 3-4-5: 1 candidate
+    big = random_graph(8, seed=2)
+    edge_index = torch.cat([dense, path, big.edge_index + 6], dim=1)
+    batch = torch.tensor([0, 0, 0, 1, 1, 1] + [2] * 8)
+    x = torch.randn(14, 8)
+    rew = _rewirer(k_add=3, k_delete=0).train()
+    out = rew(x, edge_index, batch, num_graphs=3, generator=torch.Generator().manual_seed(0))
+    added = out.edge_origin < 0
+    per_graph = torch.bincount(out.batch[out.edge_index[0]][added],
+                               weights=out.edge_weight[added].detach(), minlength=6)
+    assert per_graph.view(2, 3).tolist() == [[0.0, 2.0, 6.0]] * 2
+
+
+def test_bad_inputs():
+    rew = _rewirer()
+    batch = Batch.from_data_list(_graphs([6]))
+    with pytest.raises(ValueError, match="edge_index"):
+        rew(batch.x, batch.edge_index.float())
+    with pytest.raises(ValueError, match="cand_index"):
+        rew(batch.x, batch.edge_index, cand_index=torch.tensor([[0], [99]]))
+    with pytest.raises(ValueError, match="non-negative"):
+        ProbabilisticRewirer(nn.Identity(), -1, 0)

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+from torch_geometric.loader import DataLoader
+
+from graphlab.testing import random_graph
+from graphlab.transforms import AddPaths
+from graphlab.transforms.add_paths import PathData, get_paths, parse_path_key, path_keys
+from graphlab.utils.paths import enumerate_paths
+
+
+@pytest.mark.parametrize("kind", ["shortest", "all_shortest", "all_simple"])
+def test_attributes_match_function_form(kind):
+    g = random_graph(9, edge_dim=3, seed=1)
+    out = AddPaths(3, kind=kind)(g.clone())
+    assert isinstance(out, PathData)
+    ref = enumerate_paths(g.edge_index, 9, 3, kind=kind, distance_encoding=True,
+                          node_key=None if kind != "shortest" else
+                          __import__("graphlab.utils.paths", fromlist=["x"]).feature_node_keys(g.x))
+    for length in range(1, 4):
+        index, edge, dist = get_paths(out, length)
+        assert index.shape[1] == length + 1 and edge.shape[1] == length
+        assert torch.equal(index, ref.nodes[length - 1])
+        assert torch.equal(edge, ref.edges[length - 1])
+        assert torch.equal(dist, ref.dists[length - 1])
+    assert torch.equal(out.x, g.x) and torch.equal(out.edge_attr, g.edge_attr)
+
+
+def test_without_distance_encoding():
+    out = AddPaths(2, distance_encoding=False)(random_graph(6, seed=0))
+    assert "path_dist_1" not in out and "path_index_2" in out
+    assert get_paths(out, 2)[2] is None
+    with pytest.raises(ValueError, match="AddPaths"):
+        get_paths(out, 3)
+
+
+@pytest.mark.parametrize("kind", ["shortest", "all_shortest", "all_simple"])
+def test_batching_offsets(kind):
+    t = AddPaths(3, kind=kind)
+    graphs = [t(random_graph(5 + k, edge_dim=2, seed=k)) for k in range(4)]
+    graphs.insert(2, t(Data(x=torch.randn(0, 8), edge_index=torch.empty(2, 0, dtype=torch.long),
+                            edge_attr=torch.randn(0, 2), num_nodes=0)))
+    batch = next(iter(DataLoader(graphs, batch_size=len(graphs))))
+    whole = t(Data(x=batch.x, edge_index=batch.edge_index, edge_attr=batch.edge_attr,
+                   num_nodes=batch.num_nodes))
+    node_off, edge_off = 0, 0
+    for length in range(1, 4):
+        parts = {"index": [], "edge": [], "dist": []}
+        node_off = edge_off = 0
+        for g in graphs:
+            index, edge, dist = get_paths(g, length)
+            parts["index"].append(index + node_off)
+            parts["edge"].append(edge + edge_off)
+            parts["dist"].append(dist)
+            node_off += g.num_nodes
+            edge_off += g.edge_index.size(1)
+        index, edge, dist = get_paths(batch, length)
+        assert torch.equal(index, torch.cat(parts["index"]))
+        assert torch.equal(edge, torch.cat(parts["edge"]))
+        assert torch.equal(dist, torch.cat(parts["dist"]))
+        # transforming the batched graph gives the same path set (enumeration is per component)
+        w_index, w_edge, _ = get_paths(whole, length)
+        assert sorted(map(tuple, w_edge.tolist())) == sorted(map(tuple, edge.tolist()))
+        assert sorted(map(tuple, w_index.tolist())) == sorted(map(tuple, index.tolist()))
+    # the batch round-trips: slicing gives the per-graph tensors back
+    for k, g in enumerate(graphs):
+        assert torch.equal(batch.get_example(k).path_index_3, g.path_index_3)
+
+
+def test_batching_is_explicit_not_by_name():
+    assert parse_path_key("path_index_3") == ("index", 3)
+    assert parse_path_key("path_edge_12") == ("edge", 12)
+    assert parse_path_key("path_dist_1") == ("dist", 1)
+    for other in ("my_path_index_3", "path_index_", "path_index_0", "path_indices_2", "index"):
+        assert parse_path_key(other) is None
+    assert path_keys(2) == ("path_index_2", "path_edge_2", "path_dist_2")
+    # an unrelated attribute that merely contains "path" keeps PyG's default batching
+    g1 = AddPaths(1)(random_graph(4, seed=0))
+    g2 = AddPaths(1)(random_graph(5, seed=1))
+    for g in (g1, g2):
+        g.pathway_score = torch.ones(1, 3)
+    b = Batch.from_data_list([g1, g2])
+    assert b.pathway_score.shape == (2, 3)
+    assert g1.__inc__("path_dist_1", g1.path_dist_1) == 0
+    assert g1.__inc__("path_edge_1", g1.path_edge_1) == g1.edge_index.size(1)
+    assert g1.__cat_dim__("path_index_1", g1.path_index_1) == 0
+
+
+def test_max_paths_per_node_warns():
+    g = random_graph(8, num_edges=40, seed=0)
+    with pytest.warns(UserWarning, match="max_paths_per_node"):
+        out = AddPaths(3, max_paths_per_node=2)(g)
+    assert int(torch.bincount(out.path_index_3[:, -1]).max()) <= 2
+
+
+def test_invalid_arguments_and_repr():
+    with pytest.raises(ValueError, match="kind"):
+        AddPaths(3, kind="walks")
+    with pytest.raises(ValueError, match="max_length"):
+        AddPaths(0)
+    assert repr(AddPaths(2, kind="shortest")).startswith("AddPaths(max_length=2, kind='shortest'")
+    bad = random_graph(5, seed=0)
+    bad.edge_index = bad.edge_index.clone()
+    bad.edge_index[0, 0] = 17
+    with pytest.raises(ValueError, match="edge_index"):
+        AddPaths(2)(bad)

@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+
+import networkx as nx
+import pytest
+import torch
+
+from graphlab.utils.paths import (
+    enumerate_paths,
+    lookup_distance,
+    shortest_path_distances,
+    wl_node_keys,
+)
+
+
+def _random_multigraph(seed: int, max_nodes: int = 9, max_edges: int = 22,
+                       undirected: bool = False) -> tuple[torch.Tensor, int]:
+    """Random (multi-)graph with self-loops, parallel edges, isolated nodes and components."""
+    gen = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(1, max_nodes + 1, (1,), generator=gen))
+    m = int(torch.randint(0, max_edges + 1, (1,), generator=gen))
+    # nodes >= n - 2 stay isolated half of the time
+    hi = max(1, n - 2) if seed % 2 else n
+    ei = torch.randint(0, hi, (2, m), generator=gen)
+    if undirected:
+        ei = torch.cat([ei, ei.flip(0)], dim=1)
+    return ei, n
+
+
+def _to_nx(ei: torch.Tensor, n: int) -> nx.MultiDiGraph:
+    g = nx.MultiDiGraph()
+    g.add_nodes_from(range(n))
+    for e, (s, t) in enumerate(ei.t().tolist()):
+        g.add_edge(s, t, key=e)
+    return g
+
+
+def _nx_simple(g: nx.MultiDiGraph, n: int, length: int) -> Counter:
+    ref: Counter = Counter()
+    for s in range(n):
+        for t in range(n):
+            if s != t:
+                for p in nx.all_simple_edge_paths(g, s, t, cutoff=length):
+                    if len(p) == length:
+                        ref[tuple(k for _, _, k in p)] += 1
+    return ref
+
+
+def _nx_all_shortest(g: nx.MultiDiGraph, n: int, length: int) -> Counter:
+    """Node sequences of all shortest paths of ``length`` edges, counted once per edge choice."""
+    simple = nx.DiGraph(g)
+    ref: Counter = Counter()
+    for s, dists in nx.all_pairs_shortest_path_length(simple):
+        for t, d in dists.items():
+            if d == length and s != t:
+                for p in nx.all_shortest_paths(simple, s, t):
+                    mult = 1
+                    for a, b in zip(p[:-1], p[1:]):
+                        mult *= g.number_of_edges(a, b)
+                    ref[tuple(p)] += mult
+    return ref
+
+
+@pytest.mark.parametrize("undirected", [False, True])
+def test_all_simple_matches_networkx(undirected):
+    for seed in range(40):
+        ei, n = _random_multigraph(seed, undirected=undirected)
+        g = _to_nx(ei, n)
+        paths = enumerate_paths(ei, n, 4, kind="all_simple")
+        for length in range(1, 5):
+            nodes, edges = paths.nodes[length - 1], paths.edges[length - 1]
+            assert nodes.shape == (edges.size(0), length + 1)
+            # edges and nodes agree: edge i joins node i -> node i + 1
+            assert torch.equal(ei[0, edges], nodes[:, :-1])
+            assert torch.equal(ei[1, edges], nodes[:, 1:])
+            ours = Counter(tuple(r) for r in edges.tolist())
+            assert ours == _nx_simple(g, n, length), (seed, length)
+
+
+@pytest.mark.parametrize("undirected", [False, True])
+def test_all_shortest_matches_networkx(undirected):
+    for seed in range(40):
+        ei, n = _random_multigraph(seed, undirected=undirected)
+        g = _to_nx(ei, n)
+        paths = enumerate_paths(ei, n, 4, kind="all_shortest")
+        for length in range(1, 5):
+            ours = Counter(tuple(r) for r in paths.nodes[length - 1].tolist())
+            assert ours == _nx_all_shortest(g, n, length), (seed, length)
+
+
+def test_shortest_picks_one_shortest_path_per_pair():
+    for seed in range(30):
+        ei, n = _random_multigraph(seed, undirected=seed % 3 == 0)
+        g = _to_nx(ei, n)
+        paths = enumerate_paths(ei, n, 4, kind="shortest")
+        for length in range(1, 5):
+            ref = _nx_all_shortest(g, n, length)
+            ours = [tuple(r) for r in paths.nodes[length - 1].tolist()]
+            assert all(p in ref for p in ours)
+            assert sorted((p[0], p[-1]) for p in ours) == sorted({(p[0], p[-1]) for p in ref})
+
+
+def test_distance_encoding_matches_networkx():
+    for seed in range(15):
+        ei, n = _random_multigraph(seed)
+        simple = nx.DiGraph(_to_nx(ei, n))
+        sp = dict(nx.all_pairs_shortest_path_length(simple))
+        for kind in ("all_simple", "all_shortest"):
+            paths = enumerate_paths(ei, n, 3, kind=kind, distance_encoding=True)
+            for nodes, dists in zip(paths.nodes, paths.dists):
+                for p, d in zip(nodes.tolist(), dists.tolist()):
+                    assert d == [sp[u][p[-1]] for u in p]
+
+
+def test_sparse_distances_match_networkx():
+    ei, n = _random_multigraph(3, max_nodes=12, max_edges=30)
+    keys, dist = shortest_path_distances(ei, n, max_distance=3)
+    simple = nx.DiGraph(_to_nx(ei, n))
+    expected = {(v, u): d for u, row in nx.all_pairs_shortest_path_length(simple, cutoff=3)
+                for v, d in row.items()}
+    got = {(int(k) // n, int(k) % n): int(d) for k, d in zip(keys, dist)}
+    assert got == expected
+    query = torch.tensor([0 * n + 0, n * n - 1])
+    assert lookup_distance(keys, dist, query)[0] == 0
+
+
+def test_batched_enumeration_equals_per_graph():
+    graphs = [_random_multigraph(s, undirected=True) for s in range(5)]
+    offsets, total, eoff = [], 0, 0
+    parts = []
+    for ei, n in graphs:
+        offsets.append((total, eoff))
+        parts.append(ei + total)
+        total += n
+        eoff += ei.size(1)
+    big = torch.cat(parts, dim=1)
+    for kind in ("all_simple", "all_shortest", "shortest"):
+        batched = enumerate_paths(big, total, 3, kind=kind)
+        for length in range(1, 4):
+            expected: Counter = Counter()
+            for (ei, n), (_, off) in zip(graphs, offsets):
+                single = enumerate_paths(ei, n, 3, kind=kind)
+                for row in (single.edges[length - 1] + off).tolist():
+                    expected[tuple(row)] += 1
+            got = Counter(tuple(r) for r in batched.edges[length - 1].tolist())
+            assert got == expected
+
+
+def _relabel(ei: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """New node i is old node perm[i]."""
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(perm.numel())
+    return inv[ei]
+
+
+def test_shortest_is_canonical_under_relabelling():
+    # distinct node features -> distinct WL keys -> the chosen paths map exactly
+    for seed in range(20):
+        ei, n = _random_multigraph(seed, max_nodes=10, max_edges=25, undirected=True)
+        gen = torch.Generator().manual_seed(100 + seed)
+        key = torch.randperm(n, generator=gen)
+        perm = torch.randperm(n, generator=gen)
+        eperm = torch.randperm(ei.size(1), generator=gen)
+        a = enumerate_paths(ei, n, 4, kind="shortest", node_key=key)
+        b = enumerate_paths(_relabel(ei, perm)[:, eperm], n, 4, kind="shortest",
+                            node_key=key[perm])
+        for pa, pb in zip(a.nodes, b.nodes):
+            mapped = sorted(tuple(r) for r in perm[pb].tolist())
+            assert mapped == sorted(tuple(r) for r in pa.tolist())
+
+
+def test_shortest_key_multiset_invariant_with_automorphic_ties():
+    # no node features: ties between WL-equal nodes (e.g. the two routes around a 4-cycle) are
+    # broken by enumeration order, but the multiset of WL-key sequences is label-independent
+    cycle = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]])
+    ladder = torch.cat([cycle, torch.tensor([[0, 3], [3, 0]])], dim=1)
+    for ei in (cycle, ladder, _random_multigraph(7, undirected=True)[0]):
+        ei = torch.cat([ei, ei.flip(0)], dim=1)
+        n = int(ei.max()) + 1
+        for seed in range(5):
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+            ei_p = _relabel(ei, perm)
+            wl, wl_p = wl_node_keys(ei, n, num_iterations=5), wl_node_keys(ei_p, n,
+                                                                             num_iterations=5)
+            assert torch.equal(wl_p, wl[perm])
+            a = enumerate_paths(ei, n, 4, kind="shortest")
+            b = enumerate_paths(ei_p, n, 4, kind="shortest")
+            for pa, pb in zip(a.nodes, b.nodes):
+                assert sorted(map(tuple, wl[pa].tolist())) == sorted(map(tuple, wl_p[pb].tolist()))
+
+
+def test_max_paths_per_node_warns_and_is_deterministic():
+    # complete graph K6: 5 * 4 * 3 = 60 paths of length 3 end at every node
+    n = 6
+    ei = torch.tensor([(i, j) for i in range(n) for j in range(n) if i != j]).t()
+    full = enumerate_paths(ei, n, 3)
+    assert full.counts() == [30, 120, 360]
+    with pytest.warns(UserWarning, match="max_paths_per_node"):
+        a = enumerate_paths(ei, n, 3, max_paths_per_node=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = enumerate_paths(ei, n, 3, max_paths_per_node=7)
+    for pa, pb, pf in zip(a.nodes, b.nodes, full.nodes):
+        assert torch.equal(pa, pb)
+        assert int(torch.bincount(pa[:, -1], minlength=n).max()) <= 7
+        full_set = {tuple(r) for r in pf.tolist()}
+        assert all(tuple(r) in full_set for r in pa.tolist())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no truncation -> no warning
+        enumerate_paths(ei, n, 3, max_paths_per_node=60)
+
+
+def test_empty_and_edgeless_graphs():
+    empty = enumerate_paths(torch.empty(2, 0, dtype=torch.long), 0, 3, distance_encoding=True)
+    assert empty.counts() == [0, 0, 0]
+    assert [tuple(p.shape) for p in empty.nodes] == [(0, 2), (0, 3), (0, 4)]
+    loops = enumerate_paths(torch.tensor([[0, 1], [0, 1]]), 3, 2, kind="all_shortest")
+    assert loops.counts() == [0, 0]  # self-loops never lie on a path
+
+
+def test_bad_inputs():
+    ei = torch.tensor([[0, 1], [1, 2]])
+    with pytest.raises(ValueError, match="kind"):
+        enumerate_paths(ei, 3, 2, kind="random")
+    with pytest.raises(ValueError, match="max_length"):
+        enumerate_paths(ei, 3, 0)
+    with pytest.raises(ValueError, match="edge_index"):
+        enumerate_paths(ei, 2, 2)
+    with pytest.raises(ValueError, match="edge_index"):
+        enumerate_paths(ei.float(), 3, 2)
+    with pytest.raises(ValueError, match="max_paths_per_node"):
+        enumerate_paths(ei, 3, 2, max_paths_per_node=0)
