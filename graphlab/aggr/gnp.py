@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torch_geometric.nn.aggr import Aggregation
 
 from graphlab.aggr._segment import prepare_inputs
@@ -114,49 +117,85 @@ class GNPAggregation(Aggregation):
         if not self.signed and x.numel() and bool((x < 0).any()):
             raise ValueError("GNPAggregation(signed=False) needs non-negative inputs; use "
                              "signed=True for real-valued inputs")
-        return self._pool(x, index, dim_size)
-
-    def _pool(self, x: Tensor, index: Tensor, dim_size: int) -> Tensor:
-        # Layout: every (row, channel) entry belongs to exactly one branch (positive part if
-        # x >= 0, negative part otherwise); in the other branch it is ReLU(.) = 0, whose term
-        # (0 + eps)^p is the same for all such entries, so those terms are added in closed form
-        # per (segment, branch, channel). One log and one exp per input entry, no concatenation.
-        e, c = x.shape
         branches = self.p_raw.size(0)
-        p = self.p.to(x.dtype).expand(branches, c)  # [B, C]
-        q = self.q.to(x.dtype).expand(branches, c)
-        log_a = torch.log(x.abs() + self.eps)  # [E, C]
-        chan = torch.arange(c, device=x.device)
-        if self.signed:
-            neg = x < 0
-            z = torch.where(neg, p[1], p[0]) * log_a
-            slot = (index.unsqueeze(-1) * 2 + neg.long()) * c + chan  # flat (segment, branch, c)
-        else:
-            z = p[0] * log_a
-            slot = index.unsqueeze(-1) * c + chan
-        slot, z = slot.reshape(-1), z.reshape(-1)
-        size = dim_size * branches * c
-        count = torch.bincount(index, minlength=dim_size).view(-1, 1, 1)  # [N, 1, 1]
-        in_branch = torch.bincount(slot, minlength=size).view(dim_size, branches, c)
-        n_eps = count - in_branch  # entries that are ReLU-zero in this branch
-        z_eps = p * torch.log(torch.as_tensor(self.eps, dtype=x.dtype, device=x.device))
-        # Per-(segment, branch, channel) shift: the largest p log a, eps terms included.
-        shift = torch.full((size,), -torch.inf, dtype=x.dtype, device=x.device)
-        shift = shift.scatter_reduce(0, slot, z.detach(), "amax").view(dim_size, branches, c)
-        shift = torch.maximum(shift, torch.where(n_eps > 0, z_eps.detach(), -torch.inf))
-        nonempty = count > 0
-        shift = torch.where(nonempty, shift, torch.zeros_like(shift))
-        w = torch.exp(z - shift.reshape(-1)[slot])
-        total = torch.zeros(size, dtype=x.dtype, device=x.device).scatter_add(0, slot, w)
-        # shift >= z_eps wherever n_eps > 0; the clamp keeps 0 * exp(...) away from 0 * inf
-        total = total.view(dim_size, branches, c) + n_eps * torch.exp((z_eps - shift).clamp(max=0))
-        # Empty segments get harmless stand-ins so that neither the value nor a gradient is NaN.
-        log_total = torch.log(torch.where(nonempty, total, torch.ones_like(total))) + shift
-        log_count = torch.log(count.clamp(min=1).to(x.dtype))
-        out = torch.exp((log_total - q * log_count) / p)
-        out = torch.where(nonempty, out, torch.zeros_like(out))  # [N, B, C]
-        return out[:, 0] - out[:, 1] if self.signed else out[:, 0]
+        p = self.p.to(x.dtype).expand(branches, x.size(-1))
+        q = self.q.to(x.dtype).expand(branches, x.size(-1))
+        return _GNPFunction.apply(x, p, q, index, dim_size, self.eps)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(channels={self.channels}, learn={self.learn}, "
                 f"signed={self.signed})")
+
+
+class _GNPFunction(torch.autograd.Function):
+    r"""Log-space GNP with a hand-written backward (one log and one exp per input entry).
+
+    Layout: every (row, channel) entry belongs to exactly one branch (positive part if
+    :math:`x \ge 0`, negative part otherwise); in the other branch it is
+    :math:`\mathrm{ReLU}(\cdot) = 0`, whose term :math:`\epsilon^p` is the same for all such
+    entries, so those terms are added in closed form per (segment, branch, channel). Sums run
+    over a ``[N * B, C]`` buffer whose row is ``segment * B + branch``.
+
+    With :math:`T = \sum a^p` (shifted), :math:`\pi_e = a_e^p / T` and
+    :math:`o = (T / n^q)^{1/p}`: :math:`\partial o / \partial a_e = o\,\pi_e / a_e`,
+    :math:`\partial o / \partial p = o\,(\sum \pi \log a - \log o) / p` and
+    :math:`\partial o / \partial q = -o \log n / p`; the negative branch enters the output with
+    a minus sign, and :math:`a = |x| + \epsilon` has slope :math:`\operatorname{sign}(x)`.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, p: Tensor, q: Tensor, index: Tensor, dim_size: int,
+                eps: float) -> Tensor:
+        branches, c = p.shape
+        log_a = torch.log(x.abs() + eps)  # [E, C]
+        if branches == 2:
+            neg = x < 0
+            z = torch.where(neg, p[1], p[0]) * log_a
+            row = index.unsqueeze(-1) * 2 + neg  # [E, C] row of the (segment, branch) buffer
+        else:
+            z = p[0] * log_a
+            row = index.unsqueeze(-1).expand_as(z)
+        rows = dim_size * branches
+        count = torch.bincount(index, minlength=dim_size).view(-1, 1, 1).to(x.dtype)
+        ones = torch.ones_like(z)
+        in_branch = torch.zeros(rows, c, dtype=x.dtype, device=x.device).scatter_add_(0, row, ones)
+        n_eps = count - in_branch.view(dim_size, branches, c)  # ReLU-zero entries of the branch
+        z_eps = p * math.log(eps)  # [B, C]
+        shift = torch.full((rows, c), -math.inf, dtype=x.dtype, device=x.device)
+        shift = shift.scatter_reduce_(0, row, z, "amax").view(dim_size, branches, c)
+        shift = torch.maximum(shift, torch.where(n_eps > 0, z_eps, -math.inf))
+        nonempty = count > 0
+        shift = torch.where(nonempty, shift, torch.zeros_like(shift))
+        w = torch.exp(z - shift.view(rows, c).gather(0, row))
+        total = torch.zeros(rows, c, dtype=x.dtype, device=x.device).scatter_add_(0, row, w)
+        # shift >= z_eps wherever n_eps > 0; the clamp keeps 0 * exp(...) away from 0 * inf
+        w_eps = n_eps * torch.exp((z_eps - shift).clamp(max=0))
+        total = total.view(dim_size, branches, c) + w_eps
+        # Empty segments get harmless stand-ins so that neither the value nor a gradient is NaN.
+        total = torch.where(nonempty, total, torch.ones_like(total))
+        log_count = torch.log(count.clamp(min=1))
+        log_out = (torch.log(total) + shift - q * log_count) / p
+        out = torch.where(nonempty, torch.exp(log_out), torch.zeros_like(log_out))  # [N, B, C]
+        ctx.save_for_backward(x, p, w, log_a, row, total, out, log_out, w_eps, log_count)
+        ctx.eps = eps
+        return out[:, 0] - out[:, 1] if branches == 2 else out[:, 0]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        x, p, w, log_a, row, total, out, log_out, w_eps, log_count = ctx.saved_tensors
+        branches, c = p.shape
+        signs = torch.tensor([1.0, -1.0][:branches], dtype=grad.dtype, device=grad.device)
+        g = grad.unsqueeze(1) * signs.view(1, -1, 1)  # [N, B, C] gradient of each branch output
+        go = g * out
+        grad_x = grad_p = grad_q = None
+        if ctx.needs_input_grad[0]:
+            r = (go / total).view(-1, c).gather(0, row)
+            grad_x = r * w / (x.abs() + ctx.eps) * x.sign()  # d a / d x = sign(x)
+        if ctx.needs_input_grad[1]:
+            w_log = torch.zeros_like(total).view(-1, c).scatter_add_(0, row, w * log_a)
+            mean_log = (w_log.view_as(total) + w_eps * math.log(ctx.eps)) / total
+            grad_p = (go * (mean_log - log_out) / p).sum(0)
+        if ctx.needs_input_grad[2]:
+            grad_q = (-go * log_count / p).sum(0)
+        return grad_x, grad_p, grad_q, None, None, None

@@ -112,7 +112,8 @@ class ConnectionSheaf(BaseTransform):
         return torch.where(slot < num_graph, graph_part, fill)
 
     def frames(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        """``[N, p, d]`` orthonormal local PCA frames (float64)."""
+        """``[N, p, d]`` orthonormal local PCA frames (float64; the Gram products run in the
+        input precision, the K x K eigen-decompositions in float64)."""
         p, d = x.size(1), self.stalk_dim
         if d > p:
             raise ValueError(f"stalk_dim ({d}) cannot exceed the feature width ({p})")
@@ -120,10 +121,10 @@ class ConnectionSheaf(BaseTransform):
         out = []
         for start in range(0, x.size(0), self.chunk_size):  # node blocks bound the memory
             rows = slice(start, start + self.chunk_size)
-            xb = x[rows].double()
-            points = x[hood[rows]].double() - xb.unsqueeze(1)  # [B, K, p], centred at the node
+            # [B, K, p] centred at the node, in the input precision (memory-bound for wide p)
+            points = x[hood[rows]] - x[rows].unsqueeze(1)
             # right singular vectors from the small K x K Gram matrix: V = P^T U / sigma
-            evals, evecs = torch.linalg.eigh(points @ points.transpose(-1, -2))
+            evals, evecs = torch.linalg.eigh((points @ points.transpose(-1, -2)).double())
             evals, evecs = evals.flip(-1)[..., :d], evecs.flip(-1)[..., :d]
             if evals.size(-1) < d:  # fewer points than frame vectors
                 pad = d - evals.size(-1)
@@ -132,7 +133,8 @@ class ConnectionSheaf(BaseTransform):
             tol = 1e-10 * evals[..., :1].clamp_min(1e-30)
             # directions the neighbourhood does not span stay zero (no data to align them)
             scale = torch.where(evals > tol, evals.clamp_min(1e-300).rsqrt(), 0.0)
-            frame = points.transpose(-1, -2) @ (evecs * scale.unsqueeze(-2))
+            frame = (points.transpose(-1, -2) @ (evecs * scale.unsqueeze(-2)).to(x.dtype))
+            frame = frame.double()
             # canonical signs (largest entry of each vector positive): SVD signs are arbitrary
             # and would otherwise depend on the order of the points, breaking equivariance
             top = frame.abs().argmax(dim=1, keepdim=True)

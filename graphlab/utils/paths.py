@@ -94,6 +94,36 @@ def _expand(first: Tensor, rowptr: Tensor, perm: Tensor) -> tuple[Tensor, Tensor
     return row, perm[pos]
 
 
+def _contains(sorted_keys: Tensor, query: Tensor) -> Tensor:
+    """Membership of ``query`` in a sorted 1-D tensor (binary search; faster than ``isin``)."""
+    if sorted_keys.numel() == 0:
+        return torch.zeros_like(query, dtype=torch.bool)
+    pos = torch.searchsorted(sorted_keys, query).clamp_(max=sorted_keys.numel() - 1)
+    return sorted_keys[pos] == query
+
+
+def _bfs_levels(edge_index: Tensor, num_nodes: int, max_distance: int) -> list[Tensor]:
+    """``levels[d]``: sorted keys ``v * N + u`` of the pairs with :math:`d(u \\to v) = d`."""
+    device = edge_index.device
+    rowptr, perm = _in_csr(edge_index, num_nodes)
+    target = torch.arange(num_nodes, device=device)
+    node = target
+    seen = target * num_nodes + node  # sorted
+    levels = [seen]
+    for _ in range(1, max_distance + 1):
+        row, eid = _expand(node, rowptr, perm)
+        keys = torch.unique(target[row] * num_nodes + edge_index[0, eid])
+        keys = keys[~_contains(seen, keys)]
+        levels.append(keys)
+        if keys.numel() == 0:
+            break
+        seen = torch.sort(torch.cat([seen, keys])).values
+        target, node = keys // num_nodes, keys % num_nodes
+    while len(levels) < max_distance + 1:
+        levels.append(seen.new_empty(0))
+    return levels
+
+
 def shortest_path_distances(
     edge_index: Tensor, num_nodes: int, max_distance: int
 ) -> tuple[Tensor, Tensor]:
@@ -104,25 +134,9 @@ def shortest_path_distances(
     and the matching distances. Memory is linear in the number of such pairs, never
     :math:`O(N^2)`. Look distances up with :func:`lookup_distance`.
     """
-    device = edge_index.device
-    rowptr, perm = _in_csr(edge_index, num_nodes)
-    target = torch.arange(num_nodes, device=device)
-    node = target.clone()
-    seen = target * num_nodes + node  # sorted
-    all_keys, all_dist = [seen], [torch.zeros(num_nodes, dtype=torch.long, device=device)]
-    for d in range(1, max_distance + 1):
-        if node.numel() == 0:
-            break
-        row, eid = _expand(node, rowptr, perm)
-        keys = torch.unique(target[row] * num_nodes + edge_index[0, eid])
-        keys = keys[~torch.isin(keys, seen)]
-        if keys.numel() == 0:
-            break
-        all_keys.append(keys)
-        all_dist.append(torch.full_like(keys, d))
-        seen = torch.sort(torch.cat([seen, keys])).values
-        target, node = keys // num_nodes, keys % num_nodes
-    keys, dist = torch.cat(all_keys), torch.cat(all_dist)
+    levels = _bfs_levels(edge_index, num_nodes, max_distance)
+    keys = torch.cat(levels)
+    dist = torch.cat([torch.full_like(k, d) for d, k in enumerate(levels)])
     order = torch.argsort(keys)
     return keys[order], dist[order]
 
@@ -259,8 +273,9 @@ def enumerate_paths(
     device = edge_index.device
     n = int(num_nodes)
     rowptr, perm = _in_csr(edge_index, n)
-    need_dist = distance_encoding or kind != "all_simple"
-    if need_dist:
+    if kind != "all_simple":
+        levels = _bfs_levels(edge_index, n, max_length)
+    elif distance_encoding:
         keys, dist = shortest_path_distances(edge_index, n, max_length)
     wl = None
     if kind == "shortest":
@@ -280,8 +295,8 @@ def enumerate_paths(
         if kind == "all_simple":
             keep = ~(prev == w.view(-1, 1)).any(dim=1)
         else:
-            d = lookup_distance(keys, dist, prev[:, -1] * n + w)
-            keep = d == length
+            # monotone-distance rule: w extends a shortest path iff d(w -> v) = length
+            keep = _contains(levels[length], prev[:, -1] * n + w)
         nodes = torch.cat([w[keep].view(-1, 1), prev[keep]], dim=1)
         edges = torch.cat([eid[keep].view(-1, 1), edges[row[keep]]], dim=1)
         if max_paths_per_node is not None:
@@ -301,7 +316,10 @@ def enumerate_paths(
     dists = None
     if distance_encoding:
         dists = []
-        for p in out_nodes:
-            q = p[:, -1:] * n + p
-            dists.append(lookup_distance(keys, dist, q))
+        for length, p in enumerate(out_nodes, start=1):
+            if kind == "all_simple":
+                dists.append(lookup_distance(keys, dist, p[:, -1:] * n + p))
+            else:  # on a shortest path the i-th node is length - i steps from v
+                steps = torch.arange(length, -1, -1, device=device)
+                dists.append(steps.expand(p.size(0), -1).clone())
     return Paths(out_nodes, out_edges, dists)
