@@ -13,8 +13,8 @@ the epoch of best validation MSE is reported. The data is :class:`graphlab.datas
 * Linear: ``x + t v`` with a learned ``t`` (the paper's linear dynamics baseline).
 
 The paper trains for 10,000 epochs; that does not fit this machine, so the epoch budget is an
-argument (``--epochs``) and is printed with the results. ``--quick`` uses 1,000 validation and
-test samples and a short budget.
+argument (``--epochs``, default 40 at lr 1e-3) and is printed with the results. ``--quick`` uses
+12 epochs and 1,000 validation and test samples.
 
     python -m benchmarks.egnn_nbody [--quick] [--epochs N] [--out benchmarks/results]
 """
@@ -35,8 +35,10 @@ from graphlab.bench import register
 
 PAPER = {"EGNN": 0.0071, "GNN": 0.0107, "Linear": 0.0819}
 HIDDEN, LAYERS, LR, WEIGHT_DECAY, BATCH = 64, 4, 5e-4, 1e-12, 100
-QUICK = dict(epochs=60, lr=1e-3, val=1000, test=1000, eval_every=5)
-FULL = dict(epochs=400, lr=LR, val=2000, test=2000, eval_every=5)
+# The paper's 10,000 epochs at lr 5e-4 do not fit a shared 2-core CPU; with budgets of tens of
+# epochs a doubled learning rate converges faster (same for all three models).
+QUICK = dict(epochs=12, lr=1e-3, val=1000, test=1000, eval_every=3)
+FULL = dict(epochs=40, lr=1e-3, val=2000, test=2000, eval_every=2)
 
 
 def _fully_connected(num_graphs: int, n: int) -> Tensor:

@@ -97,7 +97,8 @@ def _marginal_rows(quick: bool) -> list[dict]:
     t_seq = _time(seq_step, 0.1) * (rows_n / sub)
     base = {"rows": rows_n, "n": n, "k": k}
     return [
-        {**base, "method": f"sequential DP (row by row), reference (timed on {sub} rows x {rows_n // sub})", "time_s": t_seq,
+        {**base, "method": f"sequential DP (row by row), reference (timed on {sub} rows "
+                           f"x {rows_n // sub})", "time_s": t_seq,
          "speedup_vs_reference": 1.0, "max_abs_err_vs_ref": 0.0},
         {**base, "method": "batched DP, no complement", "time_s": t_nocomp,
          "speedup_vs_reference": t_seq / t_nocomp, "max_abs_err_vs_ref": ""},

@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list registered tasks")
     p.add_argument("--out", default="runs/bench")
     p.set_defaults(fn=_cmd_bench)
+
+    from graphlab.metanets.cli import add_zoo_parser  # noqa: PLC0415 - `graphlab zoo ...`
+
+    add_zoo_parser(sub)
     return parser
 
 

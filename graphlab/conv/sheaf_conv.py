@@ -126,11 +126,14 @@ class SheafConv(MessagePassing):
         if maps.dtype != dtype:
             raise ValueError(f"maps must have the dtype of x ({dtype}), got {maps.dtype}")
 
-    def laplacian(self, x: Tensor, edge_index: Tensor, maps: Tensor) -> Tensor:
+    def laplacian(self, x: Tensor, edge_index: Tensor, maps: Tensor,
+                  scaled_orthogonal: bool = False) -> Tensor:
         r"""Apply :math:`\Delta_{\mathcal{F}}` (or :math:`\mathbf{L}_{\mathcal{F}}` when not
         ``normalised``) to stalk features ``x`` of shape ``[N, d, c]`` (any ``c``).
 
-        ``maps`` as returned by :class:`SheafLearner`: ``[E, 2, d]`` or ``[E, 2, d, d]``.
+        ``maps`` as returned by :class:`SheafLearner`: ``[E, 2, d]`` or ``[E, 2, d, d]``. With
+        ``scaled_orthogonal`` (maps :math:`s\mathbf{Q}`, :math:`\mathbf{Q}` orthogonal) the
+        normaliser blocks are multiples of :math:`\mathbf{I}` and no eigen-decomposition runs.
         """
         num_nodes, d = x.size(0), self.stalk_dim
         dst = edge_index[1]
@@ -149,6 +152,13 @@ class SheafConv(MessagePassing):
             return out * inv.unsqueeze(-1) if self.normalised else out
         diag = scatter(tgt.transpose(-1, -2) @ tgt, dst, 0, dim_size=num_nodes, reduce="sum")
         block = tgt.transpose(-1, -2) @ srcm  # [E, d, d] = F_v^T F_u
+        if self.normalised and scaled_orthogonal:
+            # D_v = (sum_e s^2) I: a scalar normaliser per node
+            scale = diag.diagonal(dim1=-2, dim2=-1).mean(-1) + (1.0 if self.augmented else 0.0)
+            inv = (scale.clamp_min(1e-12).rsqrt() * (scale > 0))[:, None, None]
+            y = inv * x
+            agg = self.propagate(edge_index, x=y, block=block, size=(num_nodes, num_nodes))
+            return inv * (diag @ y - agg)
         if self.normalised:
             norm = diag + torch.eye(d, dtype=x.dtype, device=x.device) if self.augmented else diag
             inv = sym_inv_sqrt(0.5 * (norm + norm.transpose(-1, -2)))
@@ -174,18 +184,19 @@ class SheafConv(MessagePassing):
         elif self.learner is None:
             raise ValueError("SheafConv(maps='given') needs the maps argument in forward")
         h = F.dropout(x, self.dropout, self.training)
-        if maps is None:
+        learned = maps is None
+        if learned:
             maps = self.learner(h, edge_index)
         n = x.size(0)
-        h = h.view(n, d, c)
+        h = h.reshape(n, d, c)
         if self.left is not None:  # (I_n (x) W1): mixes the d stalk coordinates of each node
             h = (self.left.weight @ h)
         if self.right is not None:
             h = self.right(h)
-        h = self.laplacian(h, edge_index, maps)
+        h = self.laplacian(h, edge_index, maps, learned and self.maps == "orthogonal")
         if self.act == "elu":
             h = F.elu(h)
-        x0 = x.view(n, d, c)
+        x0 = x.reshape(n, d, c)
         if self.eps is not None:
             x0 = (1.0 + torch.tanh(self.eps)) * x0
         return (x0 - h).reshape(n, d * c)

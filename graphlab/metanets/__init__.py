@@ -15,6 +15,7 @@ from graphlab.metanets.convert import (
     UnsupportedModuleError,
     graph_forward,
     graph_to_state_dict,
+    pad_edge_attr,
     to_graph,
 )
 from graphlab.metanets.gmn import GMN
@@ -35,6 +36,7 @@ __all__ = [
     "to_graph",
     "graph_to_state_dict",
     "graph_forward",
+    "pad_edge_attr",
     "UnsupportedModuleError",
     "NODE_TYPES",
     "EDGE_TYPES",

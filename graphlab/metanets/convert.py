@@ -44,6 +44,7 @@ __all__ = [
     "to_graph",
     "graph_to_state_dict",
     "graph_forward",
+    "pad_edge_attr",
     "UnsupportedModuleError",
     "NODE_TYPES",
     "EDGE_TYPES",
@@ -1034,6 +1035,18 @@ def to_graph(module: nn.Module, example_input: Tensor | None = None,
         return g
     finally:
         module.train(was_training)
+
+
+def pad_edge_attr(graph: Data, width: int) -> Data:
+    """A shallow copy of a neural-view graph with ``edge_attr`` zero-padded to ``width`` columns,
+    so that graphs of different architectures (different largest kernels) can share a batch.
+    :func:`graph_to_state_dict` and :func:`graph_forward` ignore the padding."""
+    cur = graph.edge_attr.size(1)
+    if width < cur:
+        raise ValueError(f"cannot pad edge_attr of width {cur} down to {width}")
+    out = copy.copy(graph)
+    out.edge_attr = F.pad(graph.edge_attr, (0, width - cur))
+    return out
 
 
 # --------------------------------------------------------------------------- inverse

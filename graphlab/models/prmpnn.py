@@ -11,13 +11,14 @@ from torch_geometric.nn.models import MLP
 from graphlab.conv.weighted_gine_conv import WeightedGINEConv
 from graphlab.datasets.spec import TaskSpec
 from graphlab.models.registry import register_model
+from graphlab.rewiring.candidates import EdgeCandidates
 from graphlab.rewiring.rewirer import ProbabilisticRewirer
 from graphlab.rewiring.scorer import EdgeScorer
 from graphlab.utils.validation import check_batch_vector, check_edge_index, check_node_features
 
 __all__ = ["PRMPNN"]
 
-READOUTS = ("mean", "add", "root", "node")
+READOUTS = ("mean", "add", "sum", "root", "node")
 
 
 class PRMPNN(nn.Module):
@@ -50,7 +51,7 @@ class PRMPNN(nn.Module):
             absent they are computed on the fly by :func:`~graphlab.rewiring.edge_candidates`).
         heuristic (str): candidate heuristic, ``"all"`` or ``"distance"``.
         estimator (str): ``"simple"``, ``"imle"`` or ``"gumbel_softmax"``.
-        readout (str): ``"mean"``, ``"add"``, ``"root"`` (the node flagged by
+        readout (str): ``"mean"``, ``"add"`` (or ``"sum"``), ``"root"`` (the node flagged by
             ``data.root_mask``) or ``"node"`` (node-level outputs).
         dropout (float): dropout of the downstream layers.
         molecular (bool): embed OGB atom/bond categories.
@@ -75,7 +76,7 @@ class PRMPNN(nn.Module):
         self.hidden_channels = hidden_channels
         self.out_channels = out_channels
         self.num_layers = num_layers
-        self.readout = readout
+        self.readout = "add" if readout == "sum" else readout
         self.dropout = dropout
         self.molecular = molecular
         self.edge_dim = edge_dim
@@ -90,6 +91,9 @@ class PRMPNN(nn.Module):
         # learned features of original edges (when the data has none) and of added edges
         self.edge_type = nn.Embedding(2, hidden_channels)
         self.rewirer = None
+        #: candidate pre-transform, applied once per dataset by ``graphlab train``; without it
+        #: candidates are computed per batch on the fly
+        self.transform = EdgeCandidates(num_candidates, heuristic) if rewire else None
         if rewire:
             scorer = EdgeScorer(hidden_channels, hidden_channels, upstream_layers,
                                 edge_dim=None)

@@ -30,6 +30,7 @@ _MODELS: dict[str, ModelFactory] = {}
 MODEL_MODULES: list[str] = [
     "graphlab.models.egnn",
     "graphlab.models.gnn",
+    "graphlab.models.ogb_variants",
     "graphlab.models.pathnn",
     "graphlab.models.prmpnn",
     "graphlab.models.sheaf_diffusion",

@@ -124,6 +124,8 @@ def _factory(maps: str):
     def build(spec: TaskSpec, **kw) -> nn.Module:
         if spec.level != "node":
             raise ValueError(f"SheafDiffusion is a node classifier; got a {spec.level}-level task")
+        if kw.pop("readout", None) is not None:
+            raise ValueError("SheafDiffusion predicts per node and takes no readout")
         return SheafDiffusion(spec.in_channels, spec.out_channels, maps=maps, **kw)
 
     return build

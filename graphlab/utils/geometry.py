@@ -181,7 +181,7 @@ def _grid_pairs(pos: Tensor, batch: Tensor, num_graphs: int, cell_size: float,
     return results
 
 
-def _compiled_available(pos: Tensor, name: str) -> bool:
+def _compiled_available(name: str) -> bool:
     try:
         import torch_geometric.typing as pyg_typing
     except ImportError:  # pragma: no cover - PyG is a hard dependency
@@ -217,7 +217,7 @@ def radius_graph(pos: Tensor, r: float, batch: Tensor | None = None, loop: bool 
         return torch.empty(2, 0, dtype=torch.long, device=pos.device)
     r2 = r * r
     if use_compiled is None:
-        use_compiled = _compiled_available(pos, "WITH_RADIUS")
+        use_compiled = _compiled_available("WITH_RADIUS")
     p = pos.detach()
 
     def within(row: Tensor, col: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -296,7 +296,7 @@ def knn_graph(pos: Tensor, k: int, batch: Tensor | None = None, loop: bool = Fal
     if n == 0:
         return torch.empty(2, 0, dtype=torch.long, device=pos.device)
     if use_compiled is None:
-        use_compiled = _compiled_available(pos, "WITH_KNN")
+        use_compiled = _compiled_available("WITH_KNN")
     p = pos.detach()
     if use_compiled:  # pragma: no cover - pyg-lib is not part of the test environment
         ptr = _graph_ranges(batch, num_graphs)

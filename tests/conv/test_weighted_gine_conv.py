@@ -7,8 +7,13 @@ from torch_geometric.nn import GINEConv
 from torch_geometric.nn.models import MLP
 
 from graphlab.conv import WeightedGINEConv
-from graphlab.testing import CHECKS, FEATURE_MUTATIONS, EDGE_INDEX_MUTATIONS, LayerCase, \
-    conformance_params
+from graphlab.testing import (
+    CHECKS,
+    EDGE_INDEX_MUTATIONS,
+    FEATURE_MUTATIONS,
+    LayerCase,
+    conformance_params,
+)
 from graphlab.testing.graphs import random_graph
 
 

@@ -308,3 +308,26 @@ def test_functional_ops_and_eval_mode():
     m.eval()
     with torch.no_grad():
         assert (graph_forward(g, x) - m(x)).abs().max().item() < 1e-12
+
+
+def test_shared_activation_gets_its_own_nodes():
+    """An activation whose input is also used elsewhere becomes an identity-linked node set."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1, self.l2, self.l3 = nn.Linear(4, 6), nn.Linear(6, 6), nn.Linear(6, 3)
+
+        def forward(self, x):
+            h = self.l1(x)
+            a = F.relu(h)
+            b = self.l2(a) + h
+            return self.l3(2.0 * torch.tanh(b) - 1 + a)
+
+    torch.manual_seed(0)
+    m = Net().double().eval()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    g = to_graph(m, x)
+    assert int((g.node_type == NODE_TYPES.index("identity")).sum()) == 6
+    with torch.no_grad():
+        assert (graph_forward(g, x) - m(x)).abs().max().item() < 1e-12

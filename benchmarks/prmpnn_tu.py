@@ -1,0 +1,155 @@
+"""PR-MPNN on TU (MUTAG, PROTEINS; 10-fold CV) and ogbg-molhiv, beside the paper's numbers.
+
+Paper (Qian et al., ICLR 2024): MUTAG 98.4, PROTEINS 80.7 (accuracy, 10-fold), ogbg-molhiv about
+0.79 ROC-AUC. The paper's budgets (hundreds of epochs, hyper-parameter search, GPUs) do not fit a
+2-core shared CPU; this script runs a documented, much smaller budget and says so in the table:
+the standard folds of ``graphlab.datasets.get_dataset`` with few epochs, and molhiv on a subset
+of the official training split (evaluated on the full official valid/test split).
+
+Configuration: hidden 64, 4 downstream WeightedGINE layers, 2 upstream layers, 50 "distance"
+candidates per graph, add k=5, delete k=2 (k is clipped per graph to its candidate/edge count),
+2 samples in training, top-k at evaluation, mean readout, Adam 1e-3, batch 32. For TU: test
+accuracy at the epoch of best validation accuracy, mean over the folds run.
+
+    python -m benchmarks.prmpnn_tu [--quick] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch_geometric.loader import DataLoader
+
+from benchmarks._prmpnn_common import write_results
+from graphlab.bench import register
+from graphlab.models import GNN, PRMPNN
+from graphlab.rewiring import EdgeCandidates
+
+PAPER = {"MUTAG": "98.4", "PROTEINS": "80.7", "ogbg-molhiv": "~0.79"}
+
+
+def _load(name: str):
+    from graphlab.datasets import get_dataset
+
+    os.environ.setdefault("GRAPHLAB_DATA_DIR", "/work/shared/data")
+    try:
+        return get_dataset(name)
+    except Exception as exc:  # noqa: BLE001 - a missing mirror means "skip", not "crash"
+        print(f"[prmpnn-tu] {name} unavailable, skipped: {exc}")
+        return None
+
+
+def make_model(kind: str, spec) -> nn.Module:
+    if kind == "GIN":
+        return GNN(spec.in_channels, 64, spec.out_channels, num_layers=4, conv="gin",
+                   readout="mean", dropout=0.0, molecular=spec.molecular)
+    return PRMPNN(spec.in_channels, 64, spec.out_channels, num_layers=4, k_add=5, k_delete=2,
+                  num_samples=2, upstream_layers=2, num_candidates=50, heuristic="distance",
+                  readout="mean", edge_dim=None if spec.molecular else spec.edge_dim,
+                  molecular=spec.molecular)
+
+
+def _predict(model: nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
+    model.eval()
+    outs, ys = [], []
+    with torch.no_grad():
+        for data in loader:
+            outs.append(model(data))
+            ys.append(data.y)
+    return torch.cat(ys), torch.cat(outs)  # (y_true, y_pred): the metric signature
+
+
+def _loss(spec, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if spec.loss == "bce":
+        y = y.float()
+        ok = ~torch.isnan(y)
+        return nn.functional.binary_cross_entropy_with_logits(out[ok], y[ok])
+    return nn.functional.cross_entropy(out, y.view(-1))
+
+
+def train_split(kind: str, graphs, bundle, split: dict, epochs: int, seed: int,
+                max_train: int | None = None) -> dict:
+    spec = bundle.spec
+    torch.manual_seed(seed)
+    train_idx = split["train"]
+    if max_train is not None and train_idx.numel() > max_train:
+        gen = torch.Generator().manual_seed(seed)
+        train_idx = train_idx[torch.randperm(train_idx.numel(), generator=gen)[:max_train]]
+    sub = {"train": train_idx, "valid": split["valid"], "test": split["test"]}
+    loaders = {k: DataLoader([graphs[i] for i in v.tolist()], batch_size=32 if k == "train"
+                             else 256, shuffle=k == "train") for k, v in sub.items()}
+    model = make_model(kind, spec)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+    best = (-float("inf"), 0.0)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for data in loaders["train"]:
+            opt.zero_grad()
+            out = model(data, gen) if kind == "PR-MPNN" else model(data)
+            _loss(spec, out, data.y).backward()
+            opt.step()
+        val = bundle.evaluate(*_predict(model, loaders["valid"]))
+        if val > best[0]:
+            best = (val, bundle.evaluate(*_predict(model, loaders["test"])))
+    return {"valid": best[0], "test": best[1], "seconds": time.perf_counter() - start,
+            "train_graphs": int(train_idx.numel())}
+
+
+#: dataset -> (folds, epochs, max training graphs)
+PLAN_FULL = {"MUTAG": (10, 30, None), "PROTEINS": (10, 10, None), "ogbg-molhiv": (1, 3, 4000)}
+PLAN_QUICK = {"MUTAG": (2, 10, None)}
+
+
+@register("prmpnn-tu", "PR-MPNN on MUTAG / PROTEINS (10-fold) and ogbg-molhiv, small budget")
+def run(quick: bool, out: Path, datasets: list[str] | None = None) -> list[dict]:
+    from tqdm import tqdm
+
+    torch.set_num_threads(1)
+    plan = PLAN_QUICK if quick else PLAN_FULL
+    rows = []
+    for name, (folds, epochs, max_train) in plan.items():
+        if datasets and name not in datasets:
+            continue
+        bundle = _load(name)
+        if bundle is None:
+            continue
+        cands = EdgeCandidates(50, "distance")
+        graphs = [cands(g) for g in tqdm(bundle.dataset, desc=f"{name} candidates")]
+        for kind in ("GIN", "PR-MPNN"):
+            res = [train_split(kind, graphs, bundle, bundle.splits[f], epochs, f, max_train)
+                   for f in tqdm(range(folds), desc=f"{name} {kind}")]
+            scores = torch.tensor([r["test"] for r in res], dtype=torch.float64)
+            scale = 100.0 if bundle.metric == "acc" else 1.0
+            rows.append({"dataset": name, "model": kind, "metric": bundle.metric,
+                         "folds": f"{folds}/{len(bundle.splits)}", "epochs": epochs,
+                         "train_graphs": res[0]["train_graphs"],
+                         "ours": round(scale * scores.mean().item(), 3),
+                         "std": round(scale * scores.std().item(), 3) if folds > 1 else 0.0,
+                         "paper": PAPER[name] if kind == "PR-MPNN" else "",
+                         "seconds": round(sum(r["seconds"] for r in res), 1)})
+            print(rows[-1])
+    cmd = "python -m benchmarks.prmpnn_tu" + (" --quick" if quick else "")
+    if datasets:
+        cmd += " --datasets " + " ".join(datasets)
+    write_results(out, "prmpnn_tu" + ("_" + "_".join(datasets) if datasets else ""), rows, cmd,
+                  "Small CPU budget (see epochs / folds / train_graphs), not the paper's. "
+                  "molhiv atom/bond features differ from the official release in ~0.03% of rows "
+                  "(rebuilt from SMILES, see the data README).")
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--datasets", nargs="*", default=None)
+    args = parser.parse_args()
+    for row in run(args.quick, args.out, args.datasets):
+        print(row)

@@ -1,0 +1,326 @@
+r"""Graph tasks over model zoos: property prediction from weights or op graphs, and pruning as
+edge labelling.
+
+:func:`predict` fits one of
+
+* ``statnn``: per-layer weight statistics (first layer, last layer and the mean over the middle
+  layers, so zoos of mixed width/depth share one feature layout) + gradient boosting;
+* ``hparams``: gradient boosting on the member's architecture/hyperparameter configuration (an
+  oracle-style reference: it sees how the net was made, not its weights);
+* ``neural``: :class:`~graphlab.metanets.NeuralGraphEncoder` on neural-view graphs;
+* ``gmn``: :class:`~graphlab.metanets.GMN` on parameter-view graphs;
+* ``opgnn``: :class:`~graphlab.metanets.op_graph_encoder.OpGraphEncoder` on op graphs
+  (architecture only, no weights);
+
+on the train part of a zoo split and reports Kendall :math:`\tau` and :math:`R^2` on the test
+part over several seeds (and :math:`\tau` on the members above chance accuracy).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Batch, Data
+
+from graphlab.metanets.convert import pad_edge_attr, to_graph
+from graphlab.metanets.statnn import StatNN, weight_statistics
+from graphlab.metanets.zoo import Zoo
+
+__all__ = ["MODELS", "predict", "statnn_features", "hparam_features", "zoo_graphs",
+           "fit_graph_regressor", "edge_importance", "layer_collapse", "prune_mask",
+           "CLASSIFICATION_TARGETS", "CHANCE_ACC"]
+
+MODELS = ("statnn", "hparams", "neural", "gmn", "opgnn")
+CLASSIFICATION_TARGETS = ("phase",)
+CHANCE_ACC = 0.2  # digits: 10 classes, chance 0.1; "above chance" leaves a margin
+_VIEW = {"neural": "neural", "gmn": "parameter", "opgnn": "op"}
+
+
+# --------------------------------------------------------------------------- features
+def _layer_tensors(sd: dict[str, Tensor]) -> list[tuple[Tensor, Tensor | None]]:
+    """(weight, bias) per layer with a weight of >= 2 dims, in state_dict order."""
+    out = []
+    for k, v in sd.items():
+        if k.endswith("weight") and v.dim() >= 2:
+            out.append((v, sd.get(k[: -len("weight")] + "bias")))
+    return out
+
+
+def _pair_stats(pair: tuple[Tensor, Tensor | None]) -> list[Tensor]:
+    w, b = pair
+    zero = torch.zeros(7, dtype=torch.float64)
+    return [weight_statistics({"w": w}), weight_statistics({"b": b}) if b is not None else zero]
+
+
+def statnn_features(zoo: Zoo, indices: Sequence[int]) -> np.ndarray:
+    """``[n, 6 * 7 + 3]`` StatNN features, padded for zoos of mixed layouts: the statistics of
+    the first and last layers' weights and biases, the mean statistics of the middle layers, and
+    (depth, log #params, number of norm tensors)."""
+    rows = []
+    for i in indices:
+        sd = zoo.state_dict(i)
+        layers = _layer_tensors(sd)
+        z = torch.zeros(7, dtype=torch.float64)
+        st = _pair_stats
+
+        mids = [st(p) for p in layers[1:-1]]
+        mid = [torch.stack([m[0] for m in mids]).mean(0), torch.stack([m[1] for m in mids]).mean(0)
+               ] if mids else [z, z]
+        n_params = sum(v.numel() for v in sd.values() if v.is_floating_point())
+        n_norm = sum(1 for k, v in sd.items() if v.dim() == 1 and "norm" in k)
+        extra = torch.tensor([len(layers), np.log(max(n_params, 1)), n_norm], dtype=torch.float64)
+        rows.append(torch.cat(st(layers[0]) + mid + st(layers[-1]) + [extra]).numpy())
+    return np.nan_to_num(np.stack(rows), nan=0.0, posinf=1e6, neginf=-1e6)
+
+
+_ARCHS = ("mlp", "resmlp", "conv1d", "cnn2d")
+_ACTS = ("relu", "tanh", "sigmoid", "gelu", "silu")
+
+
+def hparam_features(zoo: Zoo, indices: Sequence[int]) -> np.ndarray:
+    """Numeric encoding of each member's configuration (arch/act one-hot, width, depth, log lr,
+    batch, weight decay, epochs, train fraction, norm, residual, init scale)."""
+    rows = []
+    for i in indices:
+        c = zoo.record(i)["config"]
+        row = [float(c.get("arch") == a) for a in _ARCHS] + [float(c.get("act") == a)
+                                                             for a in _ACTS]
+        row += [c["width"], c["depth"], np.log10(c.get("lr", 1.0)), c.get("batch_size", 0),
+                c.get("weight_decay", 0.0), c.get("epochs", 0), c.get("train_fraction", 0.0),
+                float(c.get("norm", False)), float(c.get("residual", False)),
+                c.get("init_scale", 0.0)]
+        rows.append(row)
+    return np.asarray(rows, dtype=np.float64)
+
+
+def zoo_graphs(zoo: Zoo, indices: Sequence[int], view: str) -> list[Data]:
+    """Graphs of the members (cached on the zoo object), ``graph.net`` dropped so they batch;
+    neural-view ``edge_attr`` is zero-padded to the zoo's widest kernel."""
+    cache: dict[tuple[str, int], Data] = zoo.__dict__.setdefault("_graph_cache", {})
+    for i in indices:
+        if (view, i) not in cache:
+            g = to_graph(zoo.module(i), zoo.example_input(i), view=view)
+            g.net = None
+            del g.net
+            cache[(view, i)] = g
+    graphs = [cache[(view, i)] for i in indices]
+    if view != "op" and graphs:
+        width = max(int(g.edge_attr.size(1)) for g in graphs)
+        graphs = [pad_edge_attr(g, width) if g.edge_attr.size(1) < width else g for g in graphs]
+    return graphs
+
+
+def _make_encoder(model: str, example: Data, out: int, hidden: int, layers: int) -> nn.Module:
+    from graphlab.metanets.gmn import GMN
+    from graphlab.metanets.neural_graph_encoder import NeuralGraphEncoder
+    from graphlab.metanets.op_graph_encoder import OpGraphEncoder
+
+    if model == "neural":
+        return NeuralGraphEncoder.from_graph(example, out, hidden_channels=hidden,
+                                             num_layers=layers)
+    if model == "gmn":
+        return GMN.from_graph(example, out, hidden_channels=hidden, num_layers=layers)
+    if model == "opgnn":
+        return OpGraphEncoder(out, hidden_channels=hidden, num_layers=layers,
+                              x_dim=example.x.size(1))
+    raise ValueError(f"unknown graph model {model!r}")
+
+
+def fit_graph_regressor(model: str, train_graphs: list[Data], y_train: np.ndarray,
+                        test_graphs: list[Data], seed: int = 0, epochs: int = 40,
+                        hidden: int = 32, layers: int = 2, batch_size: int = 32,
+                        lr: float = 3e-3, num_classes: int = 0) -> np.ndarray:
+    """Train a graph encoder on ``(train_graphs, y_train)`` and predict ``test_graphs``
+    (regression on standardised targets, or classification if ``num_classes > 0``)."""
+    torch.manual_seed(seed)
+    enc = _make_encoder(model, train_graphs[0], max(num_classes, 1), hidden, layers)
+    opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
+    if num_classes:
+        yt = torch.as_tensor(y_train, dtype=torch.long)
+        mu, sd = 0.0, 1.0
+    else:
+        mu, sd = float(np.mean(y_train)), float(np.std(y_train) + 1e-8)
+        yt = torch.as_tensor((y_train - mu) / sd, dtype=torch.float32)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(train_graphs)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+    enc.train()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=gen)
+        for s in range(0, n, batch_size):
+            idx = order[s:s + batch_size]
+            batch = Batch.from_data_list([train_graphs[int(k)] for k in idx])
+            out = enc(batch)
+            loss = F.cross_entropy(out, yt[idx]) if num_classes else F.mse_loss(out[:, 0],
+                                                                                 yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    enc.eval()
+    preds = []
+    with torch.no_grad():
+        for s in range(0, len(test_graphs), 64):
+            out = enc(Batch.from_data_list(test_graphs[s:s + 64]))
+            preds.append(out.argmax(-1).double() if num_classes else out[:, 0].double() * sd + mu)
+    return torch.cat(preds).numpy() if preds else np.zeros(0)
+
+
+# --------------------------------------------------------------------------- prediction task
+def _metrics(y: np.ndarray, p: np.ndarray, classification: bool) -> dict[str, float]:
+    from scipy.stats import kendalltau
+    from sklearn.metrics import r2_score
+
+    if classification:
+        return {"acc": float(np.mean(y == p))}
+    tau = kendalltau(y, p).statistic if len(y) > 1 else float("nan")
+    return {"tau": float(tau), "r2": float(r2_score(y, p)) if len(y) > 1 else float("nan"),
+            "mae": float(np.mean(np.abs(y - p)))}
+
+
+def predict(zoo: Zoo, target: str, model: str, split: str = "id",
+            seeds: Sequence[int] = (0, 1, 2), epochs: int = 40, hidden: int = 32,
+            layers: int = 2, max_train: int | None = None) -> dict[str, Any]:
+    """Fit ``model`` on the split's train members and evaluate on its test members.
+
+    Args:
+        zoo: a :class:`~graphlab.metanets.zoo.Zoo`.
+        target: a member metric (``test_acc``, ``gen_gap``, ``complexity``, ``sharpness``, ...)
+            or ``phase`` (classification).
+        model: one of :data:`MODELS`.
+        split: a standard split (``id``, ``hparam``, ``width``, ``depth``, ``family``).
+        seeds: one fit per seed (the split is fixed; seeds vary the model).
+        epochs, hidden, layers: graph-encoder training budget.
+        max_train: subsample the train set (low-data runs).
+
+    Returns:
+        a dict with ``tau_mean/std``, ``r2_mean/std`` (or ``acc_mean/std`` for ``phase``),
+        ``tau_above_chance_mean/std`` when the zoo has ``test_acc``, per-seed metrics and the
+        last seed's ``pred`` / ``true`` arrays.
+    """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    classification = target in CLASSIFICATION_TARGETS
+    train, test = zoo.split(split)
+    y_all = zoo.target(target, zoo.indices)
+    ymap = dict(zip(zoo.indices, y_all))
+    train = [i for i in train if np.isfinite(ymap[i])]
+    test = [i for i in test if np.isfinite(ymap[i])]
+    if max_train is not None:
+        train = train[:max_train]
+    if len(train) < 4 or len(test) < 2:
+        raise ValueError(f"split {split!r} has too few finished members ({len(train)} train, "
+                         f"{len(test)} test)")
+    y_tr = np.array([ymap[i] for i in train])
+    y_te = np.array([ymap[i] for i in test])
+    has_acc = "test_acc" in zoo.records[0]["metrics"]
+    above = np.array([zoo.record(i)["metrics"]["test_acc"] > CHANCE_ACC for i in test]) \
+        if has_acc else None
+    num_classes = int(max(y_all[np.isfinite(y_all)]) + 1) if classification else 0
+    if model in ("statnn", "hparams"):
+        feat = statnn_features if model == "statnn" else hparam_features
+        X_tr, X_te = feat(zoo, train), feat(zoo, test)
+    else:
+        view = _VIEW[model]
+        g_tr, g_te = zoo_graphs(zoo, train, view), zoo_graphs(zoo, test, view)
+        if view != "op":
+            width = max(g_tr[0].edge_attr.size(1), g_te[0].edge_attr.size(1))
+            g_tr = [pad_edge_attr(g, width) for g in g_tr]
+            g_te = [pad_edge_attr(g, width) for g in g_te]
+    runs = []
+    pred = np.zeros(0)
+    for seed in seeds:
+        if model in ("statnn", "hparams"):
+            sn = StatNN(task="classification" if classification else "regression", seed=seed,
+                        max_iter=200)
+            pred = sn.fit(X_tr, y_tr).predict(X_te).astype(np.float64)
+        else:
+            pred = fit_graph_regressor(model, g_tr, y_tr, g_te, seed=seed, epochs=epochs,
+                                       hidden=hidden, layers=layers, num_classes=num_classes)
+        m = _metrics(y_te, pred, classification)
+        if above is not None and not classification and above.sum() > 2:
+            m["tau_above_chance"] = _metrics(y_te[above], pred[above], False)["tau"]
+        runs.append(m)
+    out: dict[str, Any] = {"target": target, "model": model, "split": split,
+                           "n_train": len(train), "n_test": len(test), "seeds": list(seeds)}
+    for k in runs[0]:
+        vals = np.array([r[k] for r in runs], dtype=np.float64)
+        out[f"{k}_mean"], out[f"{k}_std"] = float(np.mean(vals)), float(np.std(vals))
+    if classification:
+        majority = np.bincount(y_tr.astype(int)).argmax()
+        out["majority_acc"] = float(np.mean(y_te == majority))
+    out["per_seed"] = runs
+    out["pred"], out["true"], out["test_indices"] = pred.tolist(), y_te.tolist(), test
+    return out
+
+
+# --------------------------------------------------------------------------- pruning
+def edge_importance(module: nn.Module, example_input: Tensor, method: str = "magnitude",
+                    data: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    r"""Importance of every neural-view edge of ``module`` (aligned with
+    ``to_graph(module, example_input).edge_attr`` rows; a conv edge's kernel entries are summed).
+
+    * ``magnitude``: :math:`|w|`;
+    * ``snip``: :math:`|w \cdot \partial\mathcal{L}/\partial w|` (Lee et al., ICLR 2019) on
+      ``data = (x, y)`` with cross-entropy.
+
+    The graph of a copy whose weights are replaced by the scores carries them on the same edges,
+    so no index bookkeeping is needed.
+    """
+    if method not in ("magnitude", "snip"):
+        raise ValueError(f"method must be 'magnitude' or 'snip', got {method!r}")
+    scored = copy.deepcopy(module).eval()
+    if method == "snip":
+        if data is None:
+            raise ValueError("snip needs data=(x, y)")
+        scored.zero_grad()
+        F.cross_entropy(scored(data[0]), data[1]).backward()
+    with torch.no_grad():
+        for p in scored.parameters():
+            g = p.grad if method == "snip" else torch.ones_like(p)
+            p.copy_((p * (g if g is not None else torch.zeros_like(p))).abs())
+    graph = to_graph(scored, example_input, view="neural")
+    return graph.edge_attr.abs().sum(-1)
+
+
+def prune_mask(scores: Tensor, graph: Data, sparsity: float, scope: str = "global") -> Tensor:
+    """Keep-mask over ``graph``'s edges removing the ``sparsity`` fraction of weighted edges with
+    the lowest score, globally or per edge block (``scope="layer"``). Structural (identity /
+    residual) edges are always kept."""
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"sparsity must lie in [0, 1], got {sparsity}")
+    weighted = (graph.edge_type != 3) & (graph.edge_type != 4)
+    keep = torch.ones_like(weighted)
+    groups = [weighted] if scope == "global" else [
+        weighted & (graph.edge_layer == b) for b in torch.unique(graph.edge_layer)]
+    for mask in groups:
+        idx = mask.nonzero().view(-1)
+        k = int(round(sparsity * idx.numel()))
+        if k:
+            drop = idx[torch.argsort(scores[idx], stable=True)[:k]]
+            keep[drop] = False
+    return keep
+
+
+def layer_collapse(graph: Data, keep: Tensor | None = None) -> bool:
+    """Whether the kept edges leave no path from any input node to any output node (layer
+    collapse, Tanaka et al. 2020), by propagating reachability along the DAG with tensor ops."""
+    ei = graph.edge_index if keep is None else graph.edge_index[:, keep]
+    n = graph.num_nodes
+    is_in = graph.node_type == 0
+    out_nodes = (graph.io_id >= 0) & ~is_in
+    reach = is_in.clone()
+    for _ in range(n):  # at most path-length many sweeps
+        hits = torch.zeros(n).index_add_(0, ei[1], reach[ei[0]].float()) if ei.numel() \
+            else torch.zeros(n)
+        new = reach | (hits > 0)
+        if torch.equal(new, reach):
+            break
+        reach = new
+    return not bool((reach & out_nodes).any())
