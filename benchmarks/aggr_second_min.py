@@ -112,7 +112,7 @@ def train_one(name: str, train: MultisetData, test: MultisetData, steps: int, di
         loss.backward()
         opt.step()
     cpu = time.process_time() - start
-    return {"aggregation": name, "steps": steps, "train loss": round(float(loss), 4),
+    return {"aggregation": name, "steps": steps, "train loss": round(loss.item(), 4),
             "test acc (size 32)": round(accuracy(model, test), 4),
             "train acc (size 2-16, 2048 sets)": round(accuracy(model, train.subset), 4),
             "cpu s": round(cpu, 1)}
@@ -125,7 +125,7 @@ MODELS = ["graphlab LCM", "graphlab Recurrent (LSTM)", "PyG LCM", "sum", "max",
 @register("aggr-second-min", "second minimum of 8-bit multisets, train size 2-16, test size 32")
 def run(quick: bool, out: Path, steps: int | None = None) -> list[dict]:
     torch.set_num_threads(1)
-    steps = steps or (150 if quick else 3000)
+    steps = steps or (150 if quick else 2000)
     train = MultisetData(2 ** 16, 2, 16, seed=0)
     train.subset = MultisetData(2048, 2, 16, seed=2)
     test = MultisetData(256 if quick else 1024, 32, 32, seed=1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -124,11 +125,15 @@ def throughput_rows(quick: bool) -> list[dict]:
           "throughput vs StatNN")
 def run(quick: bool, out: Path) -> list[dict]:
     torch.set_num_threads(1)
+    load_before = os.getloadavg()[0]
     rows = convert_rows(quick) + throughput_rows(quick)
     if not quick:
         out.mkdir(parents=True, exist_ok=True)
+        # the machine is shared: the load average says how far the timings are inflated
+        load = f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end (1-min load average)"
         meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "machine": MACHINE, "command": "python -m benchmarks.metanets_speed"}
+                "machine": MACHINE, "load": load,
+                "command": "python -m benchmarks.metanets_speed"}
         (out / "metanets_speed.json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
         (out / "metanets_speed.md").write_text(_markdown(rows, meta))
     return rows
@@ -137,7 +142,7 @@ def run(quick: bool, out: Path) -> list[dict]:
 def _markdown(rows: list[dict], meta: dict) -> str:
     lines = ["# Metanets: conversion speed, graph sizes, metanet throughput", "",
              f"Command: `{meta['command']}`  ", f"Date: {meta['date']}  ",
-             f"Machine: {meta['machine']}", "",
+             f"Machine: {meta['machine']}  ", f"Load: {meta['load']}", "",
              "## to_graph (median time; baseline = fx trace + ShapeProp alone)", "",
              "| network | params | view | nodes | edges | edge dim | density | time (ms) | "
              "baseline (ms) | ratio |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]

@@ -35,11 +35,13 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from graphlab.bench import register
+from graphlab.datasets import DatasetBundle
 from graphlab.train import TrainConfig, atomic_write_json
 
 #: the five small molecule datasets of the offline mirror (molpcba for users who have it)
@@ -61,7 +63,7 @@ LEADERBOARD = {
 }
 
 #: the budget recorded on the 2-core machine (see benchmarks/results/ogb_graphprop.md)
-RECORDED = {"seeds": 2, "epochs": 3, "hidden": 32, "layers": 2, "batch_size": 32}
+RECORDED = {"seeds": 2, "epochs": 2, "hidden": 32, "layers": 2, "batch_size": 128}
 QUICK = {"seeds": 1, "epochs": 2, "hidden": 32, "layers": 2, "batch_size": 32}
 
 
@@ -139,18 +141,30 @@ def _machine() -> str:
 _GUARDED = ("dataset", "model", "epochs", "batch_size", "lr", "weight_decay", "model_kwargs")
 
 
-def _check_config(folder: Path, config: TrainConfig, is_main: bool) -> None:
+def _config_error(folder: Path, config: TrainConfig, is_main: bool) -> ValueError | None:
     """Refuse to resume a folder trained with other hyperparameters (seeds may grow)."""
     path = folder / "config.json"
     mine = {k: getattr(config, k) for k in _GUARDED}
     if path.exists():
         old = json.loads(path.read_text())
         if old != json.loads(json.dumps(mine)):
-            raise ValueError(f"{folder} holds runs with another configuration ({old}); "
-                             f"use another --out or remove the folder")
+            return ValueError(f"{folder} holds runs with another configuration ({old}); "
+                              f"use another --out or remove the folder")
     elif is_main:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, mine)
+    return None
+
+
+def _ordered(env, first: bool) -> None:
+    """Barrier that lets rank 0 act alone first: call with ``first=False`` before and
+    ``first=True`` after the step (rank 0 passes the first barrier late, the others early)."""
+    if not env.distributed:
+        return
+    import torch.distributed as dist
+
+    if env.is_main == first:
+        dist.barrier()
 
 
 def _fmt(mean: float, std: float) -> str:
@@ -169,8 +183,12 @@ def _row(res: dict, world: int) -> dict:
 def run_suite(datasets: list[str], models: list[str], out: Path, seeds: int = 10,
               epochs: int = 100, hidden: int | None = None, layers: int | None = None,
               batch_size: int = 32, lr: float = 1e-3, root: str | None = None,
-              device: str = "cpu", progress: bool = True) -> list[dict]:
-    """Train every model on every dataset (resumably) and return the table's rows."""
+              device: str = "cpu", progress: bool = True,
+              load: Callable[[str], DatasetBundle] | None = None) -> list[dict]:
+    """Train every model on every dataset (resumably) and return the table's rows.
+
+    ``load(name)`` replaces :func:`~graphlab.datasets.get_dataset` (e.g. for generated data).
+    """
     from graphlab.datasets import get_dataset
     from graphlab.distributed import init_distributed, train_distributed
 
@@ -184,11 +202,17 @@ def run_suite(datasets: list[str], models: list[str], out: Path, seeds: int = 10
             "budget": {"seeds": seeds, "epochs": epochs, "hidden": hidden, "layers": layers,
                        "batch_size": batch_size, "lr": lr}}
     for name in datasets:
+        # rank 0 processes a dataset into the cache first, the other ranks then read it
+        _ordered(env, first=False)
         try:
-            bundle = get_dataset(name, root=root)
+            bundle = load(name) if load is not None else get_dataset(name, root=root)
+            missing = None
         except (RuntimeError, FileNotFoundError) as exc:  # offline and not mirrored
-            say(f"skipping {name}: {exc}")
-            rows.append({"dataset": name, "note": f"not available: {type(exc).__name__}"})
+            bundle, missing = None, exc
+        _ordered(env, first=True)
+        if missing is not None:
+            say(f"skipping {name}: {missing}")
+            rows.append({"dataset": name, "note": f"not available: {type(missing).__name__}"})
             continue
         for model in models:
             say(f"== {name} / {model}", flush=True)
@@ -198,7 +222,14 @@ def run_suite(datasets: list[str], models: list[str], out: Path, seeds: int = 10
                                  out=str(out / name / model), root=root, device=device,
                                  progress=progress and env.is_main)
             try:
-                _check_config(out / name / model, config, env.is_main)
+                # rank 0 records the configuration, then every rank compares against it
+                _ordered(env, first=False)
+                error = _config_error(out / name / model, config, env.is_main)
+                _ordered(env, first=True)
+                if error is None and not env.is_main:
+                    error = _config_error(out / name / model, config, False)
+                if error is not None:
+                    raise error
                 data = add_conformers(bundle) if model == "egnn" else bundle
                 res = train_distributed(config, data, env)
             except SkipModel as exc:
@@ -221,13 +252,22 @@ def run_suite(datasets: list[str], models: list[str], out: Path, seeds: int = 10
 
 
 def _write_summary(out: Path, rows: list[dict], meta: dict) -> None:
+    """Merge ``rows`` into ``OUT/summary.{json,md}`` (atomically): a later command over other
+    datasets or models adds its rows and its command line; a rerun replaces its own rows."""
     from graphlab.cli import format_table
 
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "summary.json", {**meta, "rows": rows})
-    text = "\n".join([f"command: `{meta['command']}`", f"commit: {meta['commit']}",
-                      f"machine: {meta['machine']}", f"date: {meta['date']}",
-                      f"budget: {meta['budget']}", "", format_table(rows), ""])
+    path = out / "summary.json"
+    old = json.loads(path.read_text()) if path.exists() else {"runs": [], "rows": []}
+    mine = {(r.get("dataset"), r.get("model")) for r in rows}
+    merged = [r for r in old["rows"] if (r.get("dataset"), r.get("model")) not in mine] + rows
+    runs = [m for m in old["runs"] if m["command"] != meta["command"]] + [meta]
+    atomic_write_json(path, {"runs": runs, "rows": merged})
+    lines = []
+    for m in runs:
+        lines += [f"- `{m['command']}` (commit {m['commit']}, {m['date']}, {m['processes']} "
+                  f"process(es), {m['machine']}; budget {m['budget']})"]
+    text = "\n".join(["commands:", *lines, "", format_table(merged), ""])
     tmp = out / "summary.md.tmp"
     tmp.write_text(text)
     os.replace(tmp, out / "summary.md")

@@ -123,9 +123,23 @@ def train_split(bundle, variant: str, split: int, cfg: dict, epochs: int, patien
             "epochs": epoch + 1, "s_per_epoch": seconds / (epoch + 1), "prep_s": prep_s}
 
 
+def _row(name: str, variant: str, results: list[dict]) -> dict:
+    test = np.array([r["test"] for r in results])
+    return {
+        "dataset": name, "model": variant, "splits": len(results),
+        "ours (test acc)": f"{test.mean():.2f} ± {test.std():.2f}",
+        "paper": PAPER.get((name, variant), "-"),
+        "val acc": f"{np.mean([r['val'] for r in results]):.2f}",
+        "epochs (mean)": f"{np.mean([r['epochs'] for r in results]):.0f}",
+        "s/epoch": f"{np.mean([r['s_per_epoch'] for r in results]):.3f}",
+        "pre-transform s": f"{results[0]['prep_s']:.2f}",
+    }
+
+
 def evaluate(datasets: list[str], variants: list[str], splits: list[int],
-             epoch_cap: int | None = None,
-             patience_cap: int | None = None) -> tuple[list[dict], list[dict]]:
+             epoch_cap: int | None = None, patience_cap: int | None = None,
+             on_split=None) -> tuple[list[dict], list[dict]]:
+    """Train every (dataset, variant, split); ``on_split(rows, runs)`` sees partial results."""
     rows, runs = [], []
     for name in datasets:
         bundle = _load(name)
@@ -139,16 +153,9 @@ def evaluate(datasets: list[str], variants: list[str], splits: list[int],
                 res = train_split(bundle, variant, split, cfg, epochs, patience, cache)
                 results.append(res)
                 runs.append({"dataset": name, "variant": variant, **res})
-            test = np.array([r["test"] for r in results])
-            rows.append({
-                "dataset": name, "model": variant, "splits": len(results),
-                "ours (test acc)": f"{test.mean():.2f} ± {test.std():.2f}",
-                "paper": PAPER.get((name, variant), "-"),
-                "val acc": f"{np.mean([r['val'] for r in results]):.2f}",
-                "epochs (mean)": f"{np.mean([r['epochs'] for r in results]):.0f}",
-                "s/epoch": f"{np.mean([r['s_per_epoch'] for r in results]):.3f}",
-                "pre-transform s": f"{results[0]['prep_s']:.2f}",
-            })
+                if on_split is not None:
+                    on_split([*rows, _row(name, variant, results)], runs)
+            rows.append(_row(name, variant, results))
     return rows, runs
 
 
@@ -182,6 +189,30 @@ def write_results(rows: list[dict], runs: list[dict], out: Path, command: str,
     (out / f"{stem}.md").write_text("\n".join(text))
 
 
+def merge_results(out: Path) -> list[dict]:
+    """Collect the rows of every ``sheaf_webkb_*.json`` in ``out`` into ``sheaf_webkb.md/json``
+    (the full runs are split into several commands to stay under ~10 minutes each)."""
+    rows, sources = [], []
+    for path in sorted(out.glob("sheaf_webkb_*.json")):
+        res = json.loads(path.read_text())
+        rows += res["rows"]
+        sources.append((path.stem, res["command"]))
+    order = {d: i for i, d in enumerate(CONFIGS)}
+    rows.sort(key=lambda r: (order[r["dataset"]], VARIANTS.index(r["model"])))
+    (out / "sheaf_webkb.json").write_text(json.dumps({"rows": rows, "sources": sources},
+                                                     indent=1))
+    head = list(rows[0]) if rows else []
+    lines = ["# Sheaf diffusion on Texas / Cornell / Film (10 Geom-GCN splits) vs the papers", "",
+             "Collected by `python -m benchmarks.sheaf_webkb --merge` from the runs below; "
+             "each run's own table, configuration and date are in its file.",
+             "Machine: 2-core CPU shared with ~7 other jobs, torch 2.13 CPU, 1 thread.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in rows]
+    lines += ["", "Runs:", *[f"- `{stem}.md`: `{cmd}`" for stem, cmd in sources], ""]
+    (out / "sheaf_webkb.md").write_text("\n".join(lines))
+    return rows
+
+
 @register("sheaf-webkb", "Sheaf diffusion (diag/O(d)/general/connection) on Texas, Cornell, Film")
 def run(quick: bool, out: Path) -> list[dict]:
     if not _data_available():
@@ -209,20 +240,27 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=None, help="cap on the configured epochs")
     parser.add_argument("--patience", type=int, default=None, help="cap on the patience")
+    parser.add_argument("--merge", action="store_true", help="collect sheaf_webkb_*.json")
     parser.add_argument("--stem", default=None, help="results file name (default from datasets)")
     args = parser.parse_args()
-    if args.quick or args.datasets is None:
+    if args.merge:
+        rows = merge_results(args.out)
+    elif args.quick or args.datasets is None:
         rows = run(args.quick, args.out)
     else:
         torch.set_num_threads(1)
-        rows, runs = evaluate(args.datasets, args.variants, list(range(args.splits)),
-                              args.epochs, args.patience)
         import sys
 
         command = "python -m benchmarks.sheaf_webkb " + " ".join(sys.argv[1:])
         stem = args.stem or "sheaf_webkb_" + "_".join(args.datasets)
-        write_results(rows, runs, args.out, command, args.datasets, args.epochs, stem,
-                      args.patience)
+
+        def save(rows: list[dict], runs: list[dict]) -> None:  # after every split
+            write_results(rows, runs, args.out, command, args.datasets, args.epochs, stem,
+                          args.patience)
+
+        rows, runs = evaluate(args.datasets, args.variants, list(range(args.splits)),
+                              args.epochs, args.patience, on_split=save)
+        save(rows, runs)
     for r in rows:
         print(r)
 

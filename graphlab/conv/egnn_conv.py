@@ -220,6 +220,15 @@ class EGNNConv(MessagePassing):
             diff = diff / (radial.detach().sqrt() + self.eps)
         return torch.cat([m, diff * phi], dim=-1)
 
+    def aggregate(self, inputs: Tensor, index: Tensor, ptr: OptTensor = None,
+                  dim_size: int | None = None) -> Tensor:
+        # A plain sum: ``index_add`` is markedly faster on CPU than the broadcast
+        # ``scatter_add_`` behind the generic aggregation, and its backward is a gather.
+        if self.aggr != "sum":
+            return super().aggregate(inputs, index, ptr=ptr, dim_size=dim_size)
+        out = inputs.new_zeros(dim_size, inputs.size(-1))
+        return out.index_add(0, index, inputs)
+
     def _validate(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: OptTensor,
                   vel: OptTensor) -> OptTensor:
         check_node_features(x, "x", channels=self.in_channels)

@@ -30,6 +30,27 @@ def mlp(in_channels: int, hidden: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_channels, hidden), nn.SiLU(), nn.Linear(hidden, out_channels))
 
 
+class GatherMLP(nn.Module):
+    """``mlp(cat([h[idx_1], ..., h[idx_k], e]))`` computed as ``sum_k (W_k h)[idx_k] + W_e e``.
+
+    The node projections run once per node instead of once per edge, and no ``[E, (k+1) h]``
+    concatenation is materialised; the function is the same two-layer MLP.
+    """
+
+    def __init__(self, num_gathered: int, hidden: int, edge_in: int, out_channels: int) -> None:
+        super().__init__()
+        self.node_lins = nn.ModuleList([nn.Linear(hidden, hidden, bias=False)
+                                        for _ in range(num_gathered)])
+        self.edge_lin = nn.Linear(edge_in, hidden)
+        self.out = nn.Linear(hidden, out_channels)
+
+    def forward(self, h: Tensor, indices: list[Tensor], e: Tensor) -> Tensor:
+        z = self.edge_lin(e)
+        for lin, idx in zip(self.node_lins, indices):
+            z = z + lin(h)[idx]
+        return self.out(nn.functional.silu(z))
+
+
 def reset(module: nn.Module) -> None:
     for m in module.modules():
         if m is not module and hasattr(m, "reset_parameters"):
@@ -102,15 +123,23 @@ class NodeEncoder(nn.Module):
 class EdgeEncoder(nn.Module):
     """Embeds edge values (weights / kernels), edge type and, optionally, kernel position."""
 
-    def __init__(self, hidden: int, edge_dim: int, use_pos: bool, max_pos: int = 64) -> None:
+    def __init__(self, hidden: int, edge_dim: int, use_pos: bool, max_pos: int = 64,
+                 num_freqs: int = 6) -> None:
         super().__init__()
         self.max_pos = max_pos
         self.lin = nn.Linear(edge_dim, hidden)
+        # sinusoidal features of every weight (as in GMN): small weight differences become
+        # visible to the network instead of vanishing next to the type embeddings
+        self.register_buffer("freqs", 2.0 ** torch.arange(num_freqs))
+        self.fourier = nn.Linear(2 * num_freqs * edge_dim, hidden)
         self.type_emb = nn.Embedding(len(EDGE_TYPES), hidden)
         self.pos_emb = nn.Embedding(max_pos, hidden) if use_pos else None
 
     def forward(self, batch: Data) -> Tensor:
-        e = self.lin(batch.edge_attr) + self.type_emb(batch.edge_type)
+        a = batch.edge_attr
+        ang = (a.unsqueeze(-1) * self.freqs.to(a.dtype)).flatten(1)
+        e = self.lin(a) + self.fourier(torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1)) + \
+            self.type_emb(batch.edge_type)
         if self.pos_emb is not None:
             e = e + self.pos_emb((batch.edge_pos + 1).clamp(max=self.max_pos - 1))
         return e

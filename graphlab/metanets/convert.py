@@ -21,6 +21,10 @@ permutations (the true symmetries), and nothing that mixes heads.
 
 The neural and parameter views are lossless: :func:`graph_to_state_dict` inverts them bit for bit,
 and :func:`graph_forward` evaluates the network by message passing over the neural graph.
+
+Sizes for a CIFAR-style ResNet-18 (11.2M parameters, ``corpus.resnet18``): neural view 11,533
+nodes / 1,406,592 edges (edge dim 9, density 1.1%); parameter view 11,614 nodes / 11,192,202
+edges; op view 70 nodes / 77 edges (``benchmarks/results/metanets_speed.md`` has the timings).
 """
 
 from __future__ import annotations
@@ -1002,6 +1006,9 @@ def to_graph(module: nn.Module, example_input: Tensor | None = None,
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
     if not isinstance(module, nn.Module):
         raise ValueError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    if any(t.device.type != "cpu" for t in (*module.parameters(), *module.buffers())):
+        raise ValueError("to_graph converts CPU modules: call module.cpu() first (the graph can "
+                         "be moved to a GPU afterwards with graph.to(device))")
     was_training = module.training
     module.eval()
     try:

@@ -9,7 +9,15 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.utils import scatter
 
-from graphlab.metanets._encoding import EdgeEncoder, NodeEncoder, graph_pool, mlp, reset, validate
+from graphlab.metanets._encoding import (
+    EdgeEncoder,
+    GatherMLP,
+    NodeEncoder,
+    graph_pool,
+    mlp,
+    reset,
+    validate,
+)
 
 __all__ = ["GMN"]
 
@@ -25,13 +33,14 @@ class GMN(nn.Module):
         \mathbf{e}_{ij} &\leftarrow \mathbf{e}_{ij} + \phi_e\left(\mathbf{h}_i, \mathbf{h}_j,
         \mathbf{e}_{ij}\right) \\
         \mathbf{h}_j &\leftarrow \mathrm{LN}\Big(\mathbf{h}_j + \phi_v\big(\mathbf{h}_j,
-        \operatorname{mean}_{i \to j} \mathbf{e}_{ij},
-        \operatorname{mean}_{j \to k} \mathbf{e}_{jk}\big)\Big) \\
+        \textstyle\bigoplus_{i \to j} \mathbf{e}_{ij},
+        \bigoplus_{j \to k} \mathbf{e}_{jk}\big)\Big) \\
         \mathbf{y} &= \rho\Big(\operatorname{mean}_{e} \mathbf{e},\ \max_e \mathbf{e},\
         \operatorname{mean}_v \mathbf{h},\ \max_v \mathbf{h}\Big)
 
-    Inputs are embedded from node type, activation, layer depth, the index of input/output
-    neurons (sinusoidal; hidden neurons get none), edge value, edge type and kernel position. All
+    with :math:`\bigoplus` = (mean, sum). Inputs are embedded from node type, activation, layer
+    depth, the index of input/output neurons (sinusoidal; hidden neurons get none), the edge value
+    (linear + sinusoidal features), edge type and kernel position. All
     of these are invariant under the network's neuron-permutation symmetries, so the output is
     invariant by construction.
 
@@ -60,8 +69,8 @@ class GMN(nn.Module):
         h = hidden_channels
         self.node_enc = NodeEncoder(h, x_dim)
         self.edge_enc = EdgeEncoder(h, edge_dim, use_pos)
-        self.edge_mlps = nn.ModuleList([mlp(3 * h, h, h) for _ in range(num_layers)])
-        self.node_mlps = nn.ModuleList([mlp(3 * h, h, h) for _ in range(num_layers)])
+        self.edge_mlps = nn.ModuleList([GatherMLP(2, h, h, h) for _ in range(num_layers)])
+        self.node_mlps = nn.ModuleList([mlp(5 * h, h, h) for _ in range(num_layers)])
         self.edge_norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(num_layers)])
         self.node_norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(num_layers)])
         self.readout = mlp(4 * h, h, out_channels)
@@ -87,10 +96,10 @@ class GMN(nn.Module):
         src, dst = batch.edge_index
         for phi_e, phi_v, ln_e, ln_v in zip(self.edge_mlps, self.node_mlps, self.edge_norms,
                                             self.node_norms):
-            e = ln_e(e + phi_e(torch.cat([h[src], h[dst], e], dim=-1)))
-            agg_in = scatter(e, dst, 0, dim_size=n, reduce="mean")
-            agg_out = scatter(e, src, 0, dim_size=n, reduce="mean")
-            h = ln_v(h + phi_v(torch.cat([h, agg_in, agg_out], dim=-1)))
+            e = ln_e(e + phi_e(h, [src, dst], e))
+            agg = [scatter(e, idx, 0, dim_size=n, reduce=r) for idx in (dst, src)
+                   for r in ("mean", "sum")]
+            h = ln_v(h + phi_v(torch.cat([h, *agg], dim=-1)))
         pooled = torch.cat([graph_pool(e, vec[src], num_graphs), graph_pool(h, vec, num_graphs)],
                            dim=-1)
         return self.readout(pooled)

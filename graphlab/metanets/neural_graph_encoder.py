@@ -9,7 +9,15 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.utils import scatter
 
-from graphlab.metanets._encoding import EdgeEncoder, NodeEncoder, graph_pool, mlp, reset, validate
+from graphlab.metanets._encoding import (
+    EdgeEncoder,
+    GatherMLP,
+    NodeEncoder,
+    graph_pool,
+    mlp,
+    reset,
+    validate,
+)
 
 __all__ = ["NeuralGraphEncoder"]
 
@@ -60,12 +68,12 @@ class NeuralGraphEncoder(nn.Module):
         h = hidden_channels
         self.node_enc = NodeEncoder(h, x_dim)
         self.edge_enc = EdgeEncoder(h, edge_dim, use_pos=False)
-        self.fwd = nn.ModuleList([mlp(2 * h, h, h) for _ in range(num_layers)])
-        self.bwd = nn.ModuleList([mlp(2 * h, h, h) for _ in range(num_layers)])
+        self.fwd = nn.ModuleList([GatherMLP(1, h, h, h) for _ in range(num_layers)])
+        self.bwd = nn.ModuleList([GatherMLP(1, h, h, h) for _ in range(num_layers)])
         self.upd = nn.ModuleList([mlp(5 * h, h, h) for _ in range(num_layers)])
         self.norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(num_layers)])
         if edge_updates:
-            self.edge_mlps = nn.ModuleList([mlp(3 * h, h, h) for _ in range(num_layers)])
+            self.edge_mlps = nn.ModuleList([GatherMLP(2, h, h, h) for _ in range(num_layers)])
             self.edge_norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(num_layers)])
         self.readout = mlp(2 * h, h, out_channels)
         self.reset_parameters()
@@ -88,15 +96,15 @@ class NeuralGraphEncoder(nn.Module):
         e = self.edge_enc(batch)
         src, dst = batch.edge_index
         for i in range(self.num_layers):
-            mf = self.fwd[i](torch.cat([h[src], e], dim=-1))
-            mb = self.bwd[i](torch.cat([h[dst], e], dim=-1))
+            mf = self.fwd[i](h, [src], e)
+            mb = self.bwd[i](h, [dst], e)
             agg = [scatter(mf, dst, 0, dim_size=n, reduce="sum"),
                    scatter(mf, dst, 0, dim_size=n, reduce="mean"),
                    scatter(mb, src, 0, dim_size=n, reduce="sum"),
                    scatter(mb, src, 0, dim_size=n, reduce="mean")]
             h_new = self.norms[i](h + self.upd[i](torch.cat([h, *agg], dim=-1)))
             if self.edge_updates:
-                e = self.edge_norms[i](e + self.edge_mlps[i](torch.cat([h[src], h[dst], e], -1)))
+                e = self.edge_norms[i](e + self.edge_mlps[i](h, [src, dst], e))
             h = h_new
         return self.readout(graph_pool(h, vec, num_graphs))
 

@@ -127,8 +127,8 @@ def test_trained_invariance_and_negative_controls():
 
 
 def test_attention_head_control_changes_embedding():
-    """Mixing heads is not a symmetry: the embedding moves beyond float64 round-off (the untrained
-    signal is small: ~1e-8 for GMN, ~1e-5 for NeuralGraphEncoder)."""
+    """Mixing heads is not a symmetry: the embedding moves (by ~1e-4 untrained), while a true
+    symmetry leaves it unchanged up to float64 round-off."""
     arch = CORPUS["transformer"]
     m = arch.build(dtype=torch.float64)
     x = arch.input(dtype=torch.float64)
@@ -143,7 +143,7 @@ def test_attention_head_control_changes_embedding():
     with torch.no_grad():
         out = _embed(net, [m, permute_module(m, perm, x), random_symmetry(m, 3, x)], x)
     assert (out[2] - out[0]).abs().max().item() < 1e-12  # a true symmetry: round-off only
-    assert (out[1] - out[0]).abs().max().item() > 1e-9
+    assert (out[1] - out[0]).abs().max().item() > 1e-6
 
 
 def test_from_graph_and_repr():

@@ -47,6 +47,8 @@ def test_connection_model_needs_maps_and_rejects_graph_tasks():
         model(g)
     with pytest.raises(ValueError, match="node classifier"):
         build_model("sheaf-diag", TaskSpec("graph", 8, 2, "ce", "acc"))
+    with pytest.raises(ValueError, match="readout"):
+        build_model("sheaf-diag", SPEC, readout="mean")
     with pytest.raises(ValueError, match="maps must be"):
         SheafDiffusion(8, 3, maps="dense")
     with pytest.raises(ValueError, match="channels"):

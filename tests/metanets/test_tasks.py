@@ -1,0 +1,114 @@
+"""Zoo tasks: property prediction, padded StatNN features, pruning and layer collapse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from graphlab.metanets import random_symmetry, to_graph
+from graphlab.metanets.tasks import (
+    edge_importance,
+    layer_collapse,
+    predict,
+    prune_mask,
+    statnn_features,
+)
+from graphlab.metanets.zoo import build_zoo, digits_data, load_zoo
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory):
+    torch.set_num_threads(1)
+    # random-nets members are untrained, so a 60-member zoo costs about a second
+    return load_zoo(build_zoo("random-nets", 60, tmp_path_factory.mktemp("zoo") / "rn", seed=1))
+
+
+def test_statnn_features_padded_and_permutation_invariant(zoo, tmp_path: Path):
+    X = statnn_features(zoo, zoo.indices)
+    assert X.shape == (len(zoo), 6 * 7 + 3) and np.isfinite(X).all()
+    # a hidden-neuron permutation of a member leaves its features unchanged
+    i = zoo.indices[0]
+    m = zoo.module(i)
+    mp = random_symmetry(m, seed=3, example_input=zoo.example_input(i))
+    from graphlab.metanets import save_state_dict_safe
+
+    save_state_dict_safe(mp, zoo.path / "members" / zoo.record(i)["weights"])
+    try:
+        np.testing.assert_allclose(statnn_features(zoo, [i]), X[:1], rtol=1e-5, atol=1e-6)
+    finally:
+        save_state_dict_safe(m, zoo.path / "members" / zoo.record(i)["weights"])
+
+
+@pytest.mark.parametrize("model", ["statnn", "hparams", "neural", "gmn", "opgnn"])
+def test_predict_runs_and_reports(zoo, model):
+    r = predict(zoo, "complexity", model, "id", seeds=(0, 1), epochs=2, hidden=8)
+    assert r["n_train"] + r["n_test"] == len(zoo)
+    assert len(r["per_seed"]) == 2 and len(r["pred"]) == r["n_test"]
+    assert np.isfinite(r["tau_mean"]) and np.isfinite(r["r2_mean"])
+    assert -1.0 <= r["tau_mean"] <= 1.0
+
+
+def test_predict_bad_inputs(zoo):
+    with pytest.raises(ValueError, match="model must be"):
+        predict(zoo, "complexity", "nope")
+    with pytest.raises(ValueError, match="unknown split"):
+        predict(zoo, "complexity", "statnn", "nope")
+    with pytest.raises(ValueError, match="unknown target"):
+        predict(zoo, "nope", "statnn")
+    with pytest.raises(ValueError, match="no training phases"):
+        predict(zoo, "phase", "statnn")
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
+                         nn.Linear(8, 10))
+
+
+def test_edge_importance_aligned_with_graph():
+    m, ex = _net(), torch.zeros(2, 64)
+    g = to_graph(m, ex)
+    mag = edge_importance(m, ex, "magnitude")
+    torch.testing.assert_close(mag, g.edge_attr.abs().sum(-1))
+    x, y, _, _ = digits_data()
+    snip = edge_importance(m, ex, "snip", (x[:64], y[:64]))
+    assert snip.shape == mag.shape and (snip >= 0).all() and snip.sum() > 0
+    # SNIP of the last layer = |w * dL/dw| computed directly
+    m.zero_grad()
+    nn.functional.cross_entropy(m(x[:64]), y[:64]).backward()
+    direct = (m[4].weight * m[4].weight.grad).abs()
+    last = g.edge_layer == g.edge_layer.max()
+    torch.testing.assert_close(snip[last].sort().values, direct.reshape(-1).sort().values)
+    with pytest.raises(ValueError, match="snip needs data"):
+        edge_importance(m, ex, "snip")
+
+
+def test_layer_collapse():
+    m, ex = _net(), torch.zeros(2, 64)
+    g = to_graph(m, ex)
+    keep = torch.ones(g.edge_index.size(1), dtype=torch.bool)
+    assert not layer_collapse(g, keep)
+    assert layer_collapse(g, torch.zeros_like(keep))
+    # removing one whole middle layer disconnects inputs from outputs
+    cut = keep & (g.edge_layer != 1)
+    assert layer_collapse(g, cut)
+    # a single surviving path keeps the network connected
+    path = torch.zeros_like(keep)
+    src, dst = g.edge_index
+    node = int(src[g.edge_layer == 0][0])
+    for layer in range(3):
+        e = int(((g.edge_layer == layer) & (src == node)).nonzero()[0])
+        path[e] = True
+        node = int(dst[e])
+    assert not layer_collapse(g, path)
+    # per-layer pruning never removes a whole layer below 100% sparsity; global pruning can
+    scores = g.edge_attr.abs().sum(-1).clone()
+    scores[g.edge_layer == 1] *= 1e-3
+    assert not layer_collapse(g, prune_mask(scores, g, 0.9, "layer"))
+    assert layer_collapse(g, prune_mask(scores, g, 0.5, "global"))
+    with pytest.raises(ValueError, match="sparsity"):
+        prune_mask(scores, g, 1.5)
