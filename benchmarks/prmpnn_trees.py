@@ -109,7 +109,7 @@ def run_depth(depth: int, mode: str, num_permutations: int, epochs: int, k_add: 
 
 #: depth -> (permutations, epochs) for the full run
 FULL = {2: (60, 60), 3: (40, 40), 4: (16, 30), 5: (6, 30)}
-QUICK = {2: (30, 25), 3: (20, 25)}
+QUICK = {2: (40, 40)}
 
 
 NOTES = ("1 downstream WeightedGINEConv layer, root readout, hidden 64; rewiring adds k=1 pair "

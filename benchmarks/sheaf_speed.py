@@ -40,8 +40,8 @@ MODEL = dict(stalk_dim=3, num_layers=2, hidden_channels=20, dropout=0.5)
 class SparseAssemblySheafConv(SheafConv):
     """Baseline: the same layer, but Delta_F is assembled as a sparse nd x nd matrix."""
 
-    def laplacian(self, x: torch.Tensor, edge_index: torch.Tensor,
-                  maps: torch.Tensor) -> torch.Tensor:
+    def laplacian(self, x: torch.Tensor, edge_index: torch.Tensor, maps: torch.Tensor,
+                  scaled_orthogonal: bool = False) -> torch.Tensor:
         from torch_geometric.utils import scatter
 
         n, d = x.size(0), self.stalk_dim
@@ -60,7 +60,12 @@ class SparseAssemblySheafConv(SheafConv):
                               .reshape(-1)])
         else:
             diag = scatter(tgt.mT @ tgt, dst, 0, dim_size=n, reduce="sum")
-            inv = sym_inv_sqrt(diag + torch.eye(d, dtype=x.dtype))
+            eye = torch.eye(d, dtype=x.dtype)
+            if scaled_orthogonal:  # scalar normaliser, as the reference's connection builder
+                scale = diag.diagonal(dim1=-2, dim2=-1).mean(-1) + 1.0
+                inv = scale.rsqrt()[:, None, None] * eye
+            else:
+                inv = sym_inv_sqrt(diag + eye)
             off = -(inv[dst] @ (tgt.mT @ srcm) @ inv[src])
             on = inv @ diag @ inv
             ii, jj = ar.repeat_interleave(d), ar.repeat(d)

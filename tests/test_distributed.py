@@ -14,33 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from torch_geometric.data import Data
 
-from graphlab.datasets import DatasetBundle, TaskSpec
+from graphlab.datasets import DatasetBundle
 from graphlab.distributed import DistEnv, shard_indices, train_distributed
+from graphlab.testing.tiny_bundle import tiny_regression_bundle as tiny_bundle
 from graphlab.train import TrainConfig, train
-from graphlab.utils.metrics import rmse
-
-
-def tiny_bundle(seed: int = 0) -> DatasetBundle:
-    """46 small random graphs; the target is a smooth function of the graph (learnable)."""
-    gen = torch.Generator().manual_seed(seed)
-    graphs = []
-    for _ in range(46):
-        n = int(torch.randint(3, 9, (1,), generator=gen))
-        x = torch.randn(n, 4, generator=gen)
-        src = torch.randint(0, n, (2 * n,), generator=gen)
-        dst = torch.randint(0, n, (2 * n,), generator=gen)
-        keep = src != dst
-        edge_index = torch.stack([torch.cat([src[keep], dst[keep]]),
-                                  torch.cat([dst[keep], src[keep]])])
-        y = torch.tensor([[float(x[:, 0].sum() + 0.1 * edge_index.size(1))]])
-        graphs.append(Data(x=x, edge_index=edge_index, y=y, num_nodes=n))
-    # odd split sizes, so that the evaluation shards of 2 ranks need padding
-    split = {"train": torch.arange(30), "valid": torch.arange(30, 37),
-             "test": torch.arange(37, 46)}
-    spec = TaskSpec("graph", 4, 1, "mse", "rmse")
-    return DatasetBundle("tiny", graphs, [split], spec, "generated 30/7/9", "generated", rmse)
 
 
 def _config(out: Path, epochs: int) -> TrainConfig:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from benchmarks.ogb_graphprop import MODELS, model_kwargs, run_suite
-from tests.test_distributed import tiny_bundle
+from graphlab.testing.tiny_bundle import tiny_regression_bundle as tiny_bundle
 
 
 def test_every_family_is_selectable_by_name():

@@ -236,6 +236,8 @@ class EGNNConv(MessagePassing):
         if pos.size(0) != x.size(0):
             raise ValueError(f"pos must have one row per node of x ({x.size(0)}), got shape "
                              f"{list(pos.shape)}")
+        if pos.dtype != x.dtype:
+            raise ValueError(f"pos and x must have the same dtype, got {pos.dtype} and {x.dtype}")
         if pos.size(1) < 1:
             raise ValueError(f"pos must have at least one spatial dimension, got shape "
                              f"{list(pos.shape)}")

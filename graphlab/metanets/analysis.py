@@ -74,8 +74,8 @@ def _table(rows: list[dict[str, Any]], cols: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def analyze(zoo: Zoo, out: str | Path, quick: bool = False, seeds: Sequence[int] = (0, 1, 2)
-            ) -> dict[str, Any]:
+def analyze(zoo: Zoo, out: str | Path, quick: bool = False, seeds: Sequence[int] = (0, 1, 2),
+            models: Sequence[str] | None = None, epochs: int | None = None) -> dict[str, Any]:
     """Write ``embedding.png``, ``pred_vs_true.png``, ``barrier_vs_width.png`` (trained
     presets), ``collapse.png`` and ``summary.md`` / ``summary.json`` into ``out``."""
     import matplotlib
@@ -108,8 +108,8 @@ def analyze(zoo: Zoo, out: str | Path, quick: bool = False, seeds: Sequence[int]
     fig.savefig(out / "embedding.png", dpi=90)
     plt.close(fig)
     # 2. prediction on every split
-    models = ("statnn", "neural", "gmn") if not quick else ("statnn", "gmn")
-    epochs = 15 if quick else 40
+    models = tuple(models or (("statnn", "gmn") if quick else ("statnn", "neural", "gmn")))
+    epochs = epochs or (15 if quick else 40)
     rows = []
     preds = {}
     for split in zoo.splits:

@@ -66,7 +66,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from graphlab.metanets.zoo import load_zoo
 
     torch.set_num_threads(1)
-    analyze(load_zoo(args.zoo), args.out, quick=args.quick, seeds=list(range(args.seeds)))
+    models = args.models.split(",") if args.models else None
+    analyze(load_zoo(args.zoo), args.out, quick=args.quick, seeds=list(range(args.seeds)),
+            models=models, epochs=args.epochs)
     print((Path(args.out) / "summary.md").read_text())
     return 0
 
@@ -102,4 +104,6 @@ def add_zoo_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--models", default=None, help="comma list (default statnn,neural,gmn)")
+    p.add_argument("--epochs", type=int, default=None, help="graph-metanet training epochs")
     p.set_defaults(fn=_cmd_analyze)

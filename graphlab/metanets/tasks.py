@@ -237,8 +237,9 @@ def predict(zoo: Zoo, target: str, model: str, split: str = "id",
     pred = np.zeros(0)
     for seed in seeds:
         if model in ("statnn", "hparams"):
+            # sklearn's default leaf size (20) cannot split train sets under 40 members
             sn = StatNN(task="classification" if classification else "regression", seed=seed,
-                        max_iter=200)
+                        max_iter=200, min_samples_leaf=max(2, min(20, len(train) // 10)))
             pred = sn.fit(X_tr, y_tr).predict(X_te).astype(np.float64)
         else:
             pred = fit_graph_regressor(model, g_tr, y_tr, g_te, seed=seed, epochs=epochs,

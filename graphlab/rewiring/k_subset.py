@@ -76,7 +76,8 @@ def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = No
     tables are filled in log space in :math:`O(nk)` per row, and
     :math:`e_{k-1}(\theta_{\setminus i}) = \sum_j e_j(\theta_{<i})\,e_{k-1-j}(\theta_{>i})` costs
     :math:`O(k)` per position. Rows with :math:`k > n/2` use the complement identity
-    :math:`\mu(\theta, k) = 1 - \mu(-\theta, n - k)`, so the work is :math:`O(n\min(k, n-k))`.
+    :math:`\mu(\theta, k) = 1 - \mu(-\theta, n - k)`, so the work is :math:`O(n\min(k, n-k))`;
+    when that is 1 the distribution is categorical and :math:`\mu` is a masked softmax.
     Everything is ordinary autograd, so the Jacobian of :math:`\mu` (the SIMPLE gradient) is exact.
 
     Args:

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 from torch_geometric.transforms import BaseTransform
 
 from graphlab.utils.paths import PATH_KINDS, enumerate_paths, feature_node_keys
@@ -74,7 +74,9 @@ class AddPaths(BaseTransform):
       :math:`d(u_i, v)` of every path node to :math:`v`.
 
     The output is a :class:`PathData`, whose ``__inc__`` / ``__cat_dim__`` make these tensors batch
-    correctly in :class:`~torch_geometric.loader.DataLoader`. Enumeration is vectorised
+    correctly in :class:`~torch_geometric.loader.DataLoader`. A collated
+    :class:`~torch_geometric.data.Batch` is annotated in place instead, so the transform can also
+    run per mini-batch (paths never cross graphs). Enumeration is vectorised
     (:func:`graphlab.utils.paths.enumerate_paths`).
 
     Args:
@@ -109,7 +111,12 @@ class AddPaths(BaseTransform):
         paths = enumerate_paths(edge_index, num_nodes, self.max_length, kind=self.kind,
                                 distance_encoding=self.distance_encoding,
                                 max_paths_per_node=self.max_paths_per_node, node_key=node_key)
-        out = data if isinstance(data, PathData) else PathData(**dict(data.to_dict()))
+        # a collated Batch is annotated in place (enumerating a batch equals enumerating its
+        # graphs); a single graph becomes a PathData so that it batches its paths correctly
+        if isinstance(data, (PathData, Batch)):
+            out = data
+        else:
+            out = PathData(**dict(data.to_dict()))
         if out.num_nodes is None or "num_nodes" not in out:
             out.num_nodes = num_nodes
         for length in range(1, self.max_length + 1):

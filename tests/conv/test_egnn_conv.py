@@ -194,6 +194,8 @@ def test_bad_inputs_raise_value_error():
         conv(g.x, g.pos, g.edge_index, g.edge_attr, vel=g.vel[:, :2])
     with pytest.raises(ValueError, match="x must have 6 channels"):
         conv(g.x[:, :3], g.pos, g.edge_index, g.edge_attr)
+    with pytest.raises(ValueError, match="same dtype"):
+        conv(g.x, g.pos.double(), g.edge_index, g.edge_attr)
     with pytest.raises(ValueError, match="edge_dim=0"):
         EGNNConv(F, H)(g.x, g.pos, g.edge_index, g.edge_attr)
     with pytest.raises(ValueError, match="pos_aggr"):

@@ -120,7 +120,7 @@ def test_splits_partition_and_ood():
         sp = zoo_splits(preset, size, 0)
         assert {"id", "hparam", "width", "depth"} <= set(sp)
         cfgs = [member_config(preset, 0, i) for i in range(size)]
-        for name, s in sp.items():
+        for s in sp.values():
             assert not set(s["train"]) & set(s["test"])
             assert sorted(s["train"] + s["test"]) == list(range(size))
         wmax = max(c["width"] for c in cfgs)

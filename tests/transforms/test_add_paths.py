@@ -64,6 +64,14 @@ def test_batching_offsets(kind):
         w_index, w_edge, _ = get_paths(whole, length)
         assert sorted(map(tuple, w_edge.tolist())) == sorted(map(tuple, edge.tolist()))
         assert sorted(map(tuple, w_index.tolist())) == sorted(map(tuple, index.tolist()))
+    # enumerating a collated batch of raw graphs gives the same tensors
+    raw = Batch.from_data_list([Data(x=g.x, edge_index=g.edge_index, edge_attr=g.edge_attr,
+                                     num_nodes=g.num_nodes) for g in graphs])
+    on_batch = t(raw)
+    assert isinstance(on_batch, Batch) and on_batch.num_graphs == len(graphs)
+    for length in range(1, 4):
+        assert sorted(map(tuple, on_batch[f"path_edge_{length}"].tolist())) == \
+            sorted(map(tuple, batch[f"path_edge_{length}"].tolist()))
     # the batch round-trips: slicing gives the per-graph tensors back
     for k, g in enumerate(graphs):
         assert torch.equal(batch.get_example(k).path_index_3, g.path_index_3)

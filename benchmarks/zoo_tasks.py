@@ -1,0 +1,145 @@
+"""Model-zoo graph tasks: accuracy / generalisation-gap / phase prediction from weights, function
+complexity of random nets, cross-family prediction from op graphs, weight matching barriers vs
+width, layer collapse under pruning, and node regression on the graph of networks.
+
+Models: StatNN (padded per-layer weight statistics + gradient boosting, the floor every metanet
+must beat), ``hparams`` (gradient boosting on the configuration: how the net was made),
+NeuralGraphEncoder (neural view), GMN (parameter view) and a GIN on op graphs. Metrics: Kendall
+tau and R^2 on each split's held-out members (tau also on members above chance accuracy).
+
+    python -m benchmarks.zoo_tasks [--quick] [--out benchmarks/results] [--parts a,b,...]
+
+Paper numbers for context (different, much larger zoos; not comparable in absolute terms):
+Small CNN Zoo CIFAR10-GS Kendall tau StatNN 0.915, NFN-HNP 0.934, NG-T 0.935 (Zhou et al. 2023;
+Kofinas et al. 2024); GMN "Varying CNNs" OOD R^2 0.891 vs DMC 0.387 (Lim et al. 2024). Git
+Re-Basin: weight matching removes most of the barrier for wide MLPs, less for narrow ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from graphlab.bench import register
+
+MACHINE = "2-core CPU (shared, heavily loaded), torch 2.13 CPU, 1 thread"
+PAPER = {"test_acc": "CIFAR10-GS tau: StatNN 0.915 / NFN 0.934 / NG-T 0.935"}
+
+
+def _clean(r: dict) -> dict:
+    return {k: v for k, v in r.items() if k not in ("pred", "true", "test_indices", "per_seed")}
+
+
+def run_parts(quick: bool, out: Path, parts: list[str], zoo_root: Path) -> list[dict]:
+    from graphlab.metanets.analysis import barrier_vs_width, collapse_curve
+    from graphlab.metanets.tasks import predict
+    from graphlab.metanets.zoo import build_zoo, load_zoo
+    from graphlab.metanets.zoo_graph import node_task
+
+    torch.set_num_threads(1)
+    n_mlp, n_rn, n_af = (40, 60, 45) if quick else (300, 200, 150)
+    gnn_epochs, gnn_hidden = (3, 8) if quick else (10, 16)
+    seeds = (0,) if quick else (0, 1, 2)
+    gseeds = (0,)  # graph metanets: one seed (CPU budget), StatNN: three
+    rows: list[dict] = []
+
+    def zoo(preset: str, n: int):
+        t = time.perf_counter()
+        z = load_zoo(build_zoo(preset, n, zoo_root / f"{preset}-{n}", seed=0,
+                               workers=1 if quick else 2, progress=not quick))
+        print(f"[zoo] {z} ready in {time.perf_counter() - t:.1f} s", flush=True)
+        return z
+
+    def add(r: dict, task: str) -> None:
+        r = {"task": task, **_clean(r)}
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+
+    if "weights" in parts:
+        z = zoo("digits-mlp", n_mlp)
+        splits = ["id"] if quick else list(z.splits)
+        for split in splits:
+            for target in ("test_acc", "gen_gap"):
+                for model in ("statnn", "hparams"):
+                    add(predict(z, target, model, split, seeds=seeds), "weights")
+            add(predict(z, "phase", "statnn", split, seeds=seeds), "weights")
+    if "graphs" in parts:
+        z = zoo("digits-mlp", n_mlp)
+        splits = ["id"] if quick else list(z.splits)
+        for split in splits:
+            for model in ("gmn", "neural") if not quick else ("gmn",):
+                add(predict(z, "test_acc", model, split, seeds=gseeds, epochs=gnn_epochs,
+                            hidden=gnn_hidden, max_train=None if quick else 150), "weights")
+    if "complexity" in parts:
+        z = zoo("random-nets", n_rn)
+        for split in ["id"] if quick else ["id", "depth", "width"]:
+            for model in ("statnn", "hparams"):
+                add(predict(z, "complexity", model, split, seeds=seeds), "complexity")
+            for model in ("opgnn", "gmn") if not quick else ("opgnn",):
+                add(predict(z, "complexity", model, split, seeds=gseeds, epochs=gnn_epochs,
+                            hidden=gnn_hidden), "complexity")
+    if "family" in parts:
+        z = zoo("arch-family", n_af)
+        for split in ["family"] if quick else ["family", "id"]:
+            for model in ("statnn", "hparams", "opgnn"):
+                ep = gnn_epochs * (3 if model == "opgnn" else 1)
+                add(predict(z, "test_acc", model, split,
+                            seeds=gseeds if model == "opgnn" else seeds, epochs=ep,
+                            hidden=gnn_hidden), "family")
+    if "barrier" in parts:
+        widths = (8, 32, 128) if quick else (4, 8, 16, 32, 64, 128, 256)
+        for r in barrier_vs_width(widths, pairs=1 if quick else 2, epochs=5 if quick else 10):
+            rows.append({"task": "barrier", **r})
+            print(json.dumps(rows[-1]), flush=True)
+    if "collapse" in parts:
+        z = zoo("digits-mlp", n_mlp)
+        for r in collapse_curve(z, z.indices[: 8 if quick else 40]):
+            rows.append({"task": "collapse", **r})
+            print(json.dumps(rows[-1]), flush=True)
+    if "zoograph" in parts:
+        z = zoo("digits-mlp", n_mlp)
+        for r in node_task(z, "test_acc", "id", embed="statnn", edges="knn", seeds=seeds):
+            rows.append({"task": "zoo_graph", **r})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+ALL_PARTS = ["weights", "graphs", "complexity", "family", "barrier", "collapse", "zoograph"]
+
+
+@register("zoo-tasks", "model zoos: accuracy/complexity prediction, weight matching, pruning")
+def run(quick: bool, out: Path, parts: list[str] | None = None) -> list[dict]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    # zoos are data, not results: keep them out of the repo (rerunning resumes / reuses them)
+    root = Path(os.environ.get("GRAPHLAB_ZOO_ROOT",
+                               Path(tempfile.gettempdir()) / "graphlab-zoos"))
+    t0 = time.perf_counter()
+    parts = parts or (["weights", "graphs", "complexity", "family", "barrier"] if quick
+                      else ALL_PARTS)
+    rows = run_parts(quick, out, parts, root)
+    name = "zoo_tasks" + ("_quick" if quick else "")
+    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": MACHINE, "quick": quick, "parts": parts,
+            "wall_s": time.perf_counter() - t0,
+            "command": f"python -m benchmarks.zoo_tasks{' --quick' if quick else ''} "
+                       f"--parts {','.join(parts)}"}
+    tag = "_".join(parts) if parts != ALL_PARTS else "all"
+    (out / f"{name}_{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    return rows
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--parts", default=None, help=f"comma list of {ALL_PARTS}")
+    a = ap.parse_args()
+    run(a.quick, Path(a.out), a.parts.split(",") if a.parts else None)
