@@ -6,7 +6,8 @@ next to the result; paths are enumerated per batch on the collated graph (paths 
 graphs, so this equals the per-graph ``AddPaths`` pre-transform).
 
     python -m benchmarks.pathnn_real [--quick] [--task molhiv|proteins|all]
-        [--epochs E] [--train-graphs N] [--kinds shortest,all_shortest,all_simple]
+        [--epochs E] [--train-graphs N] [--eval-graphs M] [--folds F]
+        [--kinds shortest,all_shortest,all_simple]
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def _epoch(model: PathNN, loader: DataLoader, opt: torch.optim.Optimizer, loss_f
         loss = loss_fn(model(batch), batch.y)
         loss.backward()
         opt.step()
-        total += float(loss) * batch.num_graphs
+        total += loss.item() * batch.num_graphs
         count += batch.num_graphs
     return total / max(count, 1)
 
@@ -78,7 +79,7 @@ def _bce(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def run_molhiv(quick: bool, epochs: int, train_graphs: int | None, kinds: list[str],
-               hidden: int = 128, seed: int = 0) -> list[dict]:
+               hidden: int = 128, seed: int = 0, eval_graphs: int | None = None) -> list[dict]:
     bundle = _bundle("ogbg-molhiv")
     if bundle is None:
         return []
@@ -88,8 +89,9 @@ def run_molhiv(quick: bool, epochs: int, train_graphs: int | None, kinds: list[s
     if train_graphs is not None:
         train_idx = train_idx[:train_graphs]
     valid_idx, test_idx = split["valid"], split["test"]
-    if quick:
-        valid_idx, test_idx = valid_idx[:1000], test_idx[:1000]
+    if eval_graphs is not None:  # a seeded subset of the official valid/test molecules
+        valid_idx = valid_idx[torch.randperm(valid_idx.numel(), generator=gen)[:eval_graphs]]
+        test_idx = test_idx[torch.randperm(test_idx.numel(), generator=gen)[:eval_graphs]]
     ds = bundle.dataset
     rows = []
     for kind in kinds:
@@ -160,14 +162,15 @@ def run_proteins(quick: bool, epochs: int, folds: int, hidden: int = 32,
 @register("pathnn-real", "PathNN on ogbg-molhiv and PROTEINS (reduced CPU budgets)")
 def run(quick: bool, out: Path, task: str = "all", epochs: int | None = None,
         train_graphs: int | None = None, kinds: list[str] | None = None,
-        folds: int | None = None) -> list[dict]:
+        folds: int | None = None, eval_graphs: int | None = None) -> list[dict]:
     torch.set_num_threads(1)
     rows: list[dict] = []
     if task in ("molhiv", "all"):
         rows += run_molhiv(quick, epochs or (1 if quick else 2),
                            train_graphs or (500 if quick else 4000),
                            kinds or (["all_simple"] if quick else list(SHORT)),
-                           hidden=32 if quick else 128)
+                           hidden=32 if quick else 128,
+                           eval_graphs=eval_graphs or (500 if quick else None))
     if task in ("proteins", "all"):
         rows += run_proteins(quick, epochs or (2 if quick else 10), folds or (1 if quick else 10))
     out.mkdir(parents=True, exist_ok=True)
@@ -185,5 +188,7 @@ if __name__ == "__main__":
     parser.add_argument("--folds", type=int)
     parser.add_argument("--train-graphs", type=int)
     parser.add_argument("--kinds", type=lambda s: s.split(","))
+    parser.add_argument("--eval-graphs", type=int)
     args = parser.parse_args()
-    run(args.quick, args.out, args.task, args.epochs, args.train_graphs, args.kinds, args.folds)
+    run(args.quick, args.out, args.task, args.epochs, args.train_graphs, args.kinds, args.folds,
+        args.eval_graphs)
