@@ -6,7 +6,8 @@ resident set just before one forward + backward pass, so it covers every tensor 
 allocates, autograd's saved tensors included. The time is the median of
 ``torch.utils.benchmark.Timer(..., timer=time.process_time).blocked_autorange()`` over
 forward + backward (process CPU time: the 2-core machine is shared, so wall time would mostly
-measure the other tenants; a step over 2 s is timed once more instead). Inputs are sorted
+measure the other tenants; a step over 2 s, i.e. PyG's padded classes, is timed by its first
+run alone). Inputs are sorted
 by index (PyG's LCM and LSTM need that); 32 channels.
 
 PyG's ``LCMAggregation`` and ``LSTMAggregation`` pad to ``[nodes, max degree, channels]``: on the

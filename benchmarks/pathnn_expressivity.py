@@ -29,6 +29,7 @@ from graphlab.testing import permute_graph
 
 TOL = 1e-5
 SEEDS = 2
+PAIRS: int | None = None  # EXP pairs to test (--pairs); None: 25 (quick) or all 600
 PAPER = {  # separated pairs reported in the PathNN paper (abstract / Table: 100% on both)
     ("EXP", "PathNN-SP+"): "600/600", ("EXP", "PathNN-AP"): "600/600",
     ("SR25", "PathNN-AP (DE)"): "105/105", ("EXP", "GIN"): "0/600", ("SR25", "GIN"): "0/105",
@@ -112,11 +113,12 @@ def _exp_rows(quick: bool) -> list[dict]:
     if bundle is None:
         return []
     graphs = list(bundle.dataset)
-    num_pairs = 25 if quick else len(graphs) // 2
+    num_pairs = PAIRS or (25 if quick else len(graphs) // 2)
     graphs = graphs[: 2 * num_pairs]
     pairs = [(2 * i, 2 * i + 1) for i in range(num_pairs)]
     rows = []
-    names = ("GIN", "PathNN-SP+", "PathNN-AP")
+    names = ("GIN", "PathNN-SP", "PathNN-SP+", "PathNN-AP") if PAIRS else \
+        ("GIN", "PathNN-SP+", "PathNN-AP")
     for name in names:
         rows.append(iso_test("EXP", name, graphs, pairs, 1 if quick else SEEDS, 64,
                              copies=None if quick else 100))
@@ -250,7 +252,9 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--task", choices=["exp", "sr25", "csl", "all"], default="all")
+    parser.add_argument("--pairs", type=int, help="EXP pairs (also adds PathNN-SP)")
     args = parser.parse_args()
+    PAIRS = args.pairs
     if args.task in ("exp", "all"):
         run_exp(args.quick, args.out)
     if args.task in ("sr25", "all"):

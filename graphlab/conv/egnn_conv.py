@@ -165,51 +165,20 @@ class EGNNConv(MessagePassing):
     ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
         """Returns ``(x_out, pos_out)``, or ``(x_out, pos_out, vel_out)`` when ``vel`` is given."""
         edge_attr = self._validate(x, pos, edge_index, edge_attr, vel)
-        num_nodes, f = x.size(0), self.in_channels
+        num_nodes = x.size(0)
 
-        w = self.edge_lin1.weight
-        # One matmul gives both halves W_i h and W_j h; the bias rides on the target half.
-        proj = x @ torch.cat([w[:, :f], w[:, f: 2 * f]], dim=0).t()
-        h_dst = proj[:, : self.hidden_channels] + self.edge_lin1.bias
-        h_src = proj[:, self.hidden_channels:]
-        out = self.propagate(edge_index, a=h_dst, b=h_src, pos=pos, edge_attr=edge_attr,
-                             size=(num_nodes, num_nodes))
-
-        if self.update_pos:
-            msg, shift = out[:, : self.hidden_channels], out[:, self.hidden_channels:]
-            if self.pos_aggr == "mean":
-                deg = torch.zeros(num_nodes, dtype=shift.dtype, device=shift.device)
-                deg = deg.index_add(0, edge_index[1], torch.ones_like(edge_index[1],
-                                                                      dtype=shift.dtype))
-                shift = shift / deg.clamp(min=1).unsqueeze(-1)
-        else:
-            msg, shift = out, None
+        src, dst = edge_index[0], edge_index[1]
+        diff = pos.index_select(0, dst) - pos.index_select(0, src)  # x_i - x_j
+        radial = (diff * diff).sum(dim=-1, keepdim=True)
+        m = self.edge_messages(x, edge_index, radial, edge_attr)
+        msg = self.propagate(edge_index, m=m, size=(num_nodes, num_nodes))
 
         h = self.node_lin2(self.act(self.node_lin1(torch.cat([x, msg], dim=-1))))
         if self.residual:
             h = h + (x if self.skip is None else self.skip(x))
-
-        if shift is None:
-            return h, pos
-        if vel is not None:
-            vel_out = self.vel_lin2(self.act(self.vel_lin1(x))) * vel + shift
-            return h, pos + vel_out, vel_out
-        return h, pos + shift
-
-    def message(self, a_i: Tensor, b_j: Tensor, pos_i: Tensor, pos_j: Tensor,
-                edge_attr: OptTensor) -> Tensor:
-        f = 2 * self.in_channels
-        w = self.edge_lin1.weight
-        diff = pos_i - pos_j
-        radial = (diff * diff).sum(dim=-1, keepdim=True)
-        pre = a_i + b_j + radial * w[:, f]
-        if edge_attr is not None:
-            pre = pre + edge_attr @ w[:, f + 1:].t()
-        m = self.act(self.edge_lin2(self.act(pre)))
-        if self.att_lin is not None:
-            m = m * torch.sigmoid(self.att_lin(m))
         if not self.update_pos:
-            return m
+            return h, pos
+
         phi = self.coord_lin2(self.act(self.coord_lin1(m)))
         if self.tanh:
             phi = torch.tanh(phi) * (1.0 if self.coords_range is None else self.coords_range)
@@ -218,7 +187,40 @@ class EGNNConv(MessagePassing):
         if self.normalize:
             # Detached norm + eps (as the authors do): no infinite gradient of sqrt at 0.
             diff = diff / (radial.detach().sqrt() + self.eps)
-        return torch.cat([m, diff * phi], dim=-1)
+        shift = pos.new_zeros(pos.shape).index_add(0, dst, diff * phi)
+        if self.pos_aggr == "mean":
+            deg = pos.new_zeros(num_nodes).index_add(0, dst, radial.new_ones(dst.numel()))
+            shift = shift / deg.clamp(min=1).unsqueeze(-1)
+        if vel is not None:
+            vel_out = self.vel_lin2(self.act(self.vel_lin1(x))) * vel + shift
+            return h, pos + vel_out, vel_out
+        return h, pos + shift
+
+    def edge_messages(self, x: Tensor, edge_index: Tensor, radial: Tensor,
+                      edge_attr: OptTensor = None) -> Tensor:
+        r"""The messages :math:`\mathbf{m}_{ij}`, one row per edge.
+
+        The first layer of :math:`\phi_e` is split by blocks of its input: node features are
+        projected once per node and then gathered, and the other terms are added in place into
+        the gathered buffer (none of these buffers is saved for backward), so no
+        :math:`|\mathcal{E}| \times (2F + 1 + D)` concatenation is ever built.
+        """
+        f, hidden = self.in_channels, self.hidden_channels
+        w = self.edge_lin1.weight
+        # One matmul gives both halves W_i h and W_j h; the bias rides on the target half.
+        proj = x @ torch.cat([w[:, :f], w[:, f: 2 * f]], dim=0).t()
+        pre = (proj[:, :hidden] + self.edge_lin1.bias).index_select(0, edge_index[1])
+        pre = pre.add_(proj[:, hidden:].index_select(0, edge_index[0]))
+        pre = pre.addcmul_(radial, w[:, 2 * f])
+        if edge_attr is not None:
+            pre = pre.addmm_(edge_attr, w[:, 2 * f + 1:].t())
+        m = self.act(self.edge_lin2(self.act(pre)))
+        if self.att_lin is not None:
+            m = m * torch.sigmoid(self.att_lin(m))
+        return m
+
+    def message(self, m: Tensor) -> Tensor:
+        return m
 
     def aggregate(self, inputs: Tensor, index: Tensor, ptr: OptTensor = None,
                   dim_size: int | None = None) -> Tensor:

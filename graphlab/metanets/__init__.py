@@ -20,7 +20,9 @@ from graphlab.metanets.convert import (
 )
 from graphlab.metanets.gmn import GMN
 from graphlab.metanets.io import load_state_dict_safe, save_state_dict_safe
+from graphlab.metanets.matching import interpolation_barrier, weight_matching
 from graphlab.metanets.neural_graph_encoder import NeuralGraphEncoder
+from graphlab.metanets.op_graph_encoder import OpGraphEncoder
 from graphlab.metanets.statnn import StatNN, weight_statistics
 from graphlab.metanets.symmetry import (
     PermGroup,
@@ -31,6 +33,9 @@ from graphlab.metanets.symmetry import (
     permute_module,
     random_symmetry,
 )
+from graphlab.metanets.tasks import edge_importance, layer_collapse, predict
+from graphlab.metanets.zoo import PRESETS, Zoo, build_zoo, load_zoo
+from graphlab.metanets.zoo_graph import zoo_graph
 
 __all__ = [
     "to_graph",
@@ -56,4 +61,15 @@ __all__ = [
     "weight_statistics",
     "load_state_dict_safe",
     "save_state_dict_safe",
+    "build_zoo",
+    "load_zoo",
+    "Zoo",
+    "PRESETS",
+    "predict",
+    "edge_importance",
+    "layer_collapse",
+    "weight_matching",
+    "interpolation_barrier",
+    "zoo_graph",
+    "OpGraphEncoder",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GINConv, global_max_pool, global_mean_pool
 
 from graphlab.metanets.convert import OP_TYPES
@@ -61,14 +61,19 @@ class OpGraphEncoder(nn.Module):
         n = batch.num_nodes
         check_node_features(batch.x, "x", channels=self.x_dim, num_nodes=n)
         check_edge_index(batch.edge_index, n)
+        nt = batch.node_type
+        if nt.shape != (n,) or nt.dtype != torch.long or (nt.numel() and (
+                int(nt.min()) < 0 or int(nt.max()) >= len(OP_TYPES))):
+            raise ValueError(f"node_type must be a long tensor of shape ({n},) with values in "
+                             f"[0, {len(OP_TYPES)})")
         vec = getattr(batch, "batch", None)
         if vec is None:
             vec = torch.zeros(n, dtype=torch.long, device=batch.x.device)
+        size = batch.num_graphs if isinstance(batch, Batch) else 1
         ei = torch.cat([batch.edge_index, batch.edge_index.flip(0)], dim=1)
         h = self.type_emb(batch.node_type) + self.x_lin(batch.x.to(self.x_lin.weight.dtype))
         for conv, norm in zip(self.convs, self.norms):
             h = norm(h + conv(h, ei).relu())
-        size = int(vec.max()) + 1 if vec.numel() else 1
         pooled = torch.cat([global_mean_pool(h, vec, size), global_max_pool(h, vec, size)], -1)
         return self.readout(pooled)
 
