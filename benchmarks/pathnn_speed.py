@@ -5,7 +5,7 @@ stores them) with :func:`graphlab.utils.paths.enumerate_paths` on the whole data
 disjoint graph, and with a Python loop over ``networkx.all_simple_paths`` (graphs are converted
 to networkx *outside* the timed region, which favours the baseline). Counts must be identical.
 Also reports paths/second and the peak resident-memory increase of ``kind="all_shortest"``
-(and ``"all_simple"``), measured in a fresh subprocess as the ``ru_maxrss`` delta around one call.
+(and ``"all_simple"``), sampled in a fresh subprocess (see :func:`_peak_memory`).
 
     python -m benchmarks.pathnn_speed [--quick]
 """
@@ -96,24 +96,35 @@ def _time_ours(edge_index: torch.Tensor, num_nodes: int, kind: str) -> tuple[lis
 
 
 def _peak_memory(kind: str, edge_index: torch.Tensor, num_nodes: int) -> float:
-    """Peak RSS increase (MiB) of one enumerate_paths call, in a fresh subprocess.
+    """Peak resident-set increase (MiB) over one enumerate_paths call in a fresh subprocess.
 
-    The graph is handed over in a file so that the subprocess's resident-set high-water mark
-    before the call is only torch's import, not the dataset processing.
+    RSS is sampled every millisecond from ``/proc/self/statm`` by a thread (torch releases the
+    GIL inside its kernels); the result is the sampled peak minus the RSS just before the call.
     """
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "graph.pt"
         torch.save({"edge_index": edge_index, "num_nodes": num_nodes}, path)
         code = (
-            "import resource, torch\n"
+            "import threading, time, torch\n"
             "torch.set_num_threads(1)\n"
             "from graphlab.utils.paths import enumerate_paths\n"
+            "def rss():\n"
+            "    with open('/proc/self/statm') as f:\n"
+            "        return int(f.read().split()[1]) * 4096 / 2 ** 20\n"
             f"g = torch.load({str(path)!r}, weights_only=True)\n"
             "enumerate_paths(g['edge_index'][:, :100], g['num_nodes'], 2)\n"  # warm-up
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-            f"enumerate_paths(g['edge_index'], g['num_nodes'], {MAX_LENGTH}, kind={kind!r})\n"
-            "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-            "print((after - before) / 1024)\n"
+            "base, peak, done = rss(), [0.0], [False]\n"
+            "def poll():\n"
+            "    while not done[0]:\n"
+            "        peak[0] = max(peak[0], rss())\n"
+            "        time.sleep(0.001)\n"
+            "t = threading.Thread(target=poll)\n"
+            "t.start()\n"
+            f"p = enumerate_paths(g['edge_index'], g['num_nodes'], {MAX_LENGTH}, kind={kind!r})\n"
+            "peak[0] = max(peak[0], rss())\n"
+            "done[0] = True\n"
+            "t.join()\n"
+            "print(peak[0] - base)\n"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True, cwd=Path(__file__).resolve().parent.parent)
@@ -160,7 +171,8 @@ def run(quick: bool, out: Path) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     meta = {"rows": rows, "counts_graphlab": ours_counts, "counts_networkx": nx_counts,
             "machine": "2-core CPU (shared), torch 2.13 CPU, torch.set_num_threads(1)",
-            "memory_method": "ru_maxrss delta around one call in a fresh subprocess",
+            "memory_method": "peak RSS (sampled every 1 ms from /proc/self/statm) minus RSS "
+                             "before one call, in a fresh subprocess",
             "timing_method": "graphlab: torch.utils.benchmark.Timer.blocked_autorange median; "
                              "networkx: one timed pass (perf_counter)",
             "peak_rss_MiB_this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -173,5 +185,25 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--all-molecules-only", action="store_true",
+                        help="only graphlab on every molecule: time, paths/s, peak memory")
     args = parser.parse_args()
-    run(args.quick, args.out)
+    if args.all_molecules_only:
+        torch.set_num_threads(1)
+        loaded = _load_molhiv(None)
+        if loaded is not None:
+            ei, n, sl = loaded
+            rows = []
+            for kind in ("all_simple", "all_shortest"):
+                t0 = time.perf_counter()
+                counts = enumerate_paths(ei, n, MAX_LENGTH, kind=kind).counts()
+                secs = time.perf_counter() - t0
+                rows.append({"task": f"{kind}, L<={MAX_LENGTH}", "graphs": len(sl),
+                             "paths": sum(counts), "counts": counts, "graphlab_s": round(secs, 2),
+                             "paths_per_s": f"{sum(counts) / secs:.3g}",
+                             "peak_mem_MiB": round(_peak_memory(kind, ei, n), 1)})
+                print(rows[-1])
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "pathnn_speed_all_molecules.json").write_text(json.dumps(rows, indent=2))
+    else:
+        run(args.quick, args.out)

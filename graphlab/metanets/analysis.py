@@ -94,8 +94,11 @@ def analyze(zoo: Zoo, out: str | Path, quick: bool = False, seeds: Sequence[int]
     idx = zoo.indices
     res: dict[str, Any] = {"zoo": str(zoo.path), "preset": zoo.preset, "members": len(zoo)}
     # 1. embedding
-    emb = PCA(2, random_state=0).fit_transform(
-        (lambda f: (f - f.mean(0)) / (f.std(0) + 1e-8))(statnn_features(zoo, idx)))
+    feats = statnn_features(zoo, idx)
+    # robust z-scores, clipped: a few diverged members would otherwise own both PCA axes
+    med = np.median(feats, 0)
+    mad = np.median(np.abs(feats - med), 0) + 1e-8
+    emb = PCA(2, random_state=0).fit_transform(np.clip((feats - med) / mad, -5, 5))
     colours = [(target, zoo.target(target, idx))]
     if trained:
         colours.append(("phase", zoo.target("phase", idx)))
