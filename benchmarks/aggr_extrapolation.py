@@ -242,9 +242,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--rerun", default=None,
+                        help="re-train only this aggregation and update the saved results")
     args = parser.parse_args()
     out = Path(args.out)
-    rows = run(args.quick, out)
+    if args.rerun:
+        rows = json.loads((out / "aggr_extrapolation.json").read_text())
+        rows = [train_one(r["task"], r["aggregation"], r["steps"])
+                if r["aggregation"] == args.rerun else r for r in rows]
+        (out / "aggr_extrapolation.json").write_text(json.dumps(rows, indent=2))
+    else:
+        rows = run(args.quick, out)
     table = format_table(rows)
     print(table)
     if not args.quick:

@@ -145,6 +145,9 @@ def write_markdown(runs: list[dict], path: Path) -> None:
     ]
     for task, title, cols in sections:
         sel = [r for r in rows if r.get("task") == task]
+        if task in ("weights", "complexity", "family"):
+            order = {k: i for i, k in enumerate(["id", "hparam", "width", "depth", "family"])}
+            sel.sort(key=lambda r: (order.get(r["split"], 9), r["target"], r["model"]))
         if not sel:
             continue
         cols = [c for c in cols if any(c in r for r in sel)]

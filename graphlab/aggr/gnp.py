@@ -48,7 +48,8 @@ class GNPAggregation(Aggregation):
 
     so nothing overflows (:math:`|p| = 100` on inputs of :math:`10^3` is exact and has finite
     gradients), inputs are never clamped, and :math:`|p| \ge p_{\min}` is kept by the
-    parametrisation :math:`p = \theta + p_{\min}\operatorname{sign}(\theta)`. Unlike PyG's
+    parametrisation :math:`p = \theta + p_{\min}\operatorname{sign}(\theta)` (the sign bit of
+    :math:`\theta`, so :math:`\theta = -0` gives :math:`p = -p_{\min}`). Unlike PyG's
     :class:`~torch_geometric.nn.aggr.PowerMeanAggregation`, negative inputs keep their sign and
     the size exponent :math:`q` lets it express the sum. Empty segments return :math:`0`.
 
@@ -63,7 +64,11 @@ class GNPAggregation(Aggregation):
         signed (bool, optional): handle negative inputs with a second branch; if ``False``,
             inputs must be non-negative. (default: ``True``)
         eps (float, optional): :math:`\epsilon` inside the logarithm. (default: ``1e-6``)
-        p_min (float, optional): smallest allowed :math:`|p|`. (default: ``0.1``)
+        p_min (float, optional): smallest allowed :math:`|p|`. The default keeps every special
+            case (sum, mean, max, min, harmonic mean) and avoids the
+            :math:`|\mathcal{X}|^{(1-q)/p}` blow-up of small :math:`|p|`, which made stacked GNP
+            layers overflow in training; lower it to reach geometric-like means.
+            (default: ``1.0``)
 
     Shapes:
         - **input:** rows :math:`(E, F)`, segment index :math:`(E,)` (any order) or ``ptr``
@@ -72,7 +77,7 @@ class GNPAggregation(Aggregation):
     """
 
     def __init__(self, channels: int = 1, p: Pair = 1.0, q: Pair = 1.0, learn: bool = True,
-                 signed: bool = True, eps: float = 1e-6, p_min: float = 0.1) -> None:
+                 signed: bool = True, eps: float = 1e-6, p_min: float = 1.0) -> None:
         super().__init__()
         if channels < 1:
             raise ValueError(f"channels must be positive, got {channels}")
@@ -99,13 +104,15 @@ class GNPAggregation(Aggregation):
         with torch.no_grad():
             for branch in range(self.p_raw.size(0)):
                 p0 = self._p_init[branch]
-                self.p_raw[branch].fill_(p0 - self.p_min if p0 > 0 else p0 + self.p_min)
+                # copysign keeps the sign of p in the sign bit even when |p| == p_min (raw = -0.0)
+                self.p_raw[branch].fill_(math.copysign(abs(p0) - self.p_min, p0))
                 self.q[branch].fill_(self._q_init[branch])
 
     @property
     def p(self) -> Tensor:
         """The exponents :math:`p`, shape ``[branches, channels]`` (row 1: negative branch)."""
-        return torch.where(self.p_raw >= 0, self.p_raw + self.p_min, self.p_raw - self.p_min)
+        negative = torch.signbit(self.p_raw)
+        return torch.where(negative, self.p_raw - self.p_min, self.p_raw + self.p_min)
 
     def forward(self, x: Tensor, index: Tensor | None = None, ptr: Tensor | None = None,
                 dim_size: int | None = None, dim: int = -2) -> Tensor:
