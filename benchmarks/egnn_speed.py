@@ -16,14 +16,15 @@ Workloads (forward + backward, float32, one thread):
 Time: median of ``torch.utils.benchmark.Timer(..., timer=time.process_time).blocked_autorange()``:
 the process's CPU time rather than wall time, because the 2-core machine is shared with other
 jobs and wall time mostly measures how long this process waited for a core (one thread, so CPU
-time equals compute time). Ours and the reference are timed alternately in the same process, five
+time equals compute time). Ours and the reference are timed alternately in the same process, three
 rounds, and the median of the round medians is reported.
 
-Peak memory: each (layer, workload) runs in a fresh subprocess (after a warm-up pass on a 20-node
-subgraph, with ``MALLOC_MMAP_THRESHOLD_=65536`` so freed tensors leave the resident set); the
-figure is the growth of the peak resident set (``getrusage(RUSAGE_SELF).ru_maxrss``) over the
-resident set just before one forward + backward pass, so it covers every tensor of that pass,
-autograd's saved tensors included. A ``torch.profiler`` table of our layer shows where the time
+Peak memory: each (layer, workload) runs in a fresh subprocess with
+``MALLOC_MMAP_THRESHOLD_=65536`` (large tensors are unmapped when freed, so the resident set
+follows the live tensor bytes). A first full-size pass loads kernels; then the kernel's peak-RSS
+counter is reset (``/proc/self/clear_refs``) and the figure is the peak resident set (``VmHWM``)
+of a second forward + backward pass minus the resident set just before it: every tensor of that
+pass, autograd's saved tensors included. A ``torch.profiler`` table of our layer shows where the time
 goes.
 
     python -m benchmarks.egnn_speed [--quick] [--out benchmarks/results]
@@ -32,6 +33,7 @@ goes.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -186,35 +188,42 @@ def _rss_kb() -> int:
         return int(f.read().split()[1]) * resource.getpagesize() // 1024
 
 
-def _subgraph(inputs: dict, n: int) -> dict:
-    keep = (inputs["edge_index"] < n).all(dim=0)
-    out = {"x": inputs["x"][:n], "pos": inputs["pos"][:n], "edge_index": inputs["edge_index"][:, keep],
-           "edge_attr": None, "vel": None}
-    if inputs["edge_attr"] is not None:
-        out["edge_attr"] = inputs["edge_attr"][keep]
-    if inputs["vel"] is not None:
-        out["vel"] = inputs["vel"][:n]
-    return out
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def memory_worker(which: str, inputs_path: str, name: str) -> dict:
-    """Peak-RSS growth of one forward + backward in this (fresh) process.
+    """Peak resident-set growth of one forward + backward in this (fresh) process.
 
-    A pass on a 20-node subgraph first loads kernels and initialises autograd, so the figure
-    covers the tensors of the measured pass only. The parent sets ``MALLOC_MMAP_THRESHOLD_`` so
-    that large tensors are mapped and unmapped individually and the resident set follows the live
-    tensor bytes instead of the allocator's cache.
+    A first full-size pass loads every kernel's code and initialises autograd; its tensors are
+    then freed (the parent sets ``MALLOC_MMAP_THRESHOLD_`` so large tensors are unmapped on free
+    and the resident set follows the live tensor bytes), the kernel's peak-RSS counter is reset
+    (``/proc/self/clear_refs``), and the second pass is measured: peak ``VmHWM`` minus ``VmRSS``
+    just before it.
     """
     torch.set_num_threads(1)
     inputs = torch.load(inputs_path, weights_only=True)
     ours, ref = make_layers(name)
     layer = ours if which == "ours" else ref
-    _step_fn(layer, _subgraph(inputs, 20))()
+    _step_fn(layer, inputs)()
     layer.zero_grad(set_to_none=True)
+    gc.collect()
     step = _step_fn(layer, inputs)
-    before = _rss_kb()
-    step()
-    return {"peak_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024}
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak resident set (Linux >= 4.0)
+        before = _status_kb("VmRSS")
+        step()
+        peak = _status_kb("VmHWM")
+    except OSError:  # no clear_refs: fall back to getrusage (includes the warm-up pass)
+        before = _rss_kb()
+        step()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak_mb": (peak - before) / 1024}
 
 
 def _memory(which: str, inputs_path: str, name: str) -> float | None:
@@ -246,7 +255,7 @@ def run(quick: bool, out: Path, profiles: dict | None = None) -> list[dict]:
 
     torch.set_num_threads(1)
     min_run_time = 0.3 if quick else 1.0
-    rounds = 1 if quick else 5
+    rounds = 1 if quick else 3
     rows = []
     for name in tqdm(WORKLOADS, desc="egnn-speed"):
         inputs = make_inputs(name, quick)
