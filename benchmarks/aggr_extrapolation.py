@@ -255,7 +255,7 @@ def main() -> None:
         rows = run(args.quick, out)
     table = format_table(rows)
     print(table)
-    if not args.quick:
+    if not args.quick and not args.rerun:  # a partial rerun keeps the recorded note
         date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         (out / "aggr_extrapolation.md").write_text(
             f"# aggr-extrapolation\n\n`python -m benchmarks.aggr_extrapolation`, {date}, machine: "
