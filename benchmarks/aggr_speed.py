@@ -116,17 +116,20 @@ def worker(method: str, graph: str, min_run_time: float, memory: bool = True) ->
 def _measure(method: str, graph: str, min_run_time: float) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.aggr_speed", "--worker", method, graph,
            str(min_run_time)]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out after 900 s"}
     if res.returncode != 0:
         return {"error": (res.stderr.strip().splitlines() or ["failed"])[-1][:120]}
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 @register("aggr-speed", "LCM / recurrent / GNP speed and memory vs PyG on power-law degrees")
-def run(quick: bool, out: Path) -> list[dict]:
+def run(quick: bool, out: Path, graphs: list[str] | None = None) -> list[dict]:
     from tqdm import tqdm
 
-    graphs = ["2k"] if quick else ["10k", "100k"]
+    graphs = graphs or (["2k"] if quick else ["10k", "100k"])
     min_run_time = 0.2 if quick else 0.5
     jobs = [(m, g) for g in graphs for m in METHODS]
     results: dict[tuple[str, str], dict] = {}
@@ -145,10 +148,11 @@ def run(quick: bool, out: Path) -> list[dict]:
     else:
         # each case is its own single-threaded process; three run side by side (CPU time is
         # measured per process, so they do not distort each other's figures)
-        with ThreadPoolExecutor(max_workers=3) as pool:
+        with ThreadPoolExecutor(max_workers=4) as pool:
             futures = {pool.submit(_measure, m, g, min_run_time): (m, g) for m, g in todo}
             for fut in tqdm(as_completed(futures), total=len(futures), desc="aggr-speed"):
                 results[futures[fut]] = fut.result()
+                print(json.dumps({" / ".join(futures[fut]): results[futures[fut]]}), flush=True)
     rows = []
     for method, graph in jobs:
         res = results[method, graph]
@@ -190,9 +194,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--graphs", default=None, help="comma-separated subset of " + ",".join(GRAPHS))
     args = parser.parse_args()
     out = Path(args.out)
-    rows = run(args.quick, out)
+    rows = run(args.quick, out, args.graphs.split(",") if args.graphs else None)
     print(format_table(rows))
     if not args.quick:
         _write_markdown(rows, out / "aggr_speed.md", "python -m benchmarks.aggr_speed")
