@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from graphlab.datasets import DatasetBundle, get_dataset
 from graphlab.datasets.spec import TaskSpec
-from graphlab.models.registry import build_model
+from graphlab.models.registry import available_models, build_model
 
 __all__ = ["TrainConfig", "train", "fit_run", "compute_loss", "evaluate", "atomic_write_json",
            "atomic_torch_save"]
@@ -219,6 +219,9 @@ def _summary(values: list[float]) -> tuple[float, float]:
 
 def train(config: TrainConfig, bundle: DatasetBundle | None = None) -> dict:
     """Run ``config.seeds`` runs and return (and write to ``OUT/results.json``) the summary."""
+    if config.model.lower() not in available_models():  # fail before any data is loaded
+        raise ValueError(f"unknown model {config.model!r}; known models: "
+                         f"{', '.join(available_models())}")
     bundle = bundle or get_dataset(config.dataset, root=config.root)
     out = Path(config.out) if config.out else None
     if out is not None:
