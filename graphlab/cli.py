@@ -84,8 +84,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     out = Path(args.out)
-    rows: list[dict] = []
-    failed = []
+    results: dict[str, list[dict]] = {}
+    summary: list[dict] = []
     for name in names:
         task = tasks[name]
         print(f"== {name}: {task.description}", flush=True)
@@ -93,17 +93,24 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         task_out = out / name
         task_out.mkdir(parents=True, exist_ok=True)
         try:
-            task_rows = task.fn(args.quick, task_out)
+            results[name] = task.fn(args.quick, task_out)
+            status = "ok"
         except Exception as exc:  # noqa: BLE001 - one failing task must not hide the others
-            failed.append(name)
-            print(f"   FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-            continue
+            status = f"FAILED: {type(exc).__name__}: {exc}"
+            print(f"   {status}", file=sys.stderr)
         elapsed = time.perf_counter() - start
+        summary.append({"task": name, "status": status, "rows": len(results.get(name, [])),
+                        "seconds": round(elapsed, 1)})
         print(f"   done in {elapsed:.0f} s", flush=True)
-        rows += [{"task": name, **r} for r in task_rows]
-    print()
-    print(format_table(rows))
-    (out / "bench.json").write_text(json.dumps(rows, indent=2, default=str))
+    # each task's rows have their own columns: one table per task, then the run summary
+    for name, task_rows in results.items():
+        print(f"\n### {name}\n")
+        print(format_table(task_rows))
+    print("\n### summary\n")
+    print(format_table(summary))
+    (out / "bench.json").write_text(json.dumps({"summary": summary, "results": results},
+                                               indent=2, default=str))
+    failed = [row["task"] for row in summary if row["status"] != "ok"]
     if failed:
         print(f"\nfailed tasks: {', '.join(failed)}", file=sys.stderr)
         return 1
