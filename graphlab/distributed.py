@@ -33,10 +33,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -48,12 +47,12 @@ from graphlab.models.registry import build_model
 from graphlab.train import (
     TrainConfig,
     _is_better,
-    _summary,
     _transformed,
     atomic_torch_save,
     atomic_write_json,
     compute_loss,
     evaluate,
+    summarize_runs,
     train,
 )
 
@@ -291,20 +290,7 @@ def train_distributed(config: TrainConfig, bundle: DatasetBundle | None = None,
         _barrier(env)
         runs.append(result)
 
-    test_mean, test_std = _summary([r["test"] for r in runs])
-    valid_mean, valid_std = _summary([r["valid"] for r in runs])
-    results = {
-        "dataset": bundle.name, "model": config.model, "metric": bundle.metric,
-        "higher_is_better": bundle.spec.higher_is_better,
-        "test_mean": test_mean, "test_std": test_std,
-        "valid_mean": valid_mean, "valid_std": valid_std,
-        "seeds": [{k: v for k, v in r.items() if k != "history"} for r in runs],
-        "num_runs": len(runs), "protocol": bundle.protocol, "data_source": bundle.source,
-        "num_params": runs[0]["num_params"] if runs else 0,
-        "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in runs])) if runs else 0,
-        "config": asdict(config), "world_size": env.world_size,
-        "torch": torch.__version__,
-    }
+    results = {**summarize_runs(bundle, config, runs), "world_size": env.world_size}
     if out is not None and env.is_main:
         atomic_write_json(out / "results.json", results)
     _barrier(env)

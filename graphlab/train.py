@@ -29,8 +29,8 @@ from graphlab.datasets import DatasetBundle, get_dataset
 from graphlab.datasets.spec import TaskSpec
 from graphlab.models.registry import available_models, build_model
 
-__all__ = ["TrainConfig", "train", "fit_run", "compute_loss", "evaluate", "atomic_write_json",
-           "atomic_torch_save"]
+__all__ = ["TrainConfig", "train", "fit_run", "compute_loss", "evaluate", "summarize_runs",
+           "atomic_write_json", "atomic_torch_save"]
 
 
 @dataclass
@@ -217,6 +217,24 @@ def _summary(values: list[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std())
 
 
+def summarize_runs(bundle: DatasetBundle, config: TrainConfig, runs: list[dict]) -> dict:
+    """The ``results.json`` summary of finished runs: mean ± std at best validation, and more."""
+    test_mean, test_std = _summary([r["test"] for r in runs])
+    valid_mean, valid_std = _summary([r["valid"] for r in runs])
+    return {
+        "dataset": bundle.name, "model": config.model, "metric": bundle.metric,
+        "higher_is_better": bundle.spec.higher_is_better,
+        "test_mean": test_mean, "test_std": test_std,
+        "valid_mean": valid_mean, "valid_std": valid_std,
+        "seeds": [{k: v for k, v in r.items() if k != "history"} for r in runs],
+        "num_runs": len(runs), "protocol": bundle.protocol, "data_source": bundle.source,
+        "num_params": runs[0]["num_params"] if runs else 0,
+        "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in runs])) if runs else 0,
+        "config": asdict(config),
+        "torch": torch.__version__,
+    }
+
+
 def train(config: TrainConfig, bundle: DatasetBundle | None = None) -> dict:
     """Run ``config.seeds`` runs and return (and write to ``OUT/results.json``) the summary."""
     if config.model.lower() not in available_models():  # fail before any data is loaded
@@ -240,20 +258,7 @@ def train(config: TrainConfig, bundle: DatasetBundle | None = None) -> dict:
             atomic_write_json(done, result)
         runs.append(result)
 
-    test_mean, test_std = _summary([r["test"] for r in runs])
-    valid_mean, valid_std = _summary([r["valid"] for r in runs])
-    results = {
-        "dataset": bundle.name, "model": config.model, "metric": bundle.metric,
-        "higher_is_better": bundle.spec.higher_is_better,
-        "test_mean": test_mean, "test_std": test_std,
-        "valid_mean": valid_mean, "valid_std": valid_std,
-        "seeds": [{k: v for k, v in r.items() if k != "history"} for r in runs],
-        "num_runs": len(runs), "protocol": bundle.protocol, "data_source": bundle.source,
-        "num_params": runs[0]["num_params"] if runs else 0,
-        "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in runs])) if runs else 0,
-        "config": asdict(config),
-        "torch": torch.__version__,
-    }
+    results = summarize_runs(bundle, config, runs)
     if out is not None:
         atomic_write_json(out / "results.json", results)
     return results
