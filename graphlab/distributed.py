@@ -52,6 +52,7 @@ from graphlab.train import (
     atomic_write_json,
     compute_loss,
     evaluate,
+    resume_checkpoint,
     summarize_runs,
     train,
 )
@@ -195,19 +196,14 @@ def fit_run_distributed(bundle: DatasetBundle, config: TrainConfig, run: int,
     # dropout differs between replicas (as with one process over the full batch)
     torch.manual_seed(seed * 1_000 + env.rank)
 
-    state = {"epoch": -1, "best_valid": None, "best_test": None, "best_epoch": -1,
-             "history": [], "seconds": 0.0}
     ckpt_path = run_dir / "checkpoint.pt" if run_dir is not None else None
-    if ckpt_path is not None and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=True, map_location=config.device)
-        module.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+    state, ckpt = resume_checkpoint(ckpt_path, module, optimizer, config.device)
+    if ckpt is not None:
         ranks = ckpt.get("rng_ranks")
         if ranks is not None and len(ranks) == env.world_size:
             torch.set_rng_state(ranks[env.rank])
         elif env.rank == 0:
             torch.set_rng_state(ckpt["rng"])
-        state = ckpt["state"]
 
     device_ids = [env.local_rank] if config.device.startswith("cuda") else None
     model = nn.parallel.DistributedDataParallel(

@@ -30,7 +30,7 @@ from graphlab.datasets.spec import TaskSpec
 from graphlab.models.registry import available_models, build_model
 
 __all__ = ["TrainConfig", "train", "fit_run", "compute_loss", "evaluate", "summarize_runs",
-           "atomic_write_json", "atomic_torch_save"]
+           "resume_checkpoint", "atomic_write_json", "atomic_torch_save"]
 
 
 @dataclass
@@ -131,6 +131,22 @@ def _transformed(bundle: DatasetBundle, model: nn.Module) -> list | Any:
                                        disable=len(bundle.dataset) < 500)]
 
 
+def resume_checkpoint(ckpt_path: Path | None, model: nn.Module, optimizer: torch.optim.Optimizer,
+                      device: str) -> tuple[dict, dict | None]:
+    """Load model/optimizer from ``ckpt_path`` if it exists (``weights_only=True``).
+
+    Returns the run state (a fresh one when there is no checkpoint) and the raw checkpoint, whose
+    RNG entries the caller restores (single-process and DDP runs store them differently).
+    """
+    if ckpt_path is None or not ckpt_path.exists():
+        return {"epoch": -1, "best_valid": None, "best_test": None, "best_epoch": -1,
+                "history": [], "seconds": 0.0}, None
+    ckpt = torch.load(ckpt_path, weights_only=True, map_location=device)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    return ckpt["state"], ckpt
+
+
 def fit_run(bundle: DatasetBundle, config: TrainConfig, run: int, run_dir: Path | None) -> dict:
     """Train one run (seed ``run`` on split ``run % len(splits)``) with best-validation selection."""
     spec = bundle.spec
@@ -142,15 +158,10 @@ def fit_run(bundle: DatasetBundle, config: TrainConfig, run: int, run_dir: Path 
                                  weight_decay=config.weight_decay)
     data = _transformed(bundle, model)
 
-    state = {"epoch": -1, "best_valid": None, "best_test": None, "best_epoch": -1,
-             "history": [], "seconds": 0.0}
     ckpt_path = run_dir / "checkpoint.pt" if run_dir is not None else None
-    if ckpt_path is not None and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=True, map_location=config.device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+    state, ckpt = resume_checkpoint(ckpt_path, model, optimizer, config.device)
+    if ckpt is not None:
         torch.set_rng_state(ckpt["rng"])
-        state = ckpt["state"]
 
     node_level = spec.level == "node"
     if node_level:
