@@ -1,12 +1,15 @@
-"""PathNN expressivity: EXP and SR25 isomorphism tests (untrained) and CSL classification (trained).
+r"""PathNN expressivity: EXP and SR25 isomorphism tests (untrained) and CSL classification (trained).
 
-Protocol of the paper's ``synthetic/main.py``: untrained models over several random
-initialisations; a pair of non-isomorphic graphs counts as *separated* when the L2 distance of
-their graph embeddings exceeds a tolerance. We run in float64 and also report the largest
-distance between every graph and a randomly relabelled copy of itself (must stay below the
-tolerance, otherwise "separation" would be numerical noise).
+Protocol of the paper's ``synthetic/main.py`` and ``synthetic/networks/model.py``: untrained
+models in float64, eval mode, hidden 16, L2 normalisation of the node states before each layer,
+no batch norm, :math:`\phi` = ReLU, sum readout and no prediction head (``predict=False``: the
+graph embedding is compared). A pair of non-isomorphic graphs counts as *separated* when the L2
+distance of its embeddings exceeds ``1e-5`` for *every* initialisation (the paper averages a
+failure rate over 5 initialisations, which is never stricter). We also report the smallest pair
+distance and the largest distance between a graph and a randomly relabelled copy of itself (the
+numerical noise floor, which must stay far below the tolerance).
 
-    python -m benchmarks.pathnn_expressivity [--quick]
+    python -m benchmarks.pathnn_expressivity [--quick] [--task exp|sr25|csl|all] [--seeds S]
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
 from graphlab.bench import register
 from graphlab.models import GNN, PathNN
 from graphlab.testing import permute_graph
+from graphlab.utils.paths import enumerate_paths
 
 TOL = 1e-5
 SEEDS = 2
@@ -33,7 +37,8 @@ PAIRS: int | None = None  # EXP pairs to test (--pairs); None: 25 (quick) or all
 PAPER = {  # separated pairs reported in the PathNN paper (abstract / Table: 100% on both)
     ("EXP", "PathNN-SP+"): "600/600", ("EXP", "PathNN-AP"): "600/600",
     ("SR25", "PathNN-AP (DE)"): "105/105", ("EXP", "GIN"): "0/600", ("SR25", "GIN"): "0/105",
-    ("CSL", "PathNN-SP+ (L=6)"): "~100% (SP/AP)", ("CSL", "GIN"): "10%",
+    ("CSL", "PathNN-SP+"): "~100% (SP/AP)", ("CSL", "PathNN-AP"): "~100% (SP/AP)",
+    ("CSL", "GIN"): "10%",
 }
 
 
@@ -51,11 +56,12 @@ def _load(name: str):
 def _embed(model: nn.Module, graphs: list[Data], batch_size: int) -> torch.Tensor:
     transform = getattr(model, "transform", None)
     data = [transform(g) if transform is not None else g for g in graphs]
+    forward = model.embed if isinstance(model, PathNN) else model
     outs = []
     with torch.no_grad():
         for batch in DataLoader(data, batch_size=batch_size):
             batch.x = batch.x.double()
-            outs.append(model(batch))
+            outs.append(forward(batch))
     return torch.cat(outs)
 
 
@@ -66,8 +72,10 @@ def _make(model_name: str, in_channels: int, hidden: int, seed: int) -> nn.Modul
                     dropout=0.0)
     else:
         kind, length, de = _VARIANTS[model_name]
+        # the paper's synthetic model: no batch norm, phi = ReLU, L2 norm before each layer
         model = PathNN(in_channels, hidden, hidden, max_length=length, kind=kind,
-                       distance_encoding=de, readout="sum", l2_norm=True)
+                       distance_encoding=de, readout="sum", l2_norm=True, mlp_layers=0,
+                       norm=False)
     return model.double().eval()
 
 
@@ -82,7 +90,7 @@ def iso_test(dataset: str, model_name: str, graphs: list[Data], pairs: list[tupl
     relabelled copy of themselves (default all)."""
     separated_all = torch.ones(len(pairs), dtype=torch.bool)
     worst_iso = 0.0
-    min_pair = float("inf")
+    min_pair = min_sep = float("inf")
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(0)
     perms = [torch.randperm(g.num_nodes, generator=gen) for g in graphs]
@@ -98,11 +106,13 @@ def iso_test(dataset: str, model_name: str, graphs: list[Data], pairs: list[tupl
         # a pair counts as separated only if every initialisation separates it
         separated_all &= dist > TOL
         min_pair = min(min_pair, float(dist.min()))
+        if bool((dist > TOL).any()):
+            min_sep = min(min_sep, float(dist[dist > TOL].min()))
         worst_iso = max(worst_iso, float((emb[:num_copies] - emb_p).norm(dim=1).max()))
     return {"dataset": dataset, "model": model_name,
             "separated": f"{int(separated_all.sum())}/{len(pairs)}",
             "paper": PAPER.get((dataset, model_name), "-"),
-            "min_dist_pair": f"{min_pair:.1e}",
+            "min_dist_pair": f"{min_pair:.1e}", "min_dist_above_tol": f"{min_sep:.1e}",
             "max_dist_isomorphic_copy": f"{worst_iso:.1e}", "copies_checked": num_copies,
             "seeds": seeds,
             "seconds": round(time.perf_counter() - t0, 1)}
@@ -117,9 +127,7 @@ def _exp_rows(quick: bool) -> list[dict]:
     graphs = graphs[: 2 * num_pairs]
     pairs = [(2 * i, 2 * i + 1) for i in range(num_pairs)]
     rows = []
-    names = ("GIN", "PathNN-SP", "PathNN-SP+", "PathNN-AP") if PAIRS else \
-        ("GIN", "PathNN-SP+", "PathNN-AP")
-    for name in names:
+    for name in ("GIN", "PathNN-SP", "PathNN-SP+", "PathNN-AP"):
         rows.append(iso_test("EXP", name, graphs, pairs, 1 if quick else SEEDS, 64,
                              copies=None if quick else 100))
         print(rows[-1])
@@ -134,18 +142,44 @@ def _sr25_rows(quick: bool) -> list[dict]:
     if quick:  # one pair: the length-4 path LSTM costs ~30 s per SR25 graph on a CPU core
         graphs = graphs[:2]
     pairs = [(i, j) for i in range(len(graphs)) for j in range(i + 1, len(graphs))]
-    names = ["GIN", "PathNN-AP (DE)"] if quick else \
-        ["GIN", "PathNN-AP (no DE, L=3)", "PathNN-AP (DE, L=3)", "PathNN-AP (DE)"]
-    only = os.environ.get("PATHNN_SR25_MODELS")  # e.g. "PathNN-AP (DE)" to rerun one model
-    if only:
-        names = [n for n in names if n in only.split(",")]
-    rows = []
-    for name in names:
-        # float64 LSTMs over 350k paths per graph are slow on CPU: one initialisation, and
-        # the relabelled-copy check on two graphs
-        rows.append(iso_test("SR25", name, graphs, pairs, 1, 1, copies=1))
+    rows = [pattern_totals_row("SR25", graphs, pairs, max_length=4)]
+    print(rows[-1])
+    for name in ("GIN", "PathNN-AP (DE)"):
+        # float64 LSTMs over 390k paths per graph are slow on CPU: the relabelled-copy check
+        # runs on one graph
+        rows.append(iso_test("SR25", name, graphs, pairs, 1 if quick else SEEDS, 1, copies=1))
         print(rows[-1])
     return rows
+
+
+def pattern_totals_row(dataset: str, graphs: list[Data], pairs: list[tuple[int, int]],
+                       max_length: int) -> dict:
+    """Pairs whose graph-level counts of AP paths by (length, distance pattern) differ.
+
+    The distance pattern of a path is the sequence of shortest-path distances of its nodes to
+    its last node (what the distance encoding feeds the LSTM). On SR25 the first PathNN layers
+    give every node the same state, so an untrained model whose per-node pre-activations are
+    large sums (ReLU in a fixed regime) embeds a graph by a linear function of these counts;
+    pairs with equal counts are then not separated at any tolerance above the noise floor.
+    """
+    batch = Batch.from_data_list(graphs)
+    paths = enumerate_paths(batch.edge_index, batch.num_nodes, max_length, "all_simple",
+                            distance_encoding=True)
+    assert paths.dists is not None
+    keys = []
+    for length, (nodes, dists) in enumerate(zip(paths.nodes, paths.dists), start=1):
+        code = (dists * (max_length + 1) ** torch.arange(length + 1)).sum(1)
+        keys.append(batch.batch[nodes[:, -1]] * 10**6 + length * 10**5 + code)
+    # one count vector per graph over every (length, pattern) seen in the dataset
+    uniq, inverse = torch.unique(torch.cat(keys), return_inverse=True)
+    counts = torch.zeros(len(graphs), uniq.numel(), dtype=torch.long)
+    pattern = torch.unique(uniq % 10**6, return_inverse=True)[1]
+    counts.index_put_((uniq // 10**6, pattern), torch.bincount(inverse, minlength=uniq.numel()))
+    counts = counts[:, : int(pattern.max()) + 1]
+    equal = [bool(torch.equal(counts[a], counts[b])) for a, b in pairs]
+    return {"dataset": dataset, "model": f"path-pattern counts (AP, <= {max_length} edges)",
+            "separated": f"{len(pairs) - sum(equal)}/{len(pairs)}", "paper": "-",
+            "pairs_with_equal_counts": [p for p, e in zip(pairs, equal) if e]}
 
 
 _VARIANTS.update({
@@ -158,53 +192,73 @@ _VARIANTS.update({
 })
 
 
-def _train_csl(model_name: str, bundle, epochs: int, folds: int, seed: int = 0) -> dict:
+def _train_csl(model_name: str, bundle, epochs: int, folds: int, hidden: int = 64,
+               batch_size: int | None = None, seed: int = 0) -> dict:
+    """The paper's CSL protocol (``synthetic/configs/CSL_config.json``: hidden 64, 200 epochs,
+    Adam 1e-3, sum readout, no batch norm, phi = ReLU); test accuracy at the best-validation
+    epoch. ``hidden``, ``epochs`` and ``batch_size`` (default: the paper's) are budget knobs."""
     from torch.nn import functional as F
 
     graphs = list(bundle.dataset)
-    accs = []
+    accs, best_epochs = [], []
+    default_batch = 32
     t0 = time.perf_counter()
     for fold in tqdm(range(folds), desc=f"CSL {model_name}"):
         split = bundle.splits[fold]
         torch.manual_seed(seed + fold)
         if model_name == "GIN":
-            model = GNN(1, 64, 10, num_layers=4, conv="gin", readout="sum", dropout=0.0)
+            model: nn.Module = GNN(1, hidden, 10, num_layers=4, conv="gin", readout="sum",
+                                   dropout=0.0)
             data = graphs
         else:
-            kind, length, de = _CSL_VARIANTS[model_name]
-            model = PathNN(1, 64, 10, max_length=length, kind=kind, distance_encoding=de,
-                           readout="sum")
+            kind, length, de, l2_norm, default_batch = _CSL_VARIANTS[model_name]
+            model = PathNN(1, hidden, 10, max_length=length, kind=kind, distance_encoding=de,
+                           readout="sum", l2_norm=l2_norm, mlp_layers=0, norm=False)
             data = [model.transform(g) for g in graphs]
-        train = [data[i] for i in split["train"].tolist()]
-        test = [data[i] for i in split["test"].tolist()]
+        subset = {k: [data[i] for i in split[k].tolist()] for k in ("train", "valid", "test")}
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        loader = DataLoader(train, batch_size=16, shuffle=True,
+        loader = DataLoader(subset["train"], batch_size=batch_size or default_batch, shuffle=True,
                             generator=torch.Generator().manual_seed(seed + fold))
-        for _ in range(epochs):
+        best = (-1.0, 0.0, 0)
+        for epoch in range(1, epochs + 1):
             model.train()
             for batch in loader:
                 opt.zero_grad()
-                loss = F.cross_entropy(model(batch), batch.y.view(-1))
-                loss.backward()
+                F.cross_entropy(model(batch), batch.y.view(-1)).backward()
                 opt.step()
-        model.eval()
-        correct = 0
-        with torch.no_grad():
-            for batch in DataLoader(test, batch_size=64):
-                correct += int((model(batch).argmax(-1) == batch.y.view(-1)).sum())
-        accs.append(correct / len(test))
+            valid, test = (_csl_accuracy(model, subset[k]) for k in ("valid", "test"))
+            if valid > best[0]:
+                best = (valid, test, epoch)
+        accs.append(best[1])
+        best_epochs.append(best[2])
     acc = torch.tensor(accs)
     std = float(acc.std()) if len(accs) > 1 else 0.0
     return {"dataset": "CSL", "model": model_name,
             "test_acc": f"{100 * float(acc.mean()):.1f} ± {100 * std:.1f}",
             "paper": PAPER.get(("CSL", model_name), "-"), "epochs": epochs, "folds": folds,
-            "seconds": round(time.perf_counter() - t0, 1)}
+            "hidden": hidden, "batch_size": batch_size or default_batch,
+            "per_fold_test_acc": [round(100 * a, 1) for a in accs],
+            "best_valid_epochs": best_epochs, "seconds": round(time.perf_counter() - t0, 1)}
 
 
-# untrained, one graph per class: SP+ with 6 edges separates all 45 class pairs, AP + DE with
-# 3 edges only 30 (so a 3-edge AP cannot reach 100%); the paper trains SP (cutoff 12) / AP
-# (cutoff 6). Training uses SP+ with 6 edges, the cheapest variant that separates every class.
-_CSL_VARIANTS = {"PathNN-SP+ (L=6)": ("all_shortest", 6, False)}
+@torch.no_grad()
+def _csl_accuracy(model: nn.Module, graphs: list[Data]) -> float:
+    model.eval()
+    correct = sum(int((model(b).argmax(-1) == b.y.view(-1)).sum())
+                  for b in DataLoader(graphs, batch_size=64))
+    return correct / len(graphs)
+
+
+# the paper's CSL settings: SP / SP+ cutoff 12 (11 edges), batch 32, no L2 norm; AP cutoff 6
+# (5 edges) with distance encoding and L2 norm, batch 8. SP is not used: on CSL (vertex-
+# transitive, constant features) every tie-break key is equal, so no single shortest path per
+# pair can be chosen independently of node order. Value: (kind, edges, DE, l2_norm, batch).
+_CSL_VARIANTS = {"PathNN-SP+": ("all_shortest", 11, False, False, 32),
+                 "PathNN-AP": ("all_simple", 5, True, True, 8)}
+CSL_MODEL = "PathNN-SP+"
+CSL_EPOCHS = 200
+CSL_HIDDEN = 64
+CSL_BATCH: int | None = None
 _VARIANTS.update({"PathNN-SP+ (L=6)": ("all_shortest", 6, False),
                   "PathNN-AP (DE, L=4)": ("all_simple", 4, True)})
 
@@ -233,8 +287,9 @@ def _csl_rows(quick: bool) -> list[dict]:
     bundle = _load("CSL")
     if bundle is None:
         return rows
-    for name in ("GIN", "PathNN-SP+ (L=6)"):
-        rows.append(_train_csl(name, bundle, epochs=60, folds=5))
+    for name in ("GIN", CSL_MODEL):
+        rows.append(_train_csl(name, bundle, epochs=CSL_EPOCHS, folds=5, hidden=CSL_HIDDEN,
+                               batch_size=CSL_BATCH))
         print(rows[-1])
     return rows
 
@@ -274,9 +329,16 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--task", choices=["exp", "sr25", "csl", "all"], default="all")
-    parser.add_argument("--pairs", type=int, help="EXP pairs (also adds PathNN-SP)")
+    parser.add_argument("--pairs", type=int, help="EXP pairs (default: all 600)")
+    parser.add_argument("--seeds", type=int, default=SEEDS, help="initialisations (full mode)")
+    parser.add_argument("--csl-model", choices=sorted(_CSL_VARIANTS), default=CSL_MODEL)
+    parser.add_argument("--csl-epochs", type=int, default=CSL_EPOCHS)
+    parser.add_argument("--csl-hidden", type=int, default=CSL_HIDDEN)
+    parser.add_argument("--csl-batch-size", type=int, help="default: the paper's per variant")
     args = parser.parse_args()
-    PAIRS = args.pairs
+    PAIRS, SEEDS = args.pairs, args.seeds
+    CSL_MODEL, CSL_EPOCHS, CSL_HIDDEN = args.csl_model, args.csl_epochs, args.csl_hidden
+    CSL_BATCH = args.csl_batch_size
     if args.task in ("exp", "all"):
         run_exp(args.quick, args.out)
     if args.task in ("sr25", "all"):

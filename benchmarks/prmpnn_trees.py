@@ -42,15 +42,16 @@ class RandomScorer(nn.Module):
 
 
 class TreeModel(nn.Module):
-    def __init__(self, num_leaves: int, mode: str, k_add: int, num_samples: int) -> None:
+    def __init__(self, num_leaves: int, mode: str, k_add: int, num_samples: int,
+                 upstream_layers: int = 0) -> None:
         super().__init__()
         self.key = nn.Embedding(num_leaves + 1, HIDDEN)
         self.value = nn.Embedding(num_leaves + 1, HIDDEN)
         self.mode = mode
         self.rewirer = None
         if mode != "none":
-            scorer = EdgeScorer(HIDDEN, HIDDEN, num_layers=0) if mode == "prmpnn" \
-                else RandomScorer()
+            scorer = EdgeScorer(HIDDEN, HIDDEN, num_layers=upstream_layers) \
+                if mode == "prmpnn" else RandomScorer()
             self.rewirer = ProbabilisticRewirer(scorer, k_add, 0, num_samples)
         mlp = nn.Sequential(nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN))
         self.conv = WeightedGINEConv(mlp, train_eps=True)
@@ -79,7 +80,8 @@ def _accuracy(model: nn.Module, loader) -> float:
 
 
 def run_depth(depth: int, mode: str, num_permutations: int, epochs: int, k_add: int = 1,
-              seed: int = 0) -> dict:
+              seed: int = 0, num_samples: int = 2, upstream_layers: int = 0,
+              lr: float = 3e-3) -> dict:
     torch.manual_seed(seed)
     ds = TreeNeighborsMatch(depth, num_permutations, seed=seed)
     cands = EdgeCandidates(None, "all")
@@ -89,19 +91,25 @@ def run_depth(depth: int, mode: str, num_permutations: int, epochs: int, k_add: 
     train = [graphs[i] for i in perm[:cut]]
     test = [graphs[i] for i in perm[cut:]]
     train_loader = DataLoader(train, batch_size=64, shuffle=True)
-    model = TreeModel(ds.num_leaves, mode, k_add, num_samples=2)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model = TreeModel(ds.num_leaves, mode, k_add, num_samples, upstream_layers)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    for _ in range(epochs):
+    curve = []
+    for epoch in range(epochs):
         model.train()
         for data in train_loader:
             opt.zero_grad()
             loss = nn.functional.cross_entropy(model(data, gen), data.y)
             loss.backward()
             opt.step()
-    return {"depth": depth, "model": mode, "k_add": k_add if mode != "none" else 0,
-            "graphs": len(graphs), "epochs": epochs,
+        if (epoch + 1) % max(epochs // 10, 1) == 0:
+            curve.append((epoch + 1, round(_accuracy(model, DataLoader(train, batch_size=256)), 3)))
+    rewired = mode != "none"
+    return {"depth": depth, "model": mode, "k_add": k_add if rewired else 0,
+            "samples": num_samples if rewired else 0,
+            "upstream_layers": upstream_layers if mode == "prmpnn" else 0,
+            "graphs": len(graphs), "epochs": epochs, "lr": lr, "train_curve": curve,
             "train_acc": _accuracy(model, DataLoader(train, batch_size=256)),
             "test_acc": _accuracy(model, DataLoader(test, batch_size=256)),
             "chance": 1 / ds.num_leaves, "train_s": time.perf_counter() - start}
@@ -112,43 +120,63 @@ FULL = {2: (60, 60), 3: (40, 40), 4: (16, 30), 5: (6, 30)}
 QUICK = {2: (40, 40)}
 
 
-NOTES = ("1 downstream WeightedGINEConv layer, root readout, hidden 64; rewiring adds k=1 pair "
-         "per graph chosen among all node pairs (SIMPLE, 2 samples in training, deterministic "
-         "top-k at evaluation); Adam 3e-3, batch 64, 80/20 split; graphs = permutations x 2^depth "
-         "query keys.")
+NOTES = ("1 downstream WeightedGINEConv layer, root readout, hidden 64; rewiring adds k_add "
+         "pairs per graph chosen among all node pairs (SIMPLE, `samples` rewirings in training, "
+         "deterministic top-k at evaluation); 'random' adds k_add uniformly random pairs; batch 64, "
+         "80/20 split; graphs = permutations x 2^depth query keys. Train-accuracy curves "
+         "(epoch, acc) are in the JSON file.")
 
 
-def run_plan(plan: dict[int, tuple[int, int]], out: Path, name: str, cmd: str) -> list[dict]:
+def run_plan(plan: dict[int, tuple[int, int]], out: Path, name: str, cmd: str,
+             models: tuple[str, ...] = ("none", "random", "prmpnn"), **knobs) -> list[dict]:
     from tqdm import tqdm
 
     torch.set_num_threads(1)
-    jobs = [(d, m) for d in plan for m in ("none", "random", "prmpnn")]
+    jobs = [(d, m) for d in plan for m in models]
     rows = []
     for depth, mode in tqdm(jobs, desc="trees"):
         perms, epochs = plan[depth]
-        rows.append(run_depth(depth, mode, perms, epochs))
+        rows.append(run_depth(depth, mode, perms, epochs, **knobs))
         rows[-1]["paper"] = "solved where the 1-layer MPNN fails" if mode == "prmpnn" else ""
         print(rows[-1], flush=True)
-    write_results(out, name, rows, cmd, NOTES)
+    write_results(out, name, [{k: v for k, v in r.items() if k != "train_curve"} for r in rows],
+                  cmd, NOTES, extra={"train_curves": [r["train_curve"] for r in rows]})
     return rows
 
 
 @register("prmpnn-trees", "Trees-NeighborsMatch: PR-MPNN vs no rewiring vs random rewiring")
 def run(quick: bool, out: Path) -> list[dict]:
     cmd = "python -m benchmarks.prmpnn_trees" + (" --quick" if quick else "")
-    return run_plan(QUICK if quick else FULL, out, "prmpnn_trees", cmd)
+    return run_plan(QUICK if quick else FULL, out,
+                    "prmpnn_trees_quick" if quick else "prmpnn_trees", cmd)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--depth", type=int, default=None, help="run one depth (all models)")
+    parser.add_argument("--depth", type=int, default=None, help="run one depth")
+    parser.add_argument("--models", nargs="+", default=["none", "random", "prmpnn"],
+                        choices=["none", "random", "prmpnn"])
+    parser.add_argument("--k-add", type=int, default=1)
+    parser.add_argument("--samples", type=int, default=2, help="rewirings per graph in training")
+    parser.add_argument("--upstream-layers", type=int, default=0)
+    parser.add_argument("--epochs", type=int, help="override the plan's epochs")
+    parser.add_argument("--perms", type=int, help="override the plan's permutations")
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--tag", default="", help="suffix of the result file name")
     args = parser.parse_args()
     if args.depth is not None:
-        plan = {args.depth: FULL[args.depth]}
-        run_plan(plan, args.out, f"prmpnn_trees_depth{args.depth}",
-                 f"python -m benchmarks.prmpnn_trees --depth {args.depth}")
+        perms, epochs = FULL[args.depth]
+        plan = {args.depth: (args.perms or perms, args.epochs or epochs)}
+        knobs = {"k_add": args.k_add, "num_samples": args.samples,
+                 "upstream_layers": args.upstream_layers, "lr": args.lr}
+        cmd = (f"python -m benchmarks.prmpnn_trees --depth {args.depth} --models "
+               f"{' '.join(args.models)} --k-add {args.k_add} --samples {args.samples} "
+               f"--upstream-layers {args.upstream_layers} --epochs {plan[args.depth][1]} "
+               f"--perms {plan[args.depth][0]} --lr {args.lr}")
+        run_plan(plan, args.out, f"prmpnn_trees_depth{args.depth}{args.tag}", cmd,
+                 tuple(args.models), **knobs)
     else:
         for row in run(args.quick, args.out):
             print(row)

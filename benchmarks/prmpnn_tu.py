@@ -6,18 +6,19 @@ Paper (Qian et al., ICLR 2024): MUTAG 98.4, PROTEINS 80.7 (accuracy, 10-fold), o
 the standard folds of ``graphlab.datasets.get_dataset`` with few epochs, and molhiv on a subset
 of the official training split (evaluated on the full official valid/test split).
 
-Configuration: hidden 64, 4 downstream WeightedGINE layers, 2 upstream layers, 50 "distance"
-candidates per graph, add k=5, delete k=2 (k is clipped per graph to its candidate/edge count),
-2 samples in training, top-k at evaluation, mean readout, Adam 1e-3, batch 32. For TU: test
-accuracy at the epoch of best validation accuracy, mean over the folds run.
+Configuration (``CONFIG``), scaled down from the authors' PROTEINS config
+(``configs/proteins/edge_candidate/best_config.yaml``, backup branch: hidden 32, 4 downstream
+GINE layers, 8 upstream layers, add 10 / delete 10 of 1024 longest-path candidates, 3 priors x 5
+samples in training and evaluation, dropout 0.1, batch 128, 200-1000 epochs): one prior, fewer
+candidates and upstream layers, few epochs (k is clipped per graph to its candidate/edge count).
+For TU: test accuracy at the epoch of best validation accuracy, mean over the folds run.
 
-    python -m benchmarks.prmpnn_tu [--quick] [--out benchmarks/results]
+    python -m benchmarks.prmpnn_tu [--quick] [--datasets MUTAG] [--folds 10] [--epochs 30]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 from torch_geometric.loader import DataLoader
 
-from benchmarks._prmpnn_common import write_results
+from benchmarks._prmpnn_common import load_dataset, write_results
 from graphlab.bench import register
 from graphlab.models import GNN, PRMPNN
 from graphlab.rewiring import EdgeCandidates
@@ -34,14 +35,7 @@ PAPER = {"MUTAG": "98.4", "PROTEINS": "80.7", "ogbg-molhiv": "~0.79"}
 
 
 def _load(name: str):
-    from graphlab.datasets import get_dataset
-
-    os.environ.setdefault("GRAPHLAB_DATA_DIR", "/work/shared/data")
-    try:
-        return get_dataset(name)
-    except Exception as exc:  # noqa: BLE001 - a missing mirror means "skip", not "crash"
-        print(f"[prmpnn-tu] {name} unavailable, skipped: {exc}")
-        return None
+    return load_dataset(name, "prmpnn-tu")
 
 
 class _LazyCandidates:
@@ -57,22 +51,31 @@ class _LazyCandidates:
         return self.cache[i]
 
 
+CONFIG = {"hidden": 32, "layers": 4, "k_add": 10, "k_delete": 10, "candidates": 50,
+          "num_samples": 3, "num_eval_samples": 5, "upstream_layers": 4, "dropout": 0.1,
+          "batch_size": 32, "lr": 1e-3}
+
+
 def make_model(kind: str, spec) -> nn.Module:
+    c = CONFIG
     if kind == "GIN":
-        return GNN(spec.in_channels, 64, spec.out_channels, num_layers=4, conv="gin",
-                   readout="mean", dropout=0.0, molecular=spec.molecular)
-    return PRMPNN(spec.in_channels, 64, spec.out_channels, num_layers=4, k_add=5, k_delete=2,
-                  num_samples=2, upstream_layers=2, num_candidates=50, heuristic="distance",
-                  readout="mean", edge_dim=None if spec.molecular else spec.edge_dim,
+        return GNN(spec.in_channels, c["hidden"], spec.out_channels, num_layers=c["layers"],
+                   conv="gin", readout="mean", dropout=c["dropout"], molecular=spec.molecular)
+    return PRMPNN(spec.in_channels, c["hidden"], spec.out_channels, num_layers=c["layers"],
+                  k_add=c["k_add"], k_delete=c["k_delete"], num_samples=c["num_samples"],
+                  num_eval_samples=c["num_eval_samples"], upstream_layers=c["upstream_layers"],
+                  num_candidates=c["candidates"], heuristic="distance", readout="mean",
+                  dropout=c["dropout"], edge_dim=None if spec.molecular else spec.edge_dim,
                   molecular=spec.molecular)
 
 
-def _predict(model: nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
+def _predict(model: nn.Module, loader,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     model.eval()
     outs, ys = [], []
     with torch.no_grad():
         for data in loader:
-            outs.append(model(data))
+            outs.append(model(data, generator) if isinstance(model, PRMPNN) else model(data))
             ys.append(data.y)
     return torch.cat(ys), torch.cat(outs)  # (y_true, y_pred): the metric signature
 
@@ -96,10 +99,11 @@ def train_split(kind: str, graphs, bundle, split: dict, epochs: int, seed: int,
     sub = {"train": train_idx, "valid": split["valid"], "test": split["test"]}
     if max_train is not None:  # the molhiv budget: a fixed subset of the official valid/test
         sub = {k: (v if k == "train" else v[:MAX_EVAL]) for k, v in sub.items()}
-    loaders = {k: DataLoader([graphs[i] for i in v.tolist()], batch_size=32 if k == "train"
-                             else 256, shuffle=k == "train") for k, v in sub.items()}
+    loaders = {k: DataLoader([graphs[i] for i in v.tolist()],
+                             batch_size=CONFIG["batch_size"] if k == "train" else 256,
+                             shuffle=k == "train") for k, v in sub.items()}
     model = make_model(kind, spec)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=CONFIG["lr"])
     gen = torch.Generator().manual_seed(seed)
     best = (-float("inf"), 0.0)
     start = time.perf_counter()
@@ -110,9 +114,9 @@ def train_split(kind: str, graphs, bundle, split: dict, epochs: int, seed: int,
             out = model(data, gen) if kind == "PR-MPNN" else model(data)
             _loss(spec, out, data.y).backward()
             opt.step()
-        val = bundle.evaluate(*_predict(model, loaders["valid"]))
+        val = bundle.evaluate(*_predict(model, loaders["valid"], gen))
         if val > best[0]:
-            best = (val, bundle.evaluate(*_predict(model, loaders["test"])))
+            best = (val, bundle.evaluate(*_predict(model, loaders["test"], gen)))
     return {"valid": best[0], "test": best[1], "seconds": time.perf_counter() - start,
             "train_graphs": int(train_idx.numel())}
 
@@ -125,39 +129,45 @@ PLAN_QUICK = {"MUTAG": (1, 5, None)}
 
 
 @register("prmpnn-tu", "PR-MPNN on MUTAG / PROTEINS (10-fold) and ogbg-molhiv, small budget")
-def run(quick: bool, out: Path, datasets: list[str] | None = None) -> list[dict]:
+def run(quick: bool, out: Path, datasets: list[str] | None = None, folds: int | None = None,
+        epochs: int | None = None) -> list[dict]:
     from tqdm import tqdm
 
     torch.set_num_threads(1)
     plan = PLAN_QUICK if quick else PLAN_FULL
     rows = []
-    for name, (folds, epochs, max_train) in plan.items():
+    for name, (n_folds, n_epochs, max_train) in plan.items():
         if datasets and name not in datasets:
             continue
+        n_folds, n_epochs = folds or n_folds, epochs or n_epochs
         bundle = _load(name)
         if bundle is None:
             continue
-        graphs = _LazyCandidates(bundle.dataset, EdgeCandidates(50, "distance"))
+        graphs = _LazyCandidates(bundle.dataset, EdgeCandidates(CONFIG["candidates"], "distance"))
         for kind in ("GIN", "PR-MPNN"):
-            res = [train_split(kind, graphs, bundle, bundle.splits[f], epochs, f, max_train)
-                   for f in tqdm(range(folds), desc=f"{name} {kind}")]
+            res = [train_split(kind, graphs, bundle, bundle.splits[f], n_epochs, f, max_train)
+                   for f in tqdm(range(n_folds), desc=f"{name} {kind}")]
             scores = torch.tensor([r["test"] for r in res], dtype=torch.float64)
             scale = 100.0 if bundle.metric == "acc" else 1.0
             eval_note = f"first {MAX_EVAL} of official" if max_train is not None else "fold"
             rows.append({"dataset": name, "model": kind, "metric": bundle.metric,
                          "eval_graphs": eval_note,
-                         "folds": f"{folds}/{len(bundle.splits)}", "epochs": epochs,
+                         "folds": f"{n_folds}/{len(bundle.splits)}", "epochs": n_epochs,
                          "train_graphs": res[0]["train_graphs"],
                          "ours": round(scale * scores.mean().item(), 3),
-                         "std": round(scale * scores.std().item(), 3) if folds > 1 else 0.0,
+                         "std": round(scale * scores.std().item(), 3) if n_folds > 1 else 0.0,
                          "paper": PAPER[name] if kind == "PR-MPNN" else "",
                          "seconds": round(sum(r["seconds"] for r in res), 1)})
             print(rows[-1])
     cmd = "python -m benchmarks.prmpnn_tu" + (" --quick" if quick else "")
     if datasets:
         cmd += " --datasets " + " ".join(datasets)
-    write_results(out, "prmpnn_tu" + ("_" + "_".join(datasets) if datasets else ""), rows, cmd,
+    cmd += (f" --folds {folds}" if folds else "") + (f" --epochs {epochs}" if epochs else "")
+    name = "prmpnn_tu" + ("_quick" if quick else "") + \
+        ("_" + "_".join(datasets) if datasets else "")
+    write_results(out, name, rows, cmd,
                   "Small CPU budget (see epochs / folds / train_graphs), not the paper's. "
+                  "Config: " + " ".join(f"{k}={v}" for k, v in CONFIG.items()) + ". "
                   "molhiv atom/bond features differ from the official release in ~0.03% of rows "
                   "(rebuilt from SMILES, see the data README).")
     return rows
@@ -168,6 +178,8 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--datasets", nargs="*", default=None)
+    parser.add_argument("--folds", type=int)
+    parser.add_argument("--epochs", type=int)
     args = parser.parse_args()
-    for row in run(args.quick, args.out, args.datasets):
+    for row in run(args.quick, args.out, args.datasets, args.folds, args.epochs):
         print(row)

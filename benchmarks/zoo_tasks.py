@@ -1,6 +1,7 @@
 """Model-zoo graph tasks: accuracy / generalisation-gap / phase prediction from weights, function
 complexity of random nets, cross-family prediction from op graphs, weight matching barriers vs
-width, layer collapse under pruning, and node regression on the graph of networks.
+width, pruning as edge labelling (a learned per-parameter importance predictor vs |w|), layer
+collapse under pruning, a digits-CNN zoo, and node regression on the graph of networks.
 
 Models: StatNN (padded per-layer weight statistics + gradient boosting, the floor every metanet
 must beat), ``hparams`` (gradient boosting on the configuration: how the net was made),
@@ -39,15 +40,14 @@ def _clean(r: dict) -> dict:
 
 def run_parts(quick: bool, out: Path, parts: list[str], zoo_root: Path) -> list[dict]:
     from graphlab.metanets.analysis import barrier_vs_width, collapse_curve
-    from graphlab.metanets.tasks import predict
+    from graphlab.metanets.tasks import predict, predict_edges
     from graphlab.metanets.zoo import build_zoo, load_zoo
     from graphlab.metanets.zoo_graph import node_task
 
     torch.set_num_threads(1)
-    n_mlp, n_rn, n_af = (40, 60, 45) if quick else (300, 200, 150)
+    n_mlp, n_rn, n_af, n_cnn = (40, 60, 45, 30) if quick else (300, 200, 150, 120)
     gnn_epochs, gnn_hidden = (3, 8) if quick else (10, 16)
     seeds = (0,) if quick else (0, 1, 2)
-    gseeds = (0,)  # graph metanets: one seed (CPU budget), StatNN: three
     rows: list[dict] = []
 
     def zoo(preset: str, n: int):
@@ -74,16 +74,33 @@ def run_parts(quick: bool, out: Path, parts: list[str], zoo_root: Path) -> list[
         z = zoo("digits-mlp", n_mlp)
         splits = ["id"] if quick else list(z.splits)
         for split in splits:
-            for model in ("gmn", "neural") if not quick else ("gmn",):
-                add(predict(z, "test_acc", model, split, seeds=gseeds, epochs=gnn_epochs,
-                            hidden=gnn_hidden, max_train=None if quick else 150), "weights")
+            for target in ("test_acc", "gen_gap", "phase"):
+                for model in ("gmn", "neural") if not quick else ("gmn",):
+                    add(predict(z, target, model, split, seeds=seeds, epochs=gnn_epochs,
+                                hidden=gnn_hidden, max_train=None if quick else 150), "weights")
+    if "pruning" in parts:  # pruning as edge labelling: EdgeGMN vs the |w| ranking
+        z = zoo("digits-mlp", n_mlp)
+        for target, split_list in (("prune_snip", ["id", "width"]), ("prune_magnitude", ["id"])):
+            for split in split_list[:1] if quick else split_list:
+                add(predict_edges(z, target, split, seeds=seeds if target == "prune_snip"
+                                  else seeds[:1], epochs=3 if quick else 20,
+                                  hidden=8 if quick else 32, max_train=None if quick else 150),
+                    "pruning")
+    if "cnn" in parts:  # the digits-cnn preset through predict
+        z = zoo("digits-cnn", n_cnn)
+        for split in ["id"] if quick else list(z.splits):
+            for model in ("statnn", "hparams"):
+                add(predict(z, "test_acc", model, split, seeds=seeds), "cnn")
+            for model in ("gmn",) if quick else ("gmn", "neural"):
+                add(predict(z, "test_acc", model, split, seeds=seeds, epochs=gnn_epochs,
+                            hidden=gnn_hidden), "cnn")
     if "complexity" in parts:
         z = zoo("random-nets", n_rn)
         for split in ["id"] if quick else ["id", "depth", "width"]:
             for model in ("statnn", "hparams"):
                 add(predict(z, "complexity", model, split, seeds=seeds), "complexity")
             for model in ("opgnn", "gmn") if not quick else ("opgnn",):
-                add(predict(z, "complexity", model, split, seeds=gseeds, epochs=gnn_epochs,
+                add(predict(z, "complexity", model, split, seeds=seeds[:1], epochs=gnn_epochs,
                             hidden=gnn_hidden), "complexity")
     if "family" in parts:
         z = zoo("arch-family", n_af)
@@ -91,7 +108,7 @@ def run_parts(quick: bool, out: Path, parts: list[str], zoo_root: Path) -> list[
             for model in ("statnn", "hparams", "opgnn"):
                 ep = gnn_epochs * (3 if model == "opgnn" else 1)
                 add(predict(z, "test_acc", model, split,
-                            seeds=gseeds if model == "opgnn" else seeds, epochs=ep,
+                            seeds=seeds[:1] if model == "opgnn" else seeds, epochs=ep,
                             hidden=gnn_hidden), "family")
     if "barrier" in parts:
         widths = (8, 32, 128) if quick else (4, 8, 16, 32, 64, 128, 256)
@@ -105,9 +122,12 @@ def run_parts(quick: bool, out: Path, parts: list[str], zoo_root: Path) -> list[
             print(json.dumps(rows[-1]), flush=True)
     if "zoograph" in parts:
         z = zoo("digits-mlp", n_mlp)
-        for r in node_task(z, "test_acc", "id", embed="statnn", edges="knn", seeds=seeds):
-            rows.append({"task": "zoo_graph", **r})
-            print(json.dumps(rows[-1]), flush=True)
+        for embed, edges in (("statnn", "knn"), ("gmn", "matching")):
+            t = time.perf_counter()
+            for r in node_task(z, "test_acc", "id", embed=embed, edges=edges, seeds=seeds):
+                rows.append({"task": "zoo_graph", **r})
+                print(json.dumps(rows[-1]), flush=True)
+            print(f"[zoo_graph] {embed}/{edges}: {time.perf_counter() - t:.0f} s", flush=True)
     return rows
 
 
@@ -118,18 +138,40 @@ def _fmt(v: object) -> str:
 def write_markdown(runs: list[dict], path: Path) -> None:
     """Merge result JSONs (``{"meta", "rows"}``) into one Markdown report."""
     lines = ["# Model-zoo graph tasks (issue #9)", ""]
-    for run_ in runs:
-        m = run_["meta"]
+    latest: dict[tuple, tuple[int, dict]] = {}  # a later run's row replaces an earlier one
+    for k, run_ in enumerate(runs):
+        for r in run_["rows"]:
+            key = tuple(str(r.get(c)) for c in ("task", "split", "target", "model", "embed",
+                                                "edges", "width", "pair", "sparsity"))
+            latest[key] = (k, r)
+    rows = [r for _, r in latest.values()]
+    for k in sorted({k for k, _ in latest.values()}):  # only runs that still own a row
+        m = runs[k]["meta"]
         lines += [f"- `{m['command']}` -- {m['date']}, {m['machine']}, wall {m['wall_s']:.0f} s"]
-    rows = [r for run_ in runs for r in run_["rows"]]
     lines += ["", "StatNN/hparams: gradient boosting (deterministic, so the std over seeds 0-2 is "
-              "0); graph metanets: one seed, 10 epochs, hidden 16, at most 150 training nets.",
-              "tau>chance: Kendall tau on test members with accuracy > 0.2.", ""]
+              "0); graph metanets (GMN, NeuralGraphEncoder): seeds 0-2, 10 epochs, hidden 16, at "
+              "most 150 training nets (the `seeds` column lists the seeds of each row); EdgeGMN "
+              "(pruning): 20 epochs, hidden 32, 2 layers, 150 training nets.",
+              "tau>chance: Kendall tau on test members with accuracy > 0.2. `phase`: 4 classes "
+              "(fits its training data or not x Hessian sharpness above/below the zoo median); "
+              "accuracy and macro-F1 with the majority class's beside them.", ""]
     sections = [
+        ("build", "Zoo build time (`graphlab zoo build`)",
+         ["preset", "size", "workers", "wall_s", "cpu_s", "same_hashes_as_2_worker_build"]),
         ("weights", "Predicting a digits-MLP's test accuracy / gap / phase from its weights "
                     "(300-member digits-mlp zoo)",
-         ["split", "target", "model", "n_train", "n_test", "tau_mean", "r2_mean",
-          "tau_above_chance_mean", "acc_mean", "majority_acc"]),
+         ["split", "target", "model", "n_train", "n_test", "seeds", "tau_mean", "tau_std",
+          "r2_mean", "r2_std", "tau_above_chance_mean", "acc_mean", "acc_std", "f1_macro_mean",
+          "f1_macro_std", "majority_acc", "majority_f1_macro"]),
+        ("pruning", "Pruning as edge labelling: learned per-parameter importance (EdgeGMN on the "
+                    "parameter graph) vs the |w| ranking, per-network rank scores on test nets "
+                    "(300-member digits-mlp zoo)",
+         ["split", "target", "n_train", "n_test", "seeds", "n_edges_mean", "spearman_mean",
+          "spearman_std", "baseline_spearman", "tau_mean", "tau_std", "baseline_tau",
+          "topk_mean", "topk_std", "baseline_topk"]),
+        ("cnn", "digits-cnn zoo: test accuracy from weights (120 members)",
+         ["split", "model", "n_train", "n_test", "seeds", "tau_mean", "tau_std", "r2_mean",
+          "r2_std", "tau_above_chance_mean"]),
         ("complexity", "Random nets: function complexity (Neural Redshift) from the network "
                        "(200-member random-nets zoo)",
          ["split", "model", "n_train", "n_test", "tau_mean", "r2_mean"]),
@@ -140,12 +182,14 @@ def write_markdown(runs: list[dict], path: Path) -> None:
          ["width", "pair", "test_acc", "barrier_naive", "barrier_matched"]),
         ("collapse", "Layer collapse (no input-output path) vs sparsity, 40 digits-mlp members",
          ["sparsity", "magnitude_global", "magnitude_layer", "snip_global"]),
-        ("zoo_graph", "Graph of networks: node regression of test_acc (StatNN kNN graph, id "
-                      "split)", ["model", "embed", "edges", "tau", "r2"]),
+        ("zoo_graph", "Graph of networks: node regression of test_acc (id split; kNN graph on "
+                      "StatNN embeddings, or weight-matching-barrier edges between same-"
+                      "architecture neighbours on random-GMN embeddings)",
+         ["model", "embed", "edges", "tau", "tau_std", "r2", "r2_std"]),
     ]
     for task, title, cols in sections:
         sel = [r for r in rows if r.get("task") == task]
-        if task in ("weights", "complexity", "family"):
+        if task in ("weights", "complexity", "family", "pruning", "cnn"):
             order = {k: i for i, k in enumerate(["id", "hparam", "width", "depth", "family"])}
             sel.sort(key=lambda r: (order.get(r["split"], 9), r["target"], r["model"]))
         if not sel:
@@ -159,7 +203,8 @@ def write_markdown(runs: list[dict], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-ALL_PARTS = ["weights", "graphs", "complexity", "family", "barrier", "collapse", "zoograph"]
+ALL_PARTS = ["weights", "graphs", "pruning", "cnn", "complexity", "family", "barrier", "collapse",
+             "zoograph"]
 
 
 @register("zoo-tasks", "model zoos: accuracy/complexity prediction, weight matching, pruning")
@@ -170,8 +215,8 @@ def run(quick: bool, out: Path, parts: list[str] | None = None) -> list[dict]:
     root = Path(os.environ.get("GRAPHLAB_ZOO_ROOT",
                                Path(tempfile.gettempdir()) / "graphlab-zoos"))
     t0 = time.perf_counter()
-    parts = parts or (["weights", "graphs", "complexity", "family", "barrier"] if quick
-                      else ALL_PARTS)
+    parts = parts or (["weights", "graphs", "pruning", "complexity", "family", "barrier"]
+                      if quick else ALL_PARTS)
     rows = run_parts(quick, out, parts, root)
     name = "zoo_tasks" + ("_quick" if quick else "")
     meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -193,7 +238,11 @@ if __name__ == "__main__":
                     help="merge result JSONs into <out>/zoo_tasks.md and exit")
     a = ap.parse_args()
     if a.merge:
-        runs = [json.loads(Path(f).read_text()) for f in a.merge]
+        runs = []
+        for f in a.merge:  # a run ({"meta", "rows"}) or an earlier merge (a list of runs)
+            obj = json.loads(Path(f).read_text())
+            runs += obj if isinstance(obj, list) else [obj]
+        Path(a.out).mkdir(parents=True, exist_ok=True)
         Path(a.out, "zoo_tasks.json").write_text(json.dumps(runs, indent=1))
         write_markdown(runs, Path(a.out) / "zoo_tasks.md")
         raise SystemExit(0)

@@ -46,12 +46,12 @@ from graphlab.datasets import DatasetBundle, get_dataset
 from graphlab.models.registry import build_model
 from graphlab.train import (
     TrainConfig,
-    _is_better,
-    _transformed,
     atomic_torch_save,
     atomic_write_json,
     compute_loss,
     evaluate,
+    is_better,
+    pretransform,
     resume_checkpoint,
     summarize_runs,
     train,
@@ -190,7 +190,7 @@ def fit_run_distributed(bundle: DatasetBundle, config: TrainConfig, run: int,
     seed = run
     torch.manual_seed(seed)  # identical initial weights on every rank
     module = build_model(config.model, spec, **config.model_kwargs).to(config.device)
-    data = _transformed(bundle, module)
+    data = pretransform(bundle, module)
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
     # dropout differs between replicas (as with one process over the full batch)
@@ -234,7 +234,7 @@ def fit_run_distributed(bundle: DatasetBundle, config: TrainConfig, run: int,
                   for k, graphs in eval_sets.items()}
         state["seconds"] += time.perf_counter() - start
         state["history"].append({"epoch": epoch, "loss": loss.item(), **scores})
-        if _is_better(spec, scores["valid"], state["best_valid"]):
+        if is_better(spec, scores["valid"], state["best_valid"]):
             state.update(best_valid=scores["valid"], best_test=scores["test"], best_epoch=epoch)
         state["epoch"] = epoch
         bar.set_postfix(valid=f"{scores['valid']:.4f}", test=f"{scores['test']:.4f}")

@@ -30,7 +30,8 @@ from graphlab.datasets.spec import TaskSpec
 from graphlab.models.registry import available_models, build_model
 
 __all__ = ["TrainConfig", "train", "fit_run", "compute_loss", "evaluate", "summarize_runs",
-           "resume_checkpoint", "atomic_write_json", "atomic_torch_save"]
+           "resume_checkpoint", "is_better", "pretransform", "atomic_write_json",
+           "atomic_torch_save"]
 
 
 @dataclass
@@ -116,14 +117,24 @@ def evaluate(bundle: DatasetBundle, y_true: Tensor, y_pred: Tensor) -> float:
 
 
 # --------------------------------------------------------------------------- one run
-def _is_better(spec: TaskSpec, new: float, best: float | None) -> bool:
+def is_better(spec: TaskSpec, new: float, best: float | None) -> bool:
+    """Whether validation score ``new`` improves on ``best`` for the task's metric direction.
+
+    ``best=None`` (no epoch yet) or NaN accepts any non-NaN score; a NaN ``new`` never wins.
+    Shared by single-process and distributed training so both select the same epoch.
+    """
     if best is None or math.isnan(best):
         return not math.isnan(new)
     return new > best if spec.higher_is_better else new < best
 
 
-def _transformed(bundle: DatasetBundle, model: nn.Module) -> list | Any:
-    """Apply a model's required pre-transform (e.g. path enumeration) once, up front."""
+def pretransform(bundle: DatasetBundle, model: nn.Module) -> list | Any:
+    """The bundle's graphs after the model's required pre-transform, applied once per run.
+
+    A model that needs precomputed attributes (e.g. :class:`~graphlab.models.PathNN`'s path
+    enumeration) exposes them as a ``transform`` attribute; it is applied to every graph once, up
+    front, so epochs reuse the result. Models without one get ``bundle.dataset`` unchanged.
+    """
     transform: Callable | None = getattr(model, "transform", None)
     if transform is None:
         return bundle.dataset
@@ -156,7 +167,7 @@ def fit_run(bundle: DatasetBundle, config: TrainConfig, run: int, run_dir: Path 
     model = build_model(config.model, spec, **config.model_kwargs).to(config.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
-    data = _transformed(bundle, model)
+    data = pretransform(bundle, model)
 
     ckpt_path = run_dir / "checkpoint.pt" if run_dir is not None else None
     state, ckpt = resume_checkpoint(ckpt_path, model, optimizer, config.device)
@@ -202,7 +213,7 @@ def fit_run(bundle: DatasetBundle, config: TrainConfig, run: int, run_dir: Path 
                       for k, loader_ in eval_loaders.items()}
         state["seconds"] += time.perf_counter() - start
         state["history"].append({"epoch": epoch, "loss": loss.item(), **scores})
-        if _is_better(spec, scores["valid"], state["best_valid"]):
+        if is_better(spec, scores["valid"], state["best_valid"]):
             state.update(best_valid=scores["valid"], best_test=scores["test"], best_epoch=epoch)
         state["epoch"] = epoch
         bar.set_postfix(valid=f"{scores['valid']:.4f}", test=f"{scores['test']:.4f}")

@@ -29,9 +29,10 @@ class RecurrentAggregation(Aggregation):
     the node position ``pos`` of the CLRS-30 tasks, e.g.
     ``aggr(x_j, edge_index[1], key=pos[edge_index[0]])``.
 
-    The sequences are run as a :class:`~torch.nn.utils.rnn.PackedSequence` built directly from
-    the sorted rows: step :math:`t` processes only the rows of rank :math:`t`, so nothing is
-    padded to the largest degree (PyG's :class:`~torch_geometric.nn.aggr.LSTMAggregation` builds
+    The sequences are run as :class:`~torch.nn.utils.rnn.PackedSequence` s built directly from
+    the sorted rows, one per bucket of neighbourhood sizes :math:`[2^k, 2^{k+1})`: step
+    :math:`t` processes only the rows of rank :math:`t`, so nothing is padded to the largest
+    degree (PyG's :class:`~torch_geometric.nn.aggr.LSTMAggregation` builds
     a :math:`(N, d_{\max}, C)` tensor and reads the zero padding of short neighbourhoods), memory
     is :math:`\mathcal{O}(|\mathcal{E}| C)`, the output of a node depends only on its own
     neighbourhood, and ``index`` need not be sorted. Empty neighbourhoods return
@@ -80,24 +81,39 @@ class RecurrentAggregation(Aggregation):
         if x.size(0) == 0:
             return out
         seg = sort_segments(index, dim_size, key, descending=self.order == "descending")
-        # Sequences ordered by decreasing length (PackedSequence's layout); stable for determinism.
-        by_len = torch.argsort(seg.count, descending=True, stable=True)
-        nonempty = int((seg.count > 0).sum())
-        slot = torch.empty_like(by_len)
-        slot[by_len] = torch.arange(by_len.numel(), device=by_len.device)
-        max_len = int(seg.count.max())
+        # One packed RNN call per length bucket [2^k, 2^(k+1)): in a single call over all
+        # segments, every one of the max-degree steps costs autograd O(segments * C) (the
+        # backward of the shrinking batch narrows), O(N * d_max * C) in all; inside a bucket
+        # every sequence is at least half the bucket's longest, so the calls total O(E * C).
+        bucket = torch.log2(seg.count.clamp(min=1).to(torch.float64)).floor().long()
+        bucket = torch.where(seg.count > 0, bucket, -1)
+        row_bucket = bucket[seg.index]
+        for b in torch.unique(bucket[bucket >= 0]).tolist():  # at most log2(d_max) + 1 calls
+            rows = torch.nonzero(row_bucket == b).squeeze(-1)  # sorted rows of this bucket
+            nodes = torch.nonzero(bucket == b).squeeze(-1)
+            out = out.index_put((nodes,), self._run_packed(x, seg.perm[rows], seg.index[rows],
+                                                           seg.rank[rows], nodes, seg.count))
+        return out
+
+    def _run_packed(self, x: Tensor, perm: Tensor, sid: Tensor, rank: Tensor, nodes: Tensor,
+                    count: Tensor) -> Tensor:
+        """Final states of the segments ``nodes`` (their rows: ``x[perm]``, segment ``sid``,
+        rank ``rank``), built as a time-major :class:`PackedSequence` without padding."""
+        lengths = count[nodes]
+        # PackedSequence wants sequences by decreasing length; stable for determinism
+        by_len = torch.argsort(lengths, descending=True, stable=True)
+        slot = torch.empty_like(count)
+        slot[nodes[by_len]] = torch.arange(nodes.numel(), device=nodes.device)
+        max_len = int(lengths.max())
         # batch_sizes[t] = number of sequences longer than t
-        batch_sizes = torch.bincount(seg.count, minlength=max_len + 1).flip(0).cumsum(0)
+        batch_sizes = torch.bincount(lengths, minlength=max_len + 1).flip(0).cumsum(0)
         batch_sizes = batch_sizes.flip(0)[1:max_len + 1]
         offsets = torch.cumsum(batch_sizes, 0) - batch_sizes
-        packed_pos = offsets[seg.rank] + slot[seg.index]
-        gather = torch.empty_like(packed_pos)
-        gather[packed_pos] = seg.perm
-        data = x[gather]
-        packed = PackedSequence(data, batch_sizes.cpu())
-        _, state = self.rnn(packed)
-        h_n = state[0] if isinstance(state, tuple) else state  # [1, nonempty, C]
-        return torch.index_put(out, (by_len[:nonempty],), h_n[0])
+        gather = torch.empty_like(perm)
+        gather[offsets[rank] + slot[sid]] = perm
+        _, state = self.rnn(PackedSequence(x[gather], batch_sizes.cpu()))
+        h_n = state[0] if isinstance(state, tuple) else state  # [1, len(nodes), C] by length
+        return h_n[0][torch.argsort(by_len)]
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "

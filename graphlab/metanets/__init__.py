@@ -18,6 +18,7 @@ from graphlab.metanets.convert import (
     pad_edge_attr,
     to_graph,
 )
+from graphlab.metanets.edge_gmn import EdgeGMN
 from graphlab.metanets.gmn import GMN
 from graphlab.metanets.io import load_state_dict_safe, save_state_dict_safe
 from graphlab.metanets.matching import interpolation_barrier, weight_matching
@@ -33,7 +34,7 @@ from graphlab.metanets.symmetry import (
     permute_module,
     random_symmetry,
 )
-from graphlab.metanets.tasks import edge_importance, layer_collapse, predict
+from graphlab.metanets.tasks import edge_importance, layer_collapse, predict, predict_edges
 from graphlab.metanets.zoo import PRESETS, Zoo, build_zoo, load_zoo
 from graphlab.metanets.zoo_graph import zoo_graph
 
@@ -56,6 +57,7 @@ __all__ = [
     "PermGroup",
     "PermutationSpec",
     "GMN",
+    "EdgeGMN",
     "NeuralGraphEncoder",
     "StatNN",
     "weight_statistics",
@@ -67,6 +69,7 @@ __all__ = [
     "PRESETS",
     "predict",
     "edge_importance",
+    "predict_edges",
     "layer_collapse",
     "weight_matching",
     "interpolation_barrier",

@@ -43,18 +43,15 @@ def collapse_curve(zoo: Zoo, indices: Sequence[int],
     """Fraction of members whose pruned neural graph has no input-to-output path (layer collapse),
     for global vs per-layer magnitude pruning and global SNIP pruning."""
     from graphlab.metanets.convert import to_graph
-    from graphlab.metanets.tasks import edge_importance, layer_collapse, prune_mask
-    from graphlab.metanets.zoo import digits_data, input_shape
+    from graphlab.metanets.tasks import edge_importance, layer_collapse, prune_mask, snip_data
 
-    x_tr, y_tr, _, _ = digits_data()
     rows = []
     cache = []
     for i in indices:
         m, ex = zoo.module(i), zoo.example_input(i)
         g = to_graph(m, ex)
-        data = (x_tr[:256].view(-1, *input_shape(zoo.record(i)["config"])), y_tr[:256])
         cache.append((g, edge_importance(m, ex, "magnitude"),
-                      edge_importance(m, ex, "snip", data)))
+                      edge_importance(m, ex, "snip", snip_data(zoo, i))))
     for s in sparsities:
         row: dict[str, float] = {"sparsity": s}
         for name, k, scope in (("magnitude_global", 1, "global"), ("magnitude_layer", 1, "layer"),

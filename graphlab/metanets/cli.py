@@ -40,7 +40,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     seeds = list(range(args.seeds))
     rows = []
     for split in splits:
-        r = predict(zoo, args.target, args.model, split, seeds=seeds, epochs=args.epochs)
+        r = predict(zoo, args.target, args.model, split, seeds=seeds, epochs=args.epochs,
+                    hidden=args.hidden, max_train=args.max_train)
         summary = {k: v for k, v in r.items() if k not in ("pred", "true", "test_indices",
                                                            "per_seed")}
         rows.append(summary)
@@ -49,8 +50,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             f"  R2 {r['r2_mean']:.3f}±{r['r2_std']:.3f}"
         if "tau_above_chance_mean" in r:
             extra += f"  tau(>chance) {r['tau_above_chance_mean']:.3f}"
+        if "f1_macro_mean" in r:
+            extra += f"  macro-F1 {r['f1_macro_mean']:.3f}±{r['f1_macro_std']:.3f}"
         if "majority_acc" in r:
-            extra += f"  (majority {r['majority_acc']:.3f})"
+            extra += f"  (majority {r['majority_acc']:.3f}, F1 {r['majority_f1_macro']:.3f})"
+        if "baseline_tau" in r:  # edge-level pruning targets: per-network rank scores
+            extra += (f"  spearman {r['spearman_mean']:.3f}  top-{r['top']:.0%} overlap "
+                      f"{r['topk_mean']:.3f}  (|w| baseline: tau {r['baseline_tau']:.3f}, "
+                      f"spearman {r['baseline_spearman']:.3f}, top-k {r['baseline_topk']:.3f})")
         print(f"{args.model:7s} {args.target:10s} split={split:7s} n={r['n_train']}/{r['n_test']}"
               f"  {metric[0].split('_')[0]} {r[metric[0]]:.3f}±{r[metric[1]]:.3f}{extra}")
     if args.out:
@@ -91,11 +98,14 @@ def add_zoo_parser(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict a member property from weights or graphs")
     p.add_argument("--zoo", required=True)
     p.add_argument("--target", required=True,
-                   help="test_acc, gen_gap, phase, complexity, sharpness, ...")
+                   help="test_acc, gen_gap, phase, complexity, sharpness, ..., or the edge-level "
+                        "prune_snip / prune_magnitude (model gmn)")
     p.add_argument("--model", required=True, choices=MODEL_NAMES)
     p.add_argument("--split", default="all", help="id, hparam, width, depth, family or all")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--hidden", type=int, default=32, help="graph-metanet hidden size")
+    p.add_argument("--max-train", type=int, default=None, help="cap on training members")
     p.add_argument("--out", default=None, help="write the summary rows as JSON")
     p.set_defaults(fn=_cmd_predict)
 

@@ -88,7 +88,11 @@ class GMN(nn.Module):
     def reset_parameters(self) -> None:
         reset(self)
 
-    def forward(self, batch: Data) -> Tensor:
+    def embed(self, batch: Data) -> tuple[Tensor, Tensor, Tensor, int]:
+        r"""Validated message passing without the readout: ``(h, e, batch_vector, num_graphs)``
+        with node embeddings ``h`` :math:`(|\mathcal{V}|, F)` and edge embeddings ``e``
+        :math:`(|\mathcal{E}|, F)` (edge-level heads such as
+        :class:`~graphlab.metanets.edge_gmn.EdgeGMN` read these)."""
         n, vec, num_graphs = validate(batch, self.x_dim, self.edge_dim, self.use_pos)
         dtype = batch.edge_attr.dtype
         h = self.node_enc(batch, dtype)
@@ -100,8 +104,12 @@ class GMN(nn.Module):
             agg = [scatter(e, idx, 0, dim_size=n, reduce=r) for idx in (dst, src)
                    for r in ("mean", "sum")]
             h = ln_v(h + phi_v(torch.cat([h, *agg], dim=-1)))
-        pooled = torch.cat([graph_pool(e, vec[src], num_graphs), graph_pool(h, vec, num_graphs)],
-                           dim=-1)
+        return h, e, vec, num_graphs
+
+    def forward(self, batch: Data) -> Tensor:
+        h, e, vec, num_graphs = self.embed(batch)
+        pooled = torch.cat([graph_pool(e, vec[batch.edge_index[0]], num_graphs),
+                            graph_pool(h, vec, num_graphs)], dim=-1)
         return self.readout(pooled)
 
     def __repr__(self) -> str:

@@ -13,7 +13,13 @@ edge labelling.
   (architecture only, no weights);
 
 on the train part of a zoo split and reports Kendall :math:`\tau` and :math:`R^2` on the test
-part over several seeds (and :math:`\tau` on the members above chance accuracy).
+part over several seeds (and :math:`\tau` on the members above chance accuracy; accuracy and
+macro-F1 for ``phase``).
+
+Pruning as edge labelling (targets ``prune_magnitude`` / ``prune_snip``, model ``gmn``):
+:func:`predict_edges` trains an :class:`~graphlab.metanets.edge_gmn.EdgeGMN` to predict every
+parameter's importance from the weights alone and scores it per network (Spearman, Kendall,
+top-k overlap) against the trivial :math:`|w|` ranking.
 """
 
 from __future__ import annotations
@@ -28,16 +34,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
-from graphlab.metanets.convert import pad_edge_attr, to_graph
+from graphlab.metanets.convert import EDGE_TYPES, pad_edge_attr, to_graph
+from graphlab.metanets.edge_gmn import EdgeGMN
 from graphlab.metanets.statnn import StatNN, weight_statistics
 from graphlab.metanets.zoo import Zoo
 
 __all__ = ["MODELS", "predict", "statnn_features", "hparam_features", "zoo_graphs",
            "fit_graph_regressor", "edge_importance", "layer_collapse", "prune_mask",
-           "CLASSIFICATION_TARGETS", "CHANCE_ACC"]
+           "predict_edges", "prunable_edges", "snip_data", "CLASSIFICATION_TARGETS",
+           "PRUNE_TARGETS", "CHANCE_ACC"]
 
 MODELS = ("statnn", "hparams", "neural", "gmn", "opgnn")
 CLASSIFICATION_TARGETS = ("phase",)
+#: edge-level targets: the importance method of :func:`edge_importance` they label edges with
+PRUNE_TARGETS = {"prune_magnitude": "magnitude", "prune_snip": "snip"}
 CHANCE_ACC = 0.2  # digits: 10 classes, chance 0.1; "above chance" leaves a margin
 _VIEW = {"neural": "neural", "gmn": "parameter", "opgnn": "op"}
 
@@ -178,7 +188,10 @@ def _metrics(y: np.ndarray, p: np.ndarray, classification: bool) -> dict[str, fl
     from sklearn.metrics import r2_score
 
     if classification:
-        return {"acc": float(np.mean(y == p))}
+        from sklearn.metrics import f1_score
+
+        return {"acc": float(np.mean(y == p)),
+                "f1_macro": float(f1_score(y, p, average="macro", zero_division=0))}
     tau = kendalltau(y, p).statistic if len(y) > 1 else float("nan")
     return {"tau": float(tau), "r2": float(r2_score(y, p)) if len(y) > 1 else float("nan"),
             "mae": float(np.mean(np.abs(y - p)))}
@@ -200,12 +213,20 @@ def predict(zoo: Zoo, target: str, model: str, split: str = "id",
         max_train: subsample the train set (low-data runs).
 
     Returns:
-        a dict with ``tau_mean/std``, ``r2_mean/std`` (or ``acc_mean/std`` for ``phase``),
-        ``tau_above_chance_mean/std`` when the zoo has ``test_acc``, per-seed metrics and the
-        last seed's ``pred`` / ``true`` arrays.
+        a dict with ``tau_mean/std``, ``r2_mean/std`` (or ``acc_mean/std`` and
+        ``f1_macro_mean/std`` for ``phase``, with the majority class's ``majority_acc`` /
+        ``majority_f1_macro``), ``tau_above_chance_mean/std`` when the zoo has ``test_acc``,
+        per-seed metrics and the last seed's ``pred`` / ``true`` arrays. For the
+        :data:`PRUNE_TARGETS` see :func:`predict_edges`.
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if target in PRUNE_TARGETS:
+        if model != "gmn":
+            raise ValueError(f"target {target!r} is edge-level: use model 'gmn' (EdgeGMN), "
+                             f"got {model!r}")
+        return predict_edges(zoo, target, split, seeds=seeds, epochs=epochs, hidden=hidden,
+                             layers=layers, max_train=max_train)
     classification = target in CLASSIFICATION_TARGETS
     train, test = zoo.split(split)
     y_all = zoo.target(target, zoo.indices)
@@ -253,9 +274,12 @@ def predict(zoo: Zoo, target: str, model: str, split: str = "id",
     for k in runs[0]:
         vals = np.array([r[k] for r in runs], dtype=np.float64)
         out[f"{k}_mean"], out[f"{k}_std"] = float(np.mean(vals)), float(np.std(vals))
+    if above is not None:
+        out["n_above_chance"] = int(above.sum())
     if classification:
         majority = np.bincount(y_tr.astype(int)).argmax()
-        out["majority_acc"] = float(np.mean(y_te == majority))
+        base = _metrics(y_te, np.full_like(y_te, majority), True)
+        out["majority_acc"], out["majority_f1_macro"] = base["acc"], base["f1_macro"]
     out["per_seed"] = runs
     out["pred"], out["true"], out["test_indices"] = pred.tolist(), y_te.tolist(), test
     return out
@@ -263,16 +287,18 @@ def predict(zoo: Zoo, target: str, model: str, split: str = "id",
 
 # --------------------------------------------------------------------------- pruning
 def edge_importance(module: nn.Module, example_input: Tensor, method: str = "magnitude",
-                    data: tuple[Tensor, Tensor] | None = None) -> Tensor:
-    r"""Importance of every neural-view edge of ``module`` (aligned with
-    ``to_graph(module, example_input).edge_attr`` rows; a conv edge's kernel entries are summed).
+                    data: tuple[Tensor, Tensor] | None = None, view: str = "neural") -> Tensor:
+    r"""Importance of every edge of ``module``'s graph (aligned with
+    ``to_graph(module, example_input, view=view).edge_attr`` rows; a neural-view conv edge's
+    kernel entries are summed; in the parameter view every edge is one parameter).
 
     * ``magnitude``: :math:`|w|`;
     * ``snip``: :math:`|w \cdot \partial\mathcal{L}/\partial w|` (Lee et al., ICLR 2019) on
       ``data = (x, y)`` with cross-entropy.
 
     The graph of a copy whose weights are replaced by the scores carries them on the same edges,
-    so no index bookkeeping is needed.
+    so no index bookkeeping is needed. Structural edges and buffers (identity / residual edges,
+    BatchNorm running statistics) are not parameters: mask them with :func:`prunable_edges`.
     """
     if method not in ("magnitude", "snip"):
         raise ValueError(f"method must be 'magnitude' or 'snip', got {method!r}")
@@ -286,7 +312,7 @@ def edge_importance(module: nn.Module, example_input: Tensor, method: str = "mag
         for p in scored.parameters():
             g = p.grad if method == "snip" else torch.ones_like(p)
             p.copy_((p * (g if g is not None else torch.zeros_like(p))).abs())
-    graph = to_graph(scored, example_input, view="neural")
+    graph = to_graph(scored, example_input, view=view)
     return graph.edge_attr.abs().sum(-1)
 
 
@@ -325,3 +351,164 @@ def layer_collapse(graph: Data, keep: Tensor | None = None) -> bool:
             break
         reach = new
     return not bool((reach & out_nodes).any())
+
+
+# --------------------------------------------------------------------------- pruning as edge labelling
+_NOT_PRUNABLE = tuple(EDGE_TYPES.index(t) for t in ("identity", "residual", "norm_mean",
+                                                     "norm_var"))
+
+
+def prunable_edges(graph: Data) -> Tensor:
+    """Mask of the edges that are parameters: not identity / residual structure and not
+    BatchNorm running statistics (buffers)."""
+    return ~torch.isin(graph.edge_type, torch.tensor(_NOT_PRUNABLE))
+
+
+def snip_data(zoo: Zoo, index: int, n: int = 256) -> tuple[Tensor, Tensor]:
+    """The fixed digits mini-batch ``(x, y)`` SNIP scores of member ``index`` are computed on
+    (the first ``n`` training images, shaped for the member's architecture)."""
+    from graphlab.metanets.zoo import digits_data, input_shape
+
+    x_tr, y_tr, _, _ = digits_data()
+    return x_tr[:n].view(-1, *input_shape(zoo.record(index)["config"])), y_tr[:n]
+
+
+def _edge_labels(zoo: Zoo, indices: Sequence[int], method: str) -> list[Tensor]:
+    """Parameter-view importance per member (cached on the zoo object, like the graphs)."""
+    cache: dict[tuple[str, int], Tensor] = zoo.__dict__.setdefault("_graph_cache", {})
+    for i in indices:
+        if (method, i) not in cache:
+            data = snip_data(zoo, i) if method == "snip" else None
+            cache[(method, i)] = edge_importance(zoo.module(i), zoo.example_input(i), method,
+                                                 data, view="parameter")
+    return [cache[(method, i)] for i in indices]
+
+
+def _normalised_ranks(v: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return (rankdata(v) - 1.0) / max(len(v) - 1, 1)
+
+
+def _edge_inputs(graphs: list[Data], log_magnitude: bool) -> list[Data]:
+    r"""Copies of the graphs, with :math:`\log(|w| + 10^{-8})` appended to ``edge_attr`` if
+    ``log_magnitude`` (importances span orders of magnitude; the sinusoidal value features
+    resolve small differences but not scale)."""
+    out = []
+    for g in graphs:
+        h = g.clone()
+        if log_magnitude:
+            h.edge_attr = torch.cat([g.edge_attr, (g.edge_attr.abs() + 1e-8).log()], dim=-1)
+        out.append(h)
+    return out
+
+
+def _labelled(graphs: list[Data], labels: list[Tensor]) -> list[Data]:
+    """The graphs (modified in place) with ``edge_y`` (normalised rank of the importance among
+    the graph's prunable edges, ties averaged: the metrics are rank metrics too) and
+    ``edge_mask``."""
+    for g, lab in zip(graphs, labels):
+        mask = prunable_edges(g)
+        y = torch.zeros(lab.numel())
+        y[mask] = torch.as_tensor(_normalised_ranks(lab[mask].double().numpy()),
+                                  dtype=torch.float32)
+        g.edge_y, g.edge_mask = y, mask
+    return graphs
+
+
+def _rank_scores(pred: np.ndarray, true: np.ndarray, top: float) -> dict[str, float]:
+    """Per-network Spearman / Kendall and the overlap of the predicted and true top-``top``
+    fractions (``nan`` when the true importance is constant, e.g. a diverged net)."""
+    from scipy.stats import kendalltau, spearmanr
+
+    if len(true) < 2 or np.ptp(true) == 0:
+        return {"spearman": float("nan"), "tau": float("nan"), "topk": float("nan")}
+    k = max(1, int(np.ceil(top * len(true))))
+    hits = np.intersect1d(np.argsort(-pred, kind="stable")[:k],
+                          np.argsort(-true, kind="stable")[:k]).size
+    return {"spearman": float(spearmanr(pred, true).statistic),
+            "tau": float(kendalltau(pred, true).statistic), "topk": hits / k}
+
+
+def _mean_scores(preds: list[np.ndarray], trues: list[np.ndarray], top: float
+                 ) -> dict[str, float]:
+    rows = [_rank_scores(p, t, top) for p, t in zip(preds, trues)]
+    return {k: float(np.nanmean([r[k] for r in rows])) for k in ("spearman", "tau", "topk")}
+
+
+def predict_edges(zoo: Zoo, target: str = "prune_snip", split: str = "id",
+                  seeds: Sequence[int] = (0, 1, 2), epochs: int = 40, hidden: int = 32,
+                  layers: int = 2, max_train: int | None = None, top: float = 0.1,
+                  batch_size: int = 16, lr: float = 3e-3, log_magnitude: bool = True
+                  ) -> dict[str, Any]:
+    r"""Pruning as edge labelling: train an :class:`~graphlab.metanets.edge_gmn.EdgeGMN` on the
+    parameter graphs of the split's train members to predict every parameter's importance
+    (``prune_magnitude``: :math:`|w|`; ``prune_snip``: :math:`|w\,\partial\mathcal{L}/\partial w|`
+    on :func:`snip_data`) from the weights alone, and score the test members.
+
+    The model regresses each edge's normalised importance rank within its network (MSE); its
+    edge inputs are the parameter value and, if ``log_magnitude``, :math:`\log|w|`. Per
+    test network we compute Spearman :math:`\rho`, Kendall :math:`\tau` and the overlap of the
+    predicted and true top-``top`` fractions over its prunable edges (:func:`prunable_edges`),
+    then average over networks; the same scores of the trivial :math:`|w|` ranking are reported
+    as ``baseline_*`` (for ``prune_magnitude`` it is exact, so that row is a sanity check).
+
+    Returns:
+        a dict with ``tau_mean/std``, ``spearman_mean/std``, ``topk_mean/std`` (over seeds),
+        ``baseline_tau`` / ``baseline_spearman`` / ``baseline_topk``, ``n_train``, ``n_test``,
+        ``n_edges_mean`` and ``per_seed``.
+    """
+    if target not in PRUNE_TARGETS:
+        raise ValueError(f"target must be one of {sorted(PRUNE_TARGETS)}, got {target!r}")
+    if not 0.0 < top <= 1.0:
+        raise ValueError(f"top must lie in (0, 1], got {top}")
+    method = PRUNE_TARGETS[target]
+    train, test = zoo.split(split)
+    if max_train is not None:
+        train = train[:max_train]
+    if len(train) < 2 or len(test) < 1:
+        raise ValueError(f"split {split!r} has too few members ({len(train)} train, "
+                         f"{len(test)} test)")
+    g_tr = _labelled(_edge_inputs(zoo_graphs(zoo, train, "parameter"), log_magnitude),
+                     _edge_labels(zoo, train, method))
+    g_te = _edge_inputs(zoo_graphs(zoo, test, "parameter"), log_magnitude)
+    masks = [prunable_edges(g) for g in g_te]
+    trues = [lab[m].double().numpy() for lab, m in zip(_edge_labels(zoo, test, method), masks)]
+    base = _mean_scores([g.edge_attr[m, 0].abs().double().numpy() for g, m in zip(g_te, masks)],
+                        trues, top)
+    runs = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        net = EdgeGMN.from_graph(g_tr[0], 1, hidden_channels=hidden, num_layers=layers)
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+        gen = torch.Generator().manual_seed(seed)
+        net.train()
+        for _ in range(epochs):
+            order = torch.randperm(len(g_tr), generator=gen)
+            for s in range(0, len(g_tr), batch_size):
+                b = Batch.from_data_list([g_tr[int(k)] for k in order[s:s + batch_size]])
+                loss = F.mse_loss(net(b)[b.edge_mask, 0], b.edge_y[b.edge_mask])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            sched.step()
+        net.eval()
+        preds = []
+        with torch.no_grad():
+            for s in range(0, len(g_te), 32):
+                chunk = g_te[s:s + 32]
+                out = net(Batch.from_data_list(chunk))[:, 0]
+                preds += list(out.split([g.edge_index.size(1) for g in chunk]))
+        runs.append(_mean_scores([p[m].double().numpy() for p, m in zip(preds, masks)], trues,
+                                 top))
+    out: dict[str, Any] = {"target": target, "model": "gmn", "split": split,
+                           "n_train": len(train), "n_test": len(test), "seeds": list(seeds),
+                           "top": top, "log_magnitude": log_magnitude,
+                           "n_edges_mean": float(np.mean([len(t) for t in trues]))}
+    for k in ("tau", "spearman", "topk"):
+        vals = np.array([r[k] for r in runs])
+        out[f"{k}_mean"], out[f"{k}_std"] = float(np.mean(vals)), float(np.std(vals))
+        out[f"baseline_{k}"] = base[k]
+    out["per_seed"] = runs
+    return out

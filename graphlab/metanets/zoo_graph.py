@@ -42,7 +42,7 @@ def _embed(zoo: Zoo, idx: list[int], embed: str, seed: int) -> np.ndarray:
 def zoo_graph(zoo: Zoo, embed: str = "statnn", edges: str = "knn", k: int = 8,
               targets: Sequence[str] = ("test_acc",), seed: int = 0,
               data: tuple[torch.Tensor, torch.Tensor] | None = None) -> Data:
-    """Build the graph of a zoo.
+    r"""Build the graph of a zoo.
 
     Args:
         zoo: the zoo.
@@ -58,8 +58,10 @@ def zoo_graph(zoo: Zoo, embed: str = "statnn", edges: str = "knn", k: int = 8,
         data: ``(x, y)`` for the barriers (defaults to the digits test set).
 
     Returns:
-        :class:`~torch_geometric.data.Data` with ``x``, ``edge_index``, ``edge_attr``, ``y`` and
-        ``member`` (the zoo index of each node).
+        :class:`~torch_geometric.data.Data` with ``x``, ``edge_index``, ``edge_attr``,
+        ``edge_weight`` (:math:`\exp(-\text{barrier})` for matching edges, so models in one
+        basin are linked strongly; 1 for kNN edges), ``y`` and ``member`` (the zoo index of each
+        node).
     """
     if edges not in ("knn", "matching"):
         raise ValueError(f"edges must be 'knn' or 'matching', got {edges!r}")
@@ -100,25 +102,32 @@ def zoo_graph(zoo: Zoo, embed: str = "statnn", edges: str = "knn", k: int = 8,
         ei = torch.cat([half, half.flip(0)], 1)
         attr = torch.cat([v, v]).view(-1, 1)
     y = torch.as_tensor(np.stack([zoo.target(t, idx) for t in targets], 1), dtype=torch.float32)
-    return Data(x=torch.as_tensor(x, dtype=torch.float32), edge_index=ei, edge_attr=attr, y=y,
-                member=torch.tensor(idx), num_nodes=len(idx))
+    # kNN edges stay unweighted: far-away neighbours of outlier (diverged) members would get
+    # ~0 weight, leaving a GCN with only the self loop on exactly the nodes it extrapolates worst
+    weight = torch.ones(attr.size(0)) if edges == "knn" else torch.exp(-attr.view(-1))
+    return Data(x=torch.as_tensor(x, dtype=torch.float32), edge_index=ei, edge_attr=attr,
+                edge_weight=weight, y=y, member=torch.tensor(idx), num_nodes=len(idx))
 
 
 def node_predict(graph: Data, train_mask: torch.Tensor, target: int = 0, model: str = "gcn",
                  epochs: int = 200, seed: int = 0) -> np.ndarray:
     """Transductive node regression on a zoo graph: ``"gcn"`` (2-layer GCN on the model graph),
     ``"label_prop"`` (neighbour averaging of the known labels) or ``"mlp"`` (per-node, no
-    edges). Returns predictions for every node."""
+    edges); the graph methods weight edges by ``graph.edge_weight`` when present. Returns
+    predictions for every node."""
     y = graph.y[:, target]
     mu, sd = float(y[train_mask].mean()), float(y[train_mask].std() + 1e-8)
     yz = (y - mu) / sd
+    ew = getattr(graph, "edge_weight", None)
     if model == "label_prop":
         from torch_geometric.utils import scatter
 
         h = torch.where(train_mask, yz, torch.zeros_like(yz))
         src, dst = graph.edge_index
-        for _ in range(10):
-            agg = scatter(h[src], dst, 0, dim_size=graph.num_nodes, reduce="mean")
+        w = ew if ew is not None else torch.ones(src.numel())
+        deg = scatter(w, dst, 0, dim_size=graph.num_nodes, reduce="sum").clamp_min(1e-12)
+        for _ in range(10):  # weighted neighbour mean
+            agg = scatter(w * h[src], dst, 0, dim_size=graph.num_nodes, reduce="sum") / deg
             h = torch.where(train_mask, yz, agg)
         return (h * sd + mu).numpy()
     from torch import nn
@@ -135,8 +144,8 @@ def node_predict(graph: Data, train_mask: torch.Tensor, target: int = 0, model: 
 
     def fwd() -> torch.Tensor:
         if model == "gcn":
-            h = convs[0](graph.x, graph.edge_index).relu()
-            return convs[1](h, graph.edge_index).view(-1)
+            h = convs[0](graph.x, graph.edge_index, ew).relu()
+            return convs[1](h, graph.edge_index, ew).view(-1)
         return convs[1](convs[0](graph.x).relu()).view(-1)
 
     opt = torch.optim.Adam(convs.parameters(), lr=1e-2, weight_decay=5e-4)

@@ -51,6 +51,8 @@ class PathNN(nn.Module):
         mlp_layers (int): depth of each layer's MLP :math:`\phi` (0 = ReLU). (default: ``2``)
         l2_norm (bool): L2-normalise node states before each layer (the paper's synthetic
             setting). (default: ``False``)
+        norm (bool): batch normalisation after each layer's residual sum; the paper's synthetic
+            (isomorphism-test) model has none. (default: ``True``)
         molecular (bool): embed raw OGB atom / bond categories with OGB's encoders.
             (default: ``False``)
 
@@ -64,7 +66,8 @@ class PathNN(nn.Module):
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, max_length: int,
                  kind: str = "all_simple", edge_dim: int | None = None, readout: str = "sum",
                  distance_encoding: bool | None = None, dropout: float = 0.0,
-                 mlp_layers: int = 2, l2_norm: bool = False, molecular: bool = False) -> None:
+                 mlp_layers: int = 2, l2_norm: bool = False, molecular: bool = False,
+                 norm: bool = True) -> None:
         super().__init__()
         if readout not in _READOUTS:
             raise ValueError(f"readout must be one of {sorted(_READOUTS)}, got {readout!r}")
@@ -79,6 +82,7 @@ class PathNN(nn.Module):
             else distance_encoding
         self.dropout = dropout
         self.l2_norm = l2_norm
+        self.norm = norm
         self.molecular = molecular
         # validates kind / max_length and is what the training harness applies to the data
         self._transform = AddPaths(max_length, kind, distance_encoding=self.distance_encoding)
@@ -102,7 +106,7 @@ class PathNN(nn.Module):
         self.convs = nn.ModuleList(
             PathConv(hidden_channels, edge_dim=conv_edge_dim, max_distance=max_distance,
                      encoder=self.encoder, distance_embedding=self.distance_embedding,
-                     mlp_layers=mlp_layers)
+                     norm=norm, mlp_layers=mlp_layers)
             for _ in range(max_length))
         self.head = nn.Sequential(nn.Linear(hidden_channels, hidden_channels), nn.ReLU(),
                                   nn.Dropout(dropout), nn.Linear(hidden_channels, out_channels))
@@ -120,6 +124,11 @@ class PathNN(nn.Module):
                 module.reset_parameters()
 
     def forward(self, data: Data) -> Tensor:
+        return self.head(self.embed(data))
+
+    def embed(self, data: Data) -> Tensor:
+        """Graph embeddings ``[B, hidden_channels]`` before the prediction head (the paper's
+        isomorphism tests compare these, ``predict=False`` in its code)."""
         x, edge_index = data.x, data.edge_index
         num_nodes = x.size(0) if isinstance(x, Tensor) else 0
         check_edge_index(edge_index, num_nodes)
@@ -145,8 +154,7 @@ class PathNN(nn.Module):
                 h = nn.functional.normalize(h, dim=-1)
             h = conv(h, path_index, e, path_edge, path_dist)
             h = nn.functional.dropout(h, self.dropout, self.training)
-        g = _READOUTS[self.readout](h, batch, size=num_graphs)
-        return self.head(g)
+        return _READOUTS[self.readout](h, batch, size=num_graphs)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "

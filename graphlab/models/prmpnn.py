@@ -45,6 +45,9 @@ class PRMPNN(nn.Module):
         num_layers (int): downstream layers.
         k_add (int): pairs added per graph. k_delete (int): pairs deleted per graph.
         num_samples (int): rewired copies per graph in training.
+        num_eval_samples (int): rewired copies per graph in evaluation (``1``: deterministic
+            top-:math:`k`; more: sampled rewirings whose readouts are averaged, the paper's
+            evaluation).
         upstream_layers (int): GINE layers of the scorer.
         edge_dim (int, optional): edge feature width (non-molecular data).
         num_candidates (int, optional): candidate pairs per graph (when ``data.cand_index`` is
@@ -56,6 +59,9 @@ class PRMPNN(nn.Module):
         dropout (float): dropout of the downstream layers.
         molecular (bool): embed OGB atom/bond categories.
         rewire (bool): ``False`` gives the same downstream MPNN on the original graph.
+        norm (str, optional): normalization inside the downstream GINE MLPs (``None`` to
+            disable: on near-regular graphs such as CSL, batch statistics differ between
+            training and evaluation by more than the small class signal).
 
     Shapes:
         - **input:** a batched ``Data`` with ``x``, ``edge_index``, optional ``edge_attr``,
@@ -68,7 +74,8 @@ class PRMPNN(nn.Module):
                  upstream_layers: int = 2, edge_dim: int | None = None,
                  num_candidates: int | None = 100, heuristic: str = "distance",
                  estimator: str = "simple", readout: str = "mean", dropout: float = 0.0,
-                 molecular: bool = False, rewire: bool = True) -> None:
+                 molecular: bool = False, rewire: bool = True, num_eval_samples: int = 1,
+                 norm: str | None = "batch_norm") -> None:
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
@@ -99,10 +106,11 @@ class PRMPNN(nn.Module):
                                 edge_dim=None)
             self.rewirer = ProbabilisticRewirer(scorer, k_add, k_delete, num_samples, estimator,
                                                 num_candidates=num_candidates,
-                                                heuristic=heuristic)
+                                                heuristic=heuristic,
+                                                num_eval_samples=num_eval_samples)
         self.convs = nn.ModuleList(
             WeightedGINEConv(MLP([hidden_channels, 2 * hidden_channels, hidden_channels],
-                                 norm="batch_norm"), train_eps=True)
+                                 norm=norm), train_eps=True)
             for _ in range(num_layers))
         self.head = MLP([hidden_channels, hidden_channels, out_channels], norm=None)
         self.reset_parameters()

@@ -62,8 +62,9 @@ class ProbabilisticRewirer(nn.Module):
     :class:`KSubsetSampler`. All graphs and samples are laid out by index arithmetic in one
     disjoint union, never by (un)collating ``Data`` objects. Variable candidate counts per graph
     are handled by masks. In training every candidate and existing edge is kept (weights 0 or 1,
-    so gradients reach all logits); in ``eval()`` mode the deterministic top-:math:`k` is used and
-    zero-weight edges are dropped.
+    so gradients reach all logits); in ``eval()`` mode zero-weight edges are dropped, and the
+    rewiring is the deterministic top-:math:`k` (``num_eval_samples=1``) or ``num_eval_samples``
+    sampled copies per graph, as in the paper's evaluation.
 
     Args:
         scorer (torch.nn.Module): ``scorer(x, edge_index, edge_attr, add_pairs, delete_pairs)``
@@ -72,6 +73,8 @@ class ProbabilisticRewirer(nn.Module):
         k_add (int): pairs added per graph (clipped to the number of candidates).
         k_delete (int): existing pairs deleted per graph (``0``: no deletion).
         num_samples (int): rewired copies per graph in training.
+        num_eval_samples (int): rewired copies per graph in evaluation (``1``: deterministic
+            top-:math:`k`; more: Gumbel-top-:math:`k` samples).
         estimator (str): gradient estimator of :class:`KSubsetSampler`.
         tau (float): noise scale / temperature of :class:`KSubsetSampler`.
         num_candidates (int, optional): candidates per graph when ``cand_index`` is not given.
@@ -86,7 +89,7 @@ class ProbabilisticRewirer(nn.Module):
 
     def __init__(self, scorer: nn.Module, k_add: int, k_delete: int, num_samples: int = 1,
                  estimator: str = "simple", tau: float = 1.0, num_candidates: int | None = None,
-                 heuristic: str = "all") -> None:
+                 heuristic: str = "all", num_eval_samples: int = 1) -> None:
         super().__init__()
         if k_add < 0 or k_delete < 0:
             raise ValueError(f"k_add and k_delete must be non-negative, got {k_add}, {k_delete}")
@@ -96,10 +99,13 @@ class ProbabilisticRewirer(nn.Module):
         self.k_add = k_add
         self.k_delete = k_delete
         self.num_samples = num_samples
+        self.num_eval_samples = num_eval_samples
         self.num_candidates = num_candidates
         self.heuristic = heuristic
-        self.add_sampler = KSubsetSampler(k_add, estimator, num_samples, tau)
-        self.delete_sampler = KSubsetSampler(k_delete, estimator, num_samples, tau)
+        self.add_sampler = KSubsetSampler(k_add, estimator, num_samples, tau,
+                                          num_eval_samples=num_eval_samples)
+        self.delete_sampler = KSubsetSampler(k_delete, estimator, num_samples, tau,
+                                             num_eval_samples=num_eval_samples)
 
     def reset_parameters(self) -> None:
         if hasattr(self.scorer, "reset_parameters"):
@@ -143,7 +149,7 @@ class ProbabilisticRewirer(nn.Module):
 
         add_logits, delete_logits = self.scorer(x, edge_index, edge_attr, cand_index,
                                                 delete_pairs)
-        S = 1 if not self.training else self.num_samples
+        S = self.num_samples if self.training else self.num_eval_samples
         num_edges, num_cand = edge_index.size(1), cand_index.size(1)
 
         if self.k_add > 0 and num_cand > 0:
@@ -180,4 +186,5 @@ class ProbabilisticRewirer(nn.Module):
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(k_add={self.k_add}, k_delete={self.k_delete}, "
-                f"num_samples={self.num_samples}, estimator={self.add_sampler.estimator!r})")
+                f"num_samples={self.num_samples}, num_eval_samples={self.num_eval_samples}, "
+                f"estimator={self.add_sampler.estimator!r})")

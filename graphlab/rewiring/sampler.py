@@ -74,12 +74,18 @@ class KSubsetSampler(nn.Module):
     - ``"gumbel_softmax"``: straight-through through the relaxed top-:math:`k` of Xie and Ermon
       (2019), :math:`k` successive softmaxes at temperature ``tau``.
 
-    In ``eval()`` mode the sampler returns the deterministic top-:math:`k` (the MAP state) once.
+    In ``eval()`` mode the sampler returns the deterministic top-:math:`k` (the MAP state) once,
+    or, with ``num_eval_samples > 1``, that many hard Gumbel-top-:math:`k` samples (no gradient):
+    the paper evaluates with several sampled rewirings per graph and averages the predictions,
+    and on 1-WL-symmetric inputs (EXP, CSL) it is the sampling that breaks the ties which the
+    MAP state resolves by candidate order.
 
     Args:
         k (int): subset size (may be overridden per call, also per row).
         estimator (str): ``"simple"``, ``"imle"`` or ``"gumbel_softmax"``.
         num_samples (int): samples drawn per row in training mode.
+        num_eval_samples (int): samples drawn per row in evaluation mode (``1``: the
+            deterministic top-:math:`k`).
         tau (float): Gumbel noise scale for ``"simple"``/``"imle"``, softmax temperature for
             ``"gumbel_softmax"``.
         imle_lambda (float): step size :math:`\lambda` of I-MLE.
@@ -88,21 +94,23 @@ class KSubsetSampler(nn.Module):
         - **input:** logits :math:`(*, n)`, optional bool mask :math:`(*, n)`
         - **output:** samples :math:`(S, *, n)` with values in :math:`\{0, 1\}`, exactly
           :math:`\min(k, n_{\text{valid}})` ones per row; :math:`S` is ``num_samples`` in training
-          and 1 in evaluation.
+          and ``num_eval_samples`` in evaluation.
     """
 
     def __init__(self, k: int, estimator: str = "simple", num_samples: int = 1,
-                 tau: float = 1.0, imle_lambda: float = 10.0) -> None:
+                 tau: float = 1.0, imle_lambda: float = 10.0, num_eval_samples: int = 1) -> None:
         super().__init__()
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        if num_samples < 1 or num_eval_samples < 1:
+            raise ValueError(f"num_samples and num_eval_samples must be >= 1, got {num_samples}, "
+                             f"{num_eval_samples}")
         if tau <= 0:
             raise ValueError(f"tau must be positive, got {tau}")
         self.k = k
         self.estimator = estimator
         self.num_samples = num_samples
+        self.num_eval_samples = num_eval_samples
         self.tau = tau
         self.imle_lambda = imle_lambda
 
@@ -120,7 +128,11 @@ class KSubsetSampler(nn.Module):
         k_rows = torch.minimum(k_rows, mask.sum(-1))
 
         if not self.training:
-            return topk_mask(logits, k_rows, mask).to(logits.dtype).unsqueeze(0)
+            if self.num_eval_samples == 1:
+                return topk_mask(logits, k_rows, mask).to(logits.dtype).unsqueeze(0)
+            noise = _gumbel(torch.Size((self.num_eval_samples, *logits.shape)), logits, generator)
+            z = topk_mask(logits.detach().unsqueeze(0) + self.tau * noise, k_rows, mask)
+            return z.to(logits.dtype)
 
         shape = torch.Size((self.num_samples, *logits.shape))
         noise = _gumbel(shape, logits, generator)
@@ -152,4 +164,4 @@ class KSubsetSampler(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"k={self.k}, estimator={self.estimator!r}, num_samples={self.num_samples}, "
-                f"tau={self.tau}")
+                f"num_eval_samples={self.num_eval_samples}, tau={self.tau}")

@@ -72,6 +72,24 @@ def test_matches_rnn_run_per_neighbourhood(cell, order):
         assert torch.allclose(out[s], h[0, 0], atol=1e-6)
 
 
+def test_degrees_across_many_length_buckets():
+    # neighbourhoods of 1 to 40 rows fall into six packed calls ([1], [2, 3], ..., [32, 63])
+    torch.manual_seed(6)
+    aggr = RecurrentAggregation(3, 4, cell="gru")
+    degrees = torch.tensor([1, 40, 0, 2, 3, 4, 7, 8, 15, 16, 17, 33, 1, 5])
+    index = torch.repeat_interleave(torch.arange(degrees.numel()), degrees)
+    perm = torch.randperm(index.numel())
+    index = index[perm]
+    x = torch.randn(index.numel(), 3, requires_grad=True)
+    out = aggr(x, index, dim_size=degrees.numel())
+    for s in range(degrees.numel()):
+        rows = x[index == s]
+        expect = torch.zeros(4) if rows.numel() == 0 else aggr.rnn(rows.unsqueeze(1))[1][0, 0]
+        assert torch.allclose(out[s], expect, atol=1e-6)
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all() and bool((x.grad.abs().sum(-1) > 0).all())
+
+
 def test_default_order_is_input_order_per_segment():
     torch.manual_seed(1)
     aggr = RecurrentAggregation(3, 4)

@@ -1,11 +1,14 @@
 """GMN: conformance suite, invariance under random_symmetry (untrained and trained), controls."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch_geometric.data import Batch
 
 from graphlab.metanets import (
     GMN,
+    EdgeGMN,
     to_graph,
 )
 from graphlab.metanets.corpus import CORPUS, make_mlp
@@ -50,6 +53,10 @@ CASES = [LayerCase(
     bad_inputs={**EDGE_INDEX_MUTATIONS,
                 "node_type_out_of_range": _bad_node_type, "edge_attr_rows": _bad_edge_attr},
 )]
+# the edge-level head (pruning as edge labelling): same inputs, one output per edge
+CASES.append(dataclasses.replace(
+    CASES[0], name="edge_gmn", levels=("edge",),
+    make_module=lambda: EdgeGMN(out_channels=2, hidden_channels=16, num_layers=2, edge_dim=1)))
 
 
 @pytest.mark.parametrize("case,check", conformance_params(CASES))

@@ -14,10 +14,12 @@ from graphlab.metanets.tasks import (
     edge_importance,
     layer_collapse,
     predict,
+    prunable_edges,
     prune_mask,
+    snip_data,
     statnn_features,
 )
-from graphlab.metanets.zoo import build_zoo, digits_data, load_zoo
+from graphlab.metanets.zoo import ResMLP, build_zoo, digits_data, load_zoo
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +63,55 @@ def test_predict_bad_inputs(zoo):
         predict(zoo, "nope", "statnn")
     with pytest.raises(ValueError, match="no training phases"):
         predict(zoo, "phase", "statnn")
+    with pytest.raises(ValueError, match="edge-level"):
+        predict(zoo, "prune_snip", "statnn")
+
+
+@pytest.fixture(scope="module")
+def digits_zoo(tmp_path_factory: pytest.TempPathFactory):
+    torch.set_num_threads(1)
+    return load_zoo(build_zoo("digits-mlp", 8, tmp_path_factory.mktemp("zoo") / "dm", seed=0))
+
+
+def test_phase_reports_accuracy_and_macro_f1(digits_zoo):
+    r = predict(digits_zoo, "phase", "statnn", "id", seeds=(0,))
+    y = digits_zoo.target("phase", r["test_indices"])
+    p = np.asarray(r["pred"])
+    assert r["acc_mean"] == pytest.approx(float(np.mean(p == y)))
+    assert 0.0 <= r["f1_macro_mean"] <= 1.0 and 0.0 <= r["majority_f1_macro"] <= 1.0
+
+
+def test_predict_edges_snip(digits_zoo):
+    """The learned edge predictor runs from predict(); the |w| baseline it is compared with
+    equals Spearman(|w|, SNIP) computed directly from the members."""
+    from scipy.stats import spearmanr
+
+    r = predict(digits_zoo, "prune_snip", "gmn", "id", seeds=(0, 1), epochs=2, hidden=8)
+    assert r["target"] == "prune_snip" and len(r["per_seed"]) == 2
+    for k in ("tau", "spearman"):
+        assert -1.0 <= r[f"{k}_mean"] <= 1.0 and -1.0 <= r[f"baseline_{k}"] <= 1.0
+    assert 0.0 <= r["topk_mean"] <= 1.0 and 0.0 <= r["baseline_topk"] <= 1.0
+    _, test = digits_zoo.split("id")
+    rhos = []
+    for i in test:
+        m, ex = digits_zoo.module(i), digits_zoo.example_input(i)
+        g = to_graph(m, ex, view="parameter")
+        snip = edge_importance(m, ex, "snip", snip_data(digits_zoo, i), view="parameter")
+        keep = prunable_edges(g)
+        if snip[keep].max() > snip[keep].min():
+            rhos.append(spearmanr(g.edge_attr[keep, 0].abs(), snip[keep]).statistic)
+    assert r["baseline_spearman"] == pytest.approx(float(np.mean(rhos)), abs=1e-9)
+
+
+def test_predict_edges_magnitude_learns(digits_zoo):
+    """|w| is a function of the input, so training must lift the rank correlation far above an
+    untrained head's."""
+    kw = dict(seeds=(0,), hidden=16)
+    untrained = predict(digits_zoo, "prune_magnitude", "gmn", "id", epochs=0, **kw)
+    trained = predict(digits_zoo, "prune_magnitude", "gmn", "id", epochs=25, **kw)
+    assert trained["baseline_spearman"] == pytest.approx(1.0)
+    assert trained["spearman_mean"] > 0.6
+    assert trained["spearman_mean"] > untrained["spearman_mean"] + 0.3
 
 
 def _net() -> nn.Module:
@@ -112,3 +163,30 @@ def test_layer_collapse():
     assert layer_collapse(g, prune_mask(scores, g, 0.5, "global"))
     with pytest.raises(ValueError, match="sparsity"):
         prune_mask(scores, g, 1.5)
+
+
+def test_layer_collapse_residual_skip():
+    """A residual block's skip edge keeps inputs connected to outputs when the block's linear
+    layer is pruned away entirely; pruning the input layer still collapses the network."""
+    m, ex = ResMLP(6, 4, 2, 3), torch.zeros(2, 6)
+    g = to_graph(m, ex)
+    keep = torch.ones(g.edge_index.size(1), dtype=torch.bool)
+    src_input = g.node_type[g.edge_index[0]] == 0
+    inner = (g.edge_type == 0) & ~src_input & (g.edge_layer < g.edge_layer.max())
+    assert inner.any()
+    assert not layer_collapse(g, keep & ~inner)  # both blocks' linears gone, skips remain
+    assert layer_collapse(g, keep & ~src_input)
+    # prune_mask never removes structural (residual) edges, even at 100% sparsity
+    full = prune_mask(g.edge_attr.abs().sum(-1), g, 1.0)
+    assert full[g.edge_type == 4].all() and not full[g.edge_type == 0].any()
+    assert layer_collapse(g, full)  # the input layer is pruned too
+
+
+def test_cli_predict_prune_target(digits_zoo, capsys):
+    from graphlab.cli import main
+
+    assert main(["zoo", "predict", "--zoo", str(digits_zoo.path), "--target", "prune_snip",
+                 "--model", "gmn", "--split", "id", "--seeds", "1", "--epochs", "1",
+                 "--hidden", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "prune_snip" in out and "|w| baseline" in out and "spearman" in out

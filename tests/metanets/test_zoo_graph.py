@@ -31,6 +31,8 @@ def test_zoo_graph_knn(zoo, embed):
     deg = torch.bincount(ei[0], minlength=n)
     assert (deg >= 4).all()
     assert g.edge_attr.shape == (ei.size(1), 1) and (g.edge_attr >= 0).all()
+    assert g.edge_weight.shape == (ei.size(1),)
+    assert (g.edge_weight == 1).all()  # kNN edges are unweighted
     np.testing.assert_allclose(g.y[:, 0].numpy(), zoo.target("complexity"), rtol=1e-6)
 
 
@@ -41,6 +43,7 @@ def test_zoo_graph_matching_edges(tmp_path: Path):
     for a, b in g.edge_index.t().tolist():  # only same-architecture pairs can be matched
         assert (cfg[a]["width"], cfg[a]["depth"]) == (cfg[b]["width"], cfg[b]["depth"])
     assert torch.isfinite(g.edge_attr).all()
+    torch.testing.assert_close(g.edge_weight, torch.exp(-g.edge_attr.view(-1)))
     with pytest.raises(ValueError, match="edges must be"):
         zoo_graph(z, edges="nope")
 

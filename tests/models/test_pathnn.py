@@ -115,3 +115,16 @@ def test_registry_and_molecular_inputs():
     assert build_model("pathnn-ap", tu, max_length=3).readout == "sum"
     with pytest.raises(ValueError, match="graph-level"):
         build_model("pathnn-ap", TaskSpec("node", 3, 2, "ce", "acc"))
+
+
+def test_embed_and_synthetic_configuration():
+    # the paper's isomorphism-test model: no batch norm, phi = ReLU, graph embedding compared
+    torch.manual_seed(0)
+    model = PathNN(8, 16, 3, max_length=2, mlp_layers=0, norm=False, l2_norm=True).eval()
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+    batch = next(iter(DataLoader([model.transform(random_graph(5 + k, seed=k)) for k in range(3)],
+                                 batch_size=3)))
+    with torch.no_grad():
+        emb = model.embed(batch)
+        assert emb.shape == (3, 16) and bool((emb >= 0).all())  # sum of ReLU outputs
+        torch.testing.assert_close(model(batch), model.head(emb))

@@ -68,6 +68,22 @@ def test_precomputed_and_on_the_fly_candidates_agree():
         torch.testing.assert_close(model(plain), model(pre))
 
 
+def test_eval_with_sampled_rewirings_averages_seeded_samples():
+    batch = Batch.from_data_list([EdgeCandidates(10, "distance")(random_graph(n, in_channels=8,
+                                                                                seed=n))
+                                  for n in (6, 9, 7)])
+    model = _model(num_eval_samples=8).eval()
+    with torch.no_grad():
+        a = model(batch, torch.Generator().manual_seed(0))
+        b = model(batch, torch.Generator().manual_seed(0))
+        c = model(batch, torch.Generator().manual_seed(1))
+        top_k = _model(num_eval_samples=1).eval()(batch)
+    assert a.shape == top_k.shape == (3, 3)
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, c)
+    assert "num_eval_samples=8" in repr(model)
+
+
 def test_registry_builds_prmpnn():
     spec = TaskSpec(level="graph", in_channels=8, out_channels=2, loss="ce", metric="acc")
     model = build_model("prmpnn", spec, hidden_channels=16, k_add=2, num_layers=2)

@@ -15,10 +15,10 @@ def _graphs(sizes, seed=0):
     return [TRANSFORM(random_graph(n, in_channels=8, seed=seed + i)) for i, n in enumerate(sizes)]
 
 
-def _rewirer(k_add=3, k_delete=2, num_samples=2, estimator="simple"):
+def _rewirer(k_add=3, k_delete=2, num_samples=2, estimator="simple", num_eval_samples=1):
     torch.manual_seed(0)
     return ProbabilisticRewirer(EdgeScorer(8, 16, num_layers=1), k_add, k_delete, num_samples,
-                                estimator)
+                                estimator, num_eval_samples=num_eval_samples)
 
 
 def _run(rewirer, batch, generator=None):
@@ -93,6 +93,29 @@ def test_eval_drops_zero_weight_edges_and_uses_one_copy():
     assert out.num_samples == 1 and (out.edge_weight == 1).all()
     n_orig = batch.edge_index.size(1)
     assert out.edge_index.size(1) == n_orig - 2 * 2 * 2 + 2 * 3 * 2
+
+
+def test_eval_with_several_samples_gives_distinct_hard_copies():
+    batch = Batch.from_data_list(_graphs([6, 8]))
+    rew = _rewirer(num_samples=2, num_eval_samples=5).eval()
+    with torch.no_grad():
+        out = _run(rew, batch, torch.Generator().manual_seed(0))
+        again = _run(rew, batch, torch.Generator().manual_seed(0))
+    S, G = 5, 2
+    assert out.num_samples == S and out.num_graphs == S * G
+    assert (out.edge_weight == 1).all() and torch.equal(out.edge_index, again.edge_index)
+    # every copy holds its exact budgets: k_add pairs added, k_delete pairs deleted
+    g_of_edge = out.batch[out.edge_index[0]]
+    added = torch.bincount(g_of_edge[out.edge_origin < 0], minlength=S * G)
+    kept = torch.bincount(g_of_edge[out.edge_origin >= 0], minlength=S * G)
+    orig = torch.bincount(batch.batch[batch.edge_index[0]], minlength=G).repeat(S)
+    assert added.tolist() == [2 * 3] * (S * G)
+    assert (orig - kept).tolist() == [2 * 2] * (S * G)
+    # the copies are samples, not S repetitions of the top-k
+    copies = {tuple(sorted(map(tuple, (out.edge_index[:, g_of_edge == s * G]
+                                       - s * batch.num_nodes).t().tolist())))
+              for s in range(S)}
+    assert len(copies) > 1
 
 
 def test_variable_candidate_counts_use_masks():

@@ -78,6 +78,22 @@ def test_eval_mode_is_deterministic_top_k():
     assert z[0].tolist() == [[0, 1, 0, 1], [0, 1, 1, 0]]
 
 
+def test_eval_mode_with_several_samples_draws_hard_gumbel_top_k():
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.zeros(2, 10)   # all ties: the MAP state would always pick the first k
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[1, 7:] = False
+    sampler = KSubsetSampler(3, num_samples=2, num_eval_samples=400).eval()
+    z = sampler(logits, mask, generator=gen)
+    assert z.shape == (400, 2, 10) and not z.requires_grad
+    assert (z.sum(-1) == 3).all() and (z[:, ~mask] == 0).all()
+    # uniform logits: every valid entry is included with probability k / n_valid
+    torch.testing.assert_close(z.mean(0)[0], torch.full((10,), 0.3), atol=0.08, rtol=0)
+    torch.testing.assert_close(z.mean(0)[1, :7], torch.full((7,), 3 / 7), atol=0.08, rtol=0)
+    again = sampler(logits, mask, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(z, again)
+
+
 def test_per_call_tensor_k():
     logits = torch.randn(3, 9)
     z = KSubsetSampler(1).eval()(logits, k=torch.tensor([0, 4, 9]))
@@ -89,6 +105,8 @@ def test_bad_arguments():
         KSubsetSampler(2, estimator="reinforce")
     with pytest.raises(ValueError, match="num_samples"):
         KSubsetSampler(2, num_samples=0)
+    with pytest.raises(ValueError, match="num_eval_samples"):
+        KSubsetSampler(2, num_eval_samples=0)
     with pytest.raises(ValueError, match="mask"):
         KSubsetSampler(2)(torch.randn(2, 3), torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="floating"):
