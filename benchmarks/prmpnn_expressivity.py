@@ -6,9 +6,9 @@ best validation accuracy is reported per fold, then averaged. GIN: graphlab's ``
 layers. PR-MPNN follows the authors' configs (``configs/exp/best.yaml``,
 ``configs/csl/best_config.yaml`` of chendiqian/PR-MPNN), scaled to 2 CPU cores (see ``CONFIGS``):
 "distance" (longest shortest path) candidates, several sampled rewirings per graph in training
-AND at evaluation, whose readouts are averaged (``num_eval_samples``). The sampling at evaluation
-matters: the upstream scorer is 1-WL bounded, so on these 1-WL-symmetric graphs many candidates
-tie, and the deterministic top-k resolves the ties by candidate order.
+AND at evaluation, whose readouts are averaged (``num_eval_samples``). The upstream scorer is
+1-WL bounded, so on these 1-WL-symmetric graphs many candidates tie: samples pick uniformly among
+them, the deterministic top-k by candidate order.
 
     python -m benchmarks.prmpnn_expressivity [--quick] [--datasets CSL] [--folds 1] [--epochs 30]
 """

@@ -76,9 +76,9 @@ class KSubsetSampler(nn.Module):
 
     In ``eval()`` mode the sampler returns the deterministic top-:math:`k` (the MAP state) once,
     or, with ``num_eval_samples > 1``, that many hard Gumbel-top-:math:`k` samples (no gradient):
-    the paper evaluates with several sampled rewirings per graph and averages the predictions,
-    and on 1-WL-symmetric inputs (EXP, CSL) it is the sampling that breaks the ties which the
-    MAP state resolves by candidate order.
+    the paper evaluates with several sampled rewirings per graph and averages the predictions.
+    On 1-WL-symmetric inputs (EXP, CSL) many logits tie: samples pick uniformly among tied
+    candidates, while the MAP state resolves ties by candidate order.
 
     Args:
         k (int): subset size (may be overridden per call, also per row).
