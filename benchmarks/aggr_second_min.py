@@ -10,7 +10,7 @@ Budget. PyG's example reports "~95%" validation accuracy after 1,000 epochs of 5
 (512,000 Adam steps at lr 1e-4, width 128, dropout). On 2 shared CPU cores a step of an LCM costs
 ~20 ms, so that budget would be ~3 CPU-hours per model. Here every aggregation gets the same
 number of steps (``FULL``: 5,000 steps of batch 128, 1% of the example's, at lr 3e-3 with
-cosine decay, width 64, no dropout; ~14 CPU-minutes for the six models) and the size-32 test
+cosine decay, width 64, no dropout; ~10 CPU-minutes for the six models) and the size-32 test
 accuracy is recorded every 500 steps, so the table shows where each aggregation stands at this
 budget and how fast it is climbing.
 graphlab LCM's associativity regulariser is off by default (``aux_weight``): at 1,200 steps a

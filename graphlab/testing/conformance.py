@@ -29,7 +29,7 @@ from torch_geometric.data import Batch, Data
 from graphlab.testing.graphs import permute_graph, random_graph
 
 __all__ = ["LayerCase", "CHECKS", "check_layer", "EDGE_INDEX_MUTATIONS", "INDEX_MUTATIONS",
-           "FEATURE_MUTATIONS", "conformance_params"]
+           "TARGET_MUTATIONS", "FEATURE_MUTATIONS", "conformance_params"]
 
 Output = Tensor | Sequence[Tensor]
 
@@ -69,6 +69,17 @@ def _bad_batch_range(b: Batch) -> Batch:
     return b
 
 
+def _bad_batch_length(b: Batch) -> Batch:
+    b.batch = b.batch[:-1]
+    return b
+
+
+def _bad_target_range(b: Batch) -> Batch:
+    b.edge_index = b.edge_index.clone()
+    b.edge_index[1, 0] = b.num_nodes + 5
+    return b
+
+
 #: mutations that a layer taking ``edge_index`` must reject with a ``ValueError``
 EDGE_INDEX_MUTATIONS: dict[str, Callable[[Batch], Batch]] = {
     "edge_index_out_of_range": _bad_edge_range,
@@ -78,6 +89,11 @@ EDGE_INDEX_MUTATIONS: dict[str, Callable[[Batch], Batch]] = {
 #: mutations that an aggregation/readout taking ``index``/``batch`` must reject
 INDEX_MUTATIONS: dict[str, Callable[[Batch], Batch]] = {
     "negative_index": _bad_batch_range,
+    "index_wrong_length": _bad_batch_length,
+}
+#: mutations that an aggregation of messages onto targets ``edge_index[1]`` must reject
+TARGET_MUTATIONS: dict[str, Callable[[Batch], Batch]] = {
+    "target_out_of_range": _bad_target_range,
 }
 #: mutations of the node features that layers with a float-feature contract must reject
 FEATURE_MUTATIONS: dict[str, Callable[[Batch], Batch]] = {
