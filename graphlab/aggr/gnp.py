@@ -140,15 +140,18 @@ class GNPAggregation(Aggregation):
 
 
 class _GNPFunction(torch.autograd.Function):
-    r"""Log-space GNP with a hand-written backward: one log, one exp, one ``amax`` scatter and one
-    sum scatter per entry in the forward pass (a second sum scatter when :math:`p, q` need
-    gradients), one gather in the backward pass; elementwise passes run over cache-sized blocks
-    of rows.
+    r"""Log-space GNP with a hand-written backward: one log and one exp per entry of ``x``
+    (not per entry of both branches), two ``amax``/``amin`` scatters of ``x`` for the shift and
+    one sum scatter, all in one blocked pass over the rows.
 
-    Layout: the branches sit side by side as ``B * C`` channels, ``a = [ReLU(x), ReLU(-x)] + eps``,
-    so every scatter runs once over ``[E, B * C]`` with the segment index (no per-entry branch
-    selection). With :math:`z = p \log a`, :math:`s = \max_{\text{segment}} z`,
-    :math:`w = e^{z - s}`, :math:`T = \sum w` and :math:`o = (e^{s} T / n^q)^{1/p}`:
+    With :math:`a^\pm = \mathrm{ReLU}(\pm x) + \epsilon`, an entry is non-trivial in one branch
+    only: it is *routed* to branch :math:`+` if :math:`x > 0`, else to :math:`-`, with
+    :math:`a = |x| + \epsilon`; in the other branch it is :math:`a = \epsilon`, so that branch
+    only needs the per-segment count :math:`k` of such entries. With :math:`z = p \log a`,
+    :math:`s = \max_{\text{segment}} z` (from the segment's max and min of :math:`x`, as
+    :math:`z` is monotone in :math:`a`), :math:`w = e^{z - s}`,
+    :math:`T = \sum_{\text{routed}} w + k\,e^{p \log\epsilon - s}` and
+    :math:`o = (e^{s} T / n^q)^{1/p}`:
 
     .. math::
         \frac{\partial o}{\partial a_e} = \frac{o\,w_e}{T a_e}, \qquad
@@ -157,68 +160,92 @@ class _GNPFunction(torch.autograd.Function):
         \frac{\partial o}{\partial q} = -\frac{o \log n}{p}.
 
     The forward pass keeps only what the backward pass needs: per entry
-    :math:`w_e \, (\partial a_e / \partial x_e) / a_e` (the negative branch's minus sign
-    included), per segment :math:`\sum_e w_e z_e`.
+    :math:`\operatorname{sign}(x_e)\, w_e / a_e` (entries at :math:`a = \epsilon` have zero
+    gradient, the negative branch's minus sign is folded in), per segment
+    :math:`\sum_e w_e z_e`.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, p: Tensor, q: Tensor, index: Tensor, dim_size: int, eps: float,
                 grad_x: bool, grad_pq: bool) -> Tensor:
-        # The elementwise work runs over blocks of rows small enough to stay in cache: a dozen
-        # passes over one [E, B * C] buffer would otherwise each stream it through memory.
         branches, c = p.shape
         p_flat, q_flat = p.reshape(1, -1), q.reshape(1, -1)  # [1, B * C], branch-major
-        num_rows, width = x.size(0), branches * c
-        block = _block_rows(width)
-        z = x.new_empty(num_rows, width)
-        # da/dx / a per entry, the negative branch's sign in the output folded in:
-        # [x > 0] / a+ and -[x < 0] / a-
-        inv = x.new_empty(num_rows, width) if grad_x else None
-        shift = x.new_full((dim_size, width), -math.inf)
-        for r0 in range(0, num_rows, block):
-            xb, ib = x[r0:r0 + block], index[r0:r0 + block]
-            raw = torch.cat([xb, xb], dim=1) if branches == 2 else xb.clone()
-            if branches == 2:
-                raw[:, c:].neg_()  # [x, -x]
-            # a = [ReLU(x), ReLU(-x)] + eps
-            a = torch.clamp(raw, min=0, out=z[r0:r0 + block]).add_(eps)
-            if inv is not None:
-                ib_inv = torch.div(raw.sign_().clamp_(min=0), a, out=inv[r0:r0 + block])
-                if branches == 2:
-                    ib_inv[:, c:].neg_()
-            zb = a.log_().mul_(p_flat)
-            shift.scatter_reduce_(0, ib.unsqueeze(-1).expand_as(zb), zb, "amax")
-        shift = shift.nan_to_num_(neginf=0.0)  # empty segments
+        num_rows, signed = x.size(0), branches == 2
         count = torch.bincount(index, minlength=dim_size)
+        nonempty = (count > 0).unsqueeze(-1)
+        floor = math.log(torch.finfo(x.dtype).tiny)
+        log_eps = math.log(eps)
+
+        # shift s = max p log a: the largest a (p > 0) or the smallest (p < 0), i.e. the
+        # segment's max or min of x pushed through the same elementwise ops as the entries
+        full_index = index.unsqueeze(-1).expand_as(x)
+        x_max = x.new_full((dim_size, c), -math.inf).scatter_reduce_(0, full_index, x, "amax")
+        x_min = x.new_full((dim_size, c), math.inf).scatter_reduce_(0, full_index, x, "amin")
+        if signed:  # max / min of a+ = ReLU(x) + eps, then of a- = ReLU(-x) + eps
+            hi = torch.cat([x_max, x_min.neg()], dim=1).clamp_(min=0).add_(eps)
+            lo = torch.cat([x_min, x_max.neg()], dim=1).clamp_(min=0).add_(eps)
+        else:
+            hi, lo = x_max.add_(eps), x_min.add_(eps)
+        shift = torch.where(p_flat > 0, hi, lo).log_().mul_(p_flat)
+        shift = torch.where(nonempty, shift, 0.0)  # empty segments
+
         total = torch.zeros_like(shift)
         wz = torch.zeros_like(shift) if grad_pq else None
-        floor = math.log(torch.finfo(x.dtype).tiny)
+        # sign(x) w / a per entry, see the class docstring
+        inv = x.new_empty(num_rows, c) if grad_x else None
+        routed_pos = x.new_zeros(dim_size, c) if signed else None  # entries with x > 0
+        p_pos, p_neg = p_flat[:, :c], p_flat[:, c:]
+        block = _block_rows(branches * c)
         for r0 in range(0, num_rows, block):
-            zb, ib = z[r0:r0 + block], index[r0:r0 + block]
-            wb = shift.index_select(0, ib)
+            xb, ib = x[r0:r0 + block], index[r0:r0 + block]
+            a = xb.abs().add_(eps)
+            s_b = shift.index_select(0, ib)
+            if signed:
+                pos = xb > 0
+                s_e = torch.where(pos, s_b[:, :c], s_b[:, c:])
+                zb = torch.where(pos, p_pos, p_neg).mul_(a.log())
+            else:
+                s_e, zb = s_b, a.log().mul_(p_flat)
             # exp(z - s) <= 1 and the segment's largest term is 1. Terms below the smallest
             # normal number are raised to it: they cannot move T >= 1, and CPU exp is ~40x
             # slower on inputs whose result underflows.
-            wb = torch.sub(zb, wb, out=wb).clamp_(min=floor).exp_()
-            total.index_add_(0, ib, wb)
-            if wz is not None:
-                wz.index_add_(0, ib, zb.mul_(wb))
+            wb = torch.sub(zb, s_e, out=s_e).clamp_(min=floor).exp_()
             if inv is not None:
-                inv[r0:r0 + block].mul_(wb)
+                torch.div(wb, a, out=inv[r0:r0 + block]).mul_(xb.sign())
+            if signed:
+                pos_w = wb * pos
+                total.index_add_(0, ib, torch.cat([pos_w, wb - pos_w], dim=1))
+                routed_pos.index_add_(0, ib, pos.to(x.dtype))
+                if wz is not None:
+                    pos_wz = pos_w.mul_(zb)
+                    wz.index_add_(0, ib, torch.cat([pos_wz, wb.mul_(zb).sub_(pos_wz)], dim=1))
+            else:
+                total.index_add_(0, ib, wb)
+                if wz is not None:
+                    wz.index_add_(0, ib, wb.mul_(zb))
+        if signed:
+            # entries routed to the other branch sit at a = eps there: k terms e^(p log eps - s)
+            others = torch.cat([count.to(x.dtype).unsqueeze(-1) - routed_pos, routed_pos], dim=1)
+            z_eps = p_flat * log_eps
+            w_eps = torch.sub(z_eps, shift).clamp_(min=floor).exp_().mul_(others)
+            total.add_(w_eps)
+            if wz is not None:
+                wz.add_(w_eps.mul_(z_eps))
         # T >= 1 in a non-empty segment, so the clamp only gives empty ones a harmless T = 1
         total = total.clamp_(min=1.0)
         log_count = torch.log(count.clamp(min=1).to(x.dtype)).unsqueeze(-1)  # [N, 1]
         log_out = torch.log(total).add_(shift).addcmul_(log_count, q_flat, value=-1.0)
         log_out = log_out.div_(p_flat)
-        out = torch.exp(log_out).mul_((count > 0).unsqueeze(-1).to(x.dtype))  # empty: 0
-        ctx.save_for_backward(inv, wz, p_flat, index, total, out, log_out, log_count)
+        out = torch.exp(log_out).mul_(nonempty.to(x.dtype))  # empty: 0
+        ctx.save_for_backward(inv, x if signed and grad_x else None, wz, p_flat, index, total,
+                              out, log_out, log_count)
         ctx.branches = branches
-        return out[:, :c] - out[:, c:] if branches == 2 else out
+        return out[:, :c] - out[:, c:] if signed else out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
-        w_inv, wz, p_flat, index, total, out, log_out, log_count = ctx.saved_tensors
+        w_inv, x, wz, p_flat, index, total, out, log_out, log_count = ctx.saved_tensors
         branches = ctx.branches
         c = out.size(-1) // branches
         # gradient of each branch's output o (the negative branch enters with a minus sign)
@@ -229,11 +256,10 @@ class _GNPFunction(torch.autograd.Function):
             grad_x = grad.new_empty(index.numel(), c)
             block = _block_rows(branches * c)
             for r0 in range(0, index.numel(), block):
-                rb = go_t.index_select(0, index[r0:r0 + block]).mul_(w_inv[r0:r0 + block])
-                if branches == 2:
-                    torch.add(rb[:, :c], rb[:, c:], out=grad_x[r0:r0 + block])
-                else:
-                    grad_x[r0:r0 + block] = rb
+                rb = go_t.index_select(0, index[r0:r0 + block])
+                if branches == 2:  # each entry's gradient comes from the branch it is routed to
+                    rb = torch.where(x[r0:r0 + block] > 0, rb[:, :c], rb[:, c:])
+                torch.mul(rb, w_inv[r0:r0 + block], out=grad_x[r0:r0 + block])
         if ctx.needs_input_grad[1]:
             mean_log = wz.div(total).div_(p_flat).sub_(log_out)  # sum pi log a - log o
             grad_p = (mean_log.mul_(go).sum(0, keepdim=True) / p_flat).view(branches, c)
