@@ -168,84 +168,97 @@ class _GNPFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, p: Tensor, q: Tensor, index: Tensor, dim_size: int, eps: float,
                 grad_x: bool, grad_pq: bool) -> Tensor:
+        # Selections use 0/1 float masks (a * m + b * (1 - m), exact for finite a, b): on CPU,
+        # torch.where and comparisons are several times slower than float arithmetic. Per-node
+        # buffers ([N, B * C], as large as the input on sparse graphs) are updated in place:
+        # every fresh one costs page faults.
         branches, c = p.shape
         p_flat, q_flat = p.reshape(1, -1), q.reshape(1, -1)  # [1, B * C], branch-major
         num_rows, signed = x.size(0), branches == 2
         count = torch.bincount(index, minlength=dim_size)
-        nonempty = (count > 0).unsqueeze(-1)
         floor = math.log(torch.finfo(x.dtype).tiny)
-        log_eps = math.log(eps)
 
         # shift s = max p log a: the largest a (p > 0) or the smallest (p < 0), i.e. the
-        # segment's max or min of x pushed through the same elementwise ops as the entries
+        # segment's max or min of x through the entries' elementwise ops (empty segments: any
+        # finite value)
         full_index = index.unsqueeze(-1).expand_as(x)
-        x_max = x.new_full((dim_size, c), -math.inf).scatter_reduce_(0, full_index, x, "amax")
-        x_min = x.new_full((dim_size, c), math.inf).scatter_reduce_(0, full_index, x, "amin")
-        if signed:  # max / min of a+ = ReLU(x) + eps, then of a- = ReLU(-x) + eps
-            hi = torch.cat([x_max, x_min.neg()], dim=1).clamp_(min=0).add_(eps)
-            lo = torch.cat([x_min, x_max.neg()], dim=1).clamp_(min=0).add_(eps)
-        else:
-            hi, lo = x_max.add_(eps), x_min.add_(eps)
-        shift = torch.where(p_flat > 0, hi, lo).log_().mul_(p_flat)
-        shift = torch.where(nonempty, shift, 0.0)  # empty segments
+        ext = x.new_zeros(dim_size, 2 * c)
+        x_max = ext[:, :c].scatter_reduce_(0, full_index, x, "amax", include_self=False)
+        x_min = ext[:, c:].scatter_reduce_(0, full_index, x, "amin", include_self=False)
+        up = (p_flat > 0).to(x.dtype)  # [1, B * C]
+        shift = x.new_empty(dim_size, branches * c)
+        torch.mul(x_max, up[:, :c], out=shift[:, :c]).addcmul_(x_min, 1 - up[:, :c])
+        if signed:  # a- = ReLU(-x) + eps: its largest is at min x, its smallest at max x
+            torch.mul(x_min, up[:, c:], out=shift[:, c:]).addcmul_(x_max, 1 - up[:, c:]).neg_()
+        shift = shift.clamp_(min=0).add_(eps).log_().mul_(p_flat)
 
-        total = torch.zeros_like(shift)
-        wz = torch.zeros_like(shift) if grad_pq else None
-        # sign(x) w / a per entry, see the class docstring
-        inv = x.new_empty(num_rows, c) if grad_x else None
-        routed_pos = x.new_zeros(dim_size, c) if signed else None  # entries with x > 0
-        p_pos, p_neg = p_flat[:, :c], p_flat[:, c:]
+        # one sum scatter per block of [routed w+, routed w-, [x > 0], routed w z+, routed w z-]
+        # (signed) or [w, w z] (unsigned)
+        parts = (3 if signed else 1) + (branches if grad_pq else 0)
+        acc = x.new_zeros(dim_size, parts * c)
+        inv = x.new_empty(num_rows, c) if grad_x else None  # sign(x) w / a, see the docstring
         block = _block_rows(branches * c)
+        buf = x.new_empty(min(block, num_rows), parts * c)
+        p_pos, p_neg = p_flat[:, :c], p_flat[:, c:]
         for r0 in range(0, num_rows, block):
             xb, ib = x[r0:r0 + block], index[r0:r0 + block]
+            rows = xb.size(0)
+            bb = buf[:rows]
+            sign = xb.sign()
             a = xb.abs().add_(eps)
             s_b = shift.index_select(0, ib)
             if signed:
-                pos = xb > 0
-                s_e = torch.where(pos, s_b[:, :c], s_b[:, c:])
-                zb = torch.where(pos, p_pos, p_neg).mul_(a.log())
+                m = sign.clamp(min=0)  # routed to +: x > 0
+                nm = 1 - m
+                zb = torch.mul(m, p_pos).addcmul_(nm, p_neg).mul_(a.log())
+                s_e = s_b[:, :c].mul(m).addcmul_(s_b[:, c:], nm)
             else:
-                s_e, zb = s_b, a.log().mul_(p_flat)
+                zb, s_e = a.log().mul_(p_flat), s_b
             # exp(z - s) <= 1 and the segment's largest term is 1. Terms below the smallest
             # normal number are raised to it: they cannot move T >= 1, and CPU exp is ~40x
             # slower on inputs whose result underflows.
             wb = torch.sub(zb, s_e, out=s_e).clamp_(min=floor).exp_()
             if inv is not None:
-                torch.div(wb, a, out=inv[r0:r0 + block]).mul_(xb.sign())
+                torch.div(wb, a, out=inv[r0:r0 + block]).mul_(sign)
             if signed:
-                pos_w = wb * pos
-                total.index_add_(0, ib, torch.cat([pos_w, wb - pos_w], dim=1))
-                routed_pos.index_add_(0, ib, pos.to(x.dtype))
-                if wz is not None:
-                    pos_wz = pos_w.mul_(zb)
-                    wz.index_add_(0, ib, torch.cat([pos_wz, wb.mul_(zb).sub_(pos_wz)], dim=1))
+                torch.mul(wb, m, out=bb[:, :c])
+                torch.sub(wb, bb[:, :c], out=bb[:, c:2 * c])  # w (1 - m), exactly
+                bb[:, 2 * c:3 * c] = m
+                if grad_pq:
+                    torch.mul(bb[:, :2 * c].view(rows, 2, c), zb.unsqueeze(1),
+                              out=bb[:, 3 * c:].view(rows, 2, c))
             else:
-                total.index_add_(0, ib, wb)
-                if wz is not None:
-                    wz.index_add_(0, ib, wb.mul_(zb))
+                bb[:, :c] = wb
+                if grad_pq:
+                    torch.mul(wb, zb, out=bb[:, c:])
+            acc.index_add_(0, ib, bb)
+        total = acc[:, :branches * c]
+        wz = acc[:, -branches * c:] if grad_pq else None
         if signed:
-            # entries routed to the other branch sit at a = eps there: k terms e^(p log eps - s)
-            others = torch.cat([count.to(x.dtype).unsqueeze(-1) - routed_pos, routed_pos], dim=1)
-            z_eps = p_flat * log_eps
-            w_eps = torch.sub(z_eps, shift).clamp_(min=floor).exp_().mul_(others)
+            # entries routed to the other branch sit at a = eps there: k terms e^(p log eps - s),
+            # where p log eps <= s whenever k > 0 (max 0 keeps k = 0 from giving inf * 0)
+            routed_pos = acc[:, 2 * c:3 * c]
+            z_eps = p_flat * math.log(eps)
+            w_eps = torch.sub(z_eps, shift, out=ext).clamp_(min=floor, max=0.0).exp_()
+            w_eps[:, c:].mul_(routed_pos)
+            w_eps[:, :c].mul_(routed_pos.neg().add_(count.unsqueeze(-1)))
             total.add_(w_eps)
             if wz is not None:
                 wz.add_(w_eps.mul_(z_eps))
         # T >= 1 in a non-empty segment, so the clamp only gives empty ones a harmless T = 1
-        total = total.clamp_(min=1.0)
+        total.clamp_(min=1.0)
         log_count = torch.log(count.clamp(min=1).to(x.dtype)).unsqueeze(-1)  # [N, 1]
-        log_out = torch.log(total).add_(shift).addcmul_(log_count, q_flat, value=-1.0)
-        log_out = log_out.div_(p_flat)
-        out = torch.exp(log_out).mul_(nonempty.to(x.dtype))  # empty: 0
-        ctx.save_for_backward(inv, x if signed and grad_x else None, wz, p_flat, index, total,
-                              out, log_out, log_count)
+        log_out = torch.log(total, out=ext if signed else None).add_(shift)
+        log_out = log_out.addcmul_(log_count, q_flat, value=-1.0).div_(p_flat)
+        out = torch.exp(log_out).mul_((count > 0).unsqueeze(-1).to(x.dtype))  # empty: 0
+        ctx.save_for_backward(inv, wz, p_flat, index, total, out, log_out, log_count)
         ctx.branches = branches
         return out[:, :c] - out[:, c:] if signed else out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
-        w_inv, x, wz, p_flat, index, total, out, log_out, log_count = ctx.saved_tensors
+        w_inv, wz, p_flat, index, total, out, log_out, log_count = ctx.saved_tensors
         branches = ctx.branches
         c = out.size(-1) // branches
         # gradient of each branch's output o (the negative branch enters with a minus sign)
@@ -256,10 +269,13 @@ class _GNPFunction(torch.autograd.Function):
             grad_x = grad.new_empty(index.numel(), c)
             block = _block_rows(branches * c)
             for r0 in range(0, index.numel(), block):
-                rb = go_t.index_select(0, index[r0:r0 + block])
-                if branches == 2:  # each entry's gradient comes from the branch it is routed to
-                    rb = torch.where(x[r0:r0 + block] > 0, rb[:, :c], rb[:, c:])
-                torch.mul(rb, w_inv[r0:r0 + block], out=grad_x[r0:r0 + block])
+                rb, ib_inv = go_t.index_select(0, index[r0:r0 + block]), w_inv[r0:r0 + block]
+                if branches == 2:
+                    # each entry's gradient comes from the branch it is routed to, which the
+                    # sign of w_inv tells (w_inv = 0 where x = 0)
+                    m = ib_inv.sign().clamp_(min=0)
+                    rb = rb[:, :c].mul(m).addcmul_(rb[:, c:], 1 - m)
+                torch.mul(rb, ib_inv, out=grad_x[r0:r0 + block])
         if ctx.needs_input_grad[1]:
             mean_log = wz.div(total).div_(p_flat).sub_(log_out)  # sum pi log a - log o
             grad_p = (mean_log.mul_(go).sum(0, keepdim=True) / p_flat).view(branches, c)
