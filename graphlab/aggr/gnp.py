@@ -140,18 +140,15 @@ class GNPAggregation(Aggregation):
 
 
 class _GNPFunction(torch.autograd.Function):
-    r"""Log-space GNP with a hand-written backward: one log and one exp per entry of ``x``
-    (not per entry of both branches), two ``amax``/``amin`` scatters of ``x`` for the shift and
-    one sum scatter, all in one blocked pass over the rows.
+    r"""Log-space GNP with a hand-written backward: one log, one exp, one ``amax`` scatter and one
+    sum scatter per entry in the forward pass (a second sum scatter when :math:`p, q` need
+    gradients), one gather in the backward pass; elementwise passes run over cache-sized blocks
+    of rows.
 
-    With :math:`a^\pm = \mathrm{ReLU}(\pm x) + \epsilon`, an entry is non-trivial in one branch
-    only: it is *routed* to branch :math:`+` if :math:`x > 0`, else to :math:`-`, with
-    :math:`a = |x| + \epsilon`; in the other branch it is :math:`a = \epsilon`, so that branch
-    only needs the per-segment count :math:`k` of such entries. With :math:`z = p \log a`,
-    :math:`s = \max_{\text{segment}} z` (from the segment's max and min of :math:`x`, as
-    :math:`z` is monotone in :math:`a`), :math:`w = e^{z - s}`,
-    :math:`T = \sum_{\text{routed}} w + k\,e^{p \log\epsilon - s}` and
-    :math:`o = (e^{s} T / n^q)^{1/p}`:
+    Layout: the branches sit side by side as ``B * C`` channels, ``a = [ReLU(x), ReLU(-x)] + eps``,
+    so every scatter runs once over ``[E, B * C]`` with the segment index (no per-entry branch
+    selection). With :math:`z = p \log a`, :math:`s = \max_{\text{segment}} z`,
+    :math:`w = e^{z - s}`, :math:`T = \sum w` and :math:`o = (e^{s} T / n^q)^{1/p}`:
 
     .. math::
         \frac{\partial o}{\partial a_e} = \frac{o\,w_e}{T a_e}, \qquad
@@ -160,100 +157,66 @@ class _GNPFunction(torch.autograd.Function):
         \frac{\partial o}{\partial q} = -\frac{o \log n}{p}.
 
     The forward pass keeps only what the backward pass needs: per entry
-    :math:`\operatorname{sign}(x_e)\, w_e / a_e` (entries at :math:`a = \epsilon` have zero
-    gradient, the negative branch's minus sign is folded in), per segment
-    :math:`\sum_e w_e z_e`.
+    :math:`w_e \, (\partial a_e / \partial x_e) / a_e` (the negative branch's minus sign
+    included), per segment :math:`\sum_e w_e z_e`.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, p: Tensor, q: Tensor, index: Tensor, dim_size: int, eps: float,
                 grad_x: bool, grad_pq: bool) -> Tensor:
-        # Selections use 0/1 float masks (a * m + b * (1 - m), exact for finite a, b): on CPU,
-        # torch.where and comparisons are several times slower than float arithmetic. Per-node
-        # buffers ([N, B * C], as large as the input on sparse graphs) are updated in place:
-        # every fresh one costs page faults.
+        # The elementwise work runs over blocks of rows small enough to stay in cache: a dozen
+        # passes over one [E, B * C] buffer would otherwise each stream it through memory.
         branches, c = p.shape
         p_flat, q_flat = p.reshape(1, -1), q.reshape(1, -1)  # [1, B * C], branch-major
-        num_rows, signed = x.size(0), branches == 2
-        count = torch.bincount(index, minlength=dim_size)
-        floor = math.log(torch.finfo(x.dtype).tiny)
-
-        # shift s = max p log a: the largest a (p > 0) or the smallest (p < 0), i.e. the
-        # segment's max or min of x through the entries' elementwise ops (empty segments: any
-        # finite value)
-        full_index = index.unsqueeze(-1).expand_as(x)
-        ext = x.new_zeros(dim_size, 2 * c)
-        x_max = ext[:, :c].scatter_reduce_(0, full_index, x, "amax", include_self=False)
-        x_min = ext[:, c:].scatter_reduce_(0, full_index, x, "amin", include_self=False)
-        up = (p_flat > 0).to(x.dtype)  # [1, B * C]
-        shift = x.new_empty(dim_size, branches * c)
-        torch.mul(x_max, up[:, :c], out=shift[:, :c]).addcmul_(x_min, 1 - up[:, :c])
-        if signed:  # a- = ReLU(-x) + eps: its largest is at min x, its smallest at max x
-            torch.mul(x_min, up[:, c:], out=shift[:, c:]).addcmul_(x_max, 1 - up[:, c:]).neg_()
-        shift = shift.clamp_(min=0).add_(eps).log_().mul_(p_flat)
-
-        # one sum scatter per block of [routed w+, routed w-, [x > 0], routed w z+, routed w z-]
-        # (signed) or [w, w z] (unsigned)
-        parts = (3 if signed else 1) + (branches if grad_pq else 0)
-        acc = x.new_zeros(dim_size, parts * c)
-        inv = x.new_empty(num_rows, c) if grad_x else None  # sign(x) w / a, see the docstring
-        block = _block_rows(branches * c)
-        buf = x.new_empty(min(block, num_rows), parts * c)
-        p_pos, p_neg = p_flat[:, :c], p_flat[:, c:]
+        num_rows, width = x.size(0), branches * c
+        block = _block_rows(width)
+        z = x.new_empty(num_rows, width)
+        # da/dx / a per entry, the negative branch's sign in the output folded in:
+        # [x > 0] / a+ and -[x < 0] / a-
+        inv = x.new_empty(num_rows, width) if grad_x else None
+        shift = x.new_full((dim_size, width), -math.inf)
+        # one scratch block, reused: fresh per-block temporaries cost measurably more (page faults)
+        scratch = x.new_empty(min(block, num_rows), width)
         for r0 in range(0, num_rows, block):
             xb, ib = x[r0:r0 + block], index[r0:r0 + block]
-            rows = xb.size(0)
-            bb = buf[:rows]
-            sign = xb.sign()
-            a = xb.abs().add_(eps)
-            s_b = shift.index_select(0, ib)
-            if signed:
-                m = sign.clamp(min=0)  # routed to +: x > 0
-                nm = 1 - m
-                zb = torch.mul(m, p_pos).addcmul_(nm, p_neg).mul_(a.log())
-                s_e = s_b[:, :c].mul(m).addcmul_(s_b[:, c:], nm)
-            else:
-                zb, s_e = a.log().mul_(p_flat), s_b
+            raw = scratch[:xb.size(0)]
+            raw[:, :c] = xb
+            if branches == 2:
+                torch.neg(xb, out=raw[:, c:])  # [x, -x]
+            # a = [ReLU(x), ReLU(-x)] + eps
+            a = torch.clamp(raw, min=0, out=z[r0:r0 + block]).add_(eps)
+            if inv is not None:
+                ib_inv = torch.div(raw.sign_().clamp_(min=0), a, out=inv[r0:r0 + block])
+                if branches == 2:
+                    ib_inv[:, c:].neg_()
+            zb = a.log_().mul_(p_flat)
+            shift.scatter_reduce_(0, ib.unsqueeze(-1).expand_as(zb), zb, "amax")
+        shift = shift.nan_to_num_(neginf=0.0)  # empty segments
+        count = torch.bincount(index, minlength=dim_size)
+        total = torch.zeros_like(shift)
+        wz = torch.zeros_like(shift) if grad_pq else None
+        floor = math.log(torch.finfo(x.dtype).tiny)
+        for r0 in range(0, num_rows, block):
+            zb, ib = z[r0:r0 + block], index[r0:r0 + block]
+            wb = torch.index_select(shift, 0, ib, out=scratch[:ib.numel()])
             # exp(z - s) <= 1 and the segment's largest term is 1. Terms below the smallest
             # normal number are raised to it: they cannot move T >= 1, and CPU exp is ~40x
             # slower on inputs whose result underflows.
-            wb = torch.sub(zb, s_e, out=s_e).clamp_(min=floor).exp_()
-            if inv is not None:
-                torch.div(wb, a, out=inv[r0:r0 + block]).mul_(sign)
-            if signed:
-                torch.mul(wb, m, out=bb[:, :c])
-                torch.sub(wb, bb[:, :c], out=bb[:, c:2 * c])  # w (1 - m), exactly
-                bb[:, 2 * c:3 * c] = m
-                if grad_pq:
-                    torch.mul(bb[:, :2 * c].view(rows, 2, c), zb.unsqueeze(1),
-                              out=bb[:, 3 * c:].view(rows, 2, c))
-            else:
-                bb[:, :c] = wb
-                if grad_pq:
-                    torch.mul(wb, zb, out=bb[:, c:])
-            acc.index_add_(0, ib, bb)
-        total = acc[:, :branches * c]
-        wz = acc[:, -branches * c:] if grad_pq else None
-        if signed:
-            # entries routed to the other branch sit at a = eps there: k terms e^(p log eps - s),
-            # where p log eps <= s whenever k > 0 (max 0 keeps k = 0 from giving inf * 0)
-            routed_pos = acc[:, 2 * c:3 * c]
-            z_eps = p_flat * math.log(eps)
-            w_eps = torch.sub(z_eps, shift, out=ext).clamp_(min=floor, max=0.0).exp_()
-            w_eps[:, c:].mul_(routed_pos)
-            w_eps[:, :c].mul_(routed_pos.neg().add_(count.unsqueeze(-1)))
-            total.add_(w_eps)
+            wb = torch.sub(zb, wb, out=wb).clamp_(min=floor).exp_()
+            total.index_add_(0, ib, wb)
             if wz is not None:
-                wz.add_(w_eps.mul_(z_eps))
+                wz.index_add_(0, ib, zb.mul_(wb))
+            if inv is not None:
+                inv[r0:r0 + block].mul_(wb)
         # T >= 1 in a non-empty segment, so the clamp only gives empty ones a harmless T = 1
-        total.clamp_(min=1.0)
+        total = total.clamp_(min=1.0)
         log_count = torch.log(count.clamp(min=1).to(x.dtype)).unsqueeze(-1)  # [N, 1]
-        log_out = torch.log(total, out=ext if signed else None).add_(shift)
-        log_out = log_out.addcmul_(log_count, q_flat, value=-1.0).div_(p_flat)
+        log_out = torch.log(total).add_(shift).addcmul_(log_count, q_flat, value=-1.0)
+        log_out = log_out.div_(p_flat)
         out = torch.exp(log_out).mul_((count > 0).unsqueeze(-1).to(x.dtype))  # empty: 0
         ctx.save_for_backward(inv, wz, p_flat, index, total, out, log_out, log_count)
         ctx.branches = branches
-        return out[:, :c] - out[:, c:] if signed else out
+        return out[:, :c] - out[:, c:] if branches == 2 else out
 
     @staticmethod
     @once_differentiable
@@ -268,14 +231,15 @@ class _GNPFunction(torch.autograd.Function):
             go_t = go.div(total)
             grad_x = grad.new_empty(index.numel(), c)
             block = _block_rows(branches * c)
+            scratch = grad.new_empty(min(block, index.numel()), branches * c)
             for r0 in range(0, index.numel(), block):
-                rb, ib_inv = go_t.index_select(0, index[r0:r0 + block]), w_inv[r0:r0 + block]
+                ib = index[r0:r0 + block]
+                rb = torch.index_select(go_t, 0, ib, out=scratch[:ib.numel()])
+                rb = rb.mul_(w_inv[r0:r0 + block])
                 if branches == 2:
-                    # each entry's gradient comes from the branch it is routed to, which the
-                    # sign of w_inv tells (w_inv = 0 where x = 0)
-                    m = ib_inv.sign().clamp_(min=0)
-                    rb = rb[:, :c].mul(m).addcmul_(rb[:, c:], 1 - m)
-                torch.mul(rb, ib_inv, out=grad_x[r0:r0 + block])
+                    torch.add(rb[:, :c], rb[:, c:], out=grad_x[r0:r0 + block])
+                else:
+                    grad_x[r0:r0 + block] = rb
         if ctx.needs_input_grad[1]:
             mean_log = wz.div(total).div_(p_flat).sub_(log_out)  # sum pi log a - log o
             grad_p = (mean_log.mul_(go).sum(0, keepdim=True) / p_flat).view(branches, c)
