@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
+from graphlab.bench import load_bundle_or_skip
+
 MACHINE = "2-core CPU, torch 2.13 CPU"
 
 
 def load_dataset(name: str, tag: str):
-    """``graphlab.datasets.get_dataset(name)``, or ``None`` (with a message) when its mirror is
-    missing: a benchmark skips what it cannot load instead of crashing."""
-    from graphlab.datasets import get_dataset
-
-    os.environ.setdefault("GRAPHLAB_DATA_DIR", "/work/shared/data")
-    try:
-        return get_dataset(name)
-    except Exception as exc:  # noqa: BLE001 - a missing mirror means "skip", not "crash"
-        print(f"[{tag}] {name} unavailable, skipped: {exc}")
-        return None
+    """See :func:`graphlab.bench.load_bundle_or_skip`."""
+    return load_bundle_or_skip(name, tag)
 
 
 def write_results(out: Path, name: str, rows: list[dict], command: str, notes: str = "",

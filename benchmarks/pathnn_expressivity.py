@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
-from graphlab.bench import register
+from graphlab.bench import load_bundle_or_skip, register
 from graphlab.models import GNN, PathNN
 from graphlab.testing import permute_graph
 from graphlab.utils.paths import enumerate_paths
@@ -43,14 +42,7 @@ PAPER = {  # separated pairs reported in the PathNN paper (abstract / Table: 100
 
 
 def _load(name: str):
-    from graphlab.datasets import get_dataset
-
-    os.environ.setdefault("GRAPHLAB_DATA_DIR", "/work/shared/data")
-    try:
-        return get_dataset(name)
-    except Exception as exc:  # noqa: BLE001 - a missing mirror means "skip", not "crash"
-        print(f"[pathnn-expressivity] {name} unavailable, skipped: {exc}")
-        return None
+    return load_bundle_or_skip(name, "pathnn-expressivity")
 
 
 def _embed(model: nn.Module, graphs: list[Data], batch_size: int) -> torch.Tensor:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from torch.nn import functional as F
 from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
-from graphlab.bench import register
+from graphlab.bench import load_bundle_or_skip, register
 from graphlab.models import PathNN
 from graphlab.train import TrainConfig, train
 
@@ -37,14 +36,7 @@ MODEL_NAMES = {"shortest": "pathnn-sp", "all_shortest": "pathnn-sp+", "all_simpl
 
 
 def _bundle(name: str):
-    from graphlab.datasets import get_dataset
-
-    os.environ.setdefault("GRAPHLAB_DATA_DIR", "/work/shared/data")
-    try:
-        return get_dataset(name)
-    except Exception as exc:  # noqa: BLE001 - a missing mirror means "skip"
-        print(f"[pathnn-real] {name} unavailable, skipped: {exc}")
-        return None
+    return load_bundle_or_skip(name, "pathnn-real")
 
 
 def _epoch(model: PathNN, loader: DataLoader, opt: torch.optim.Optimizer, loss_fn) -> float:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from graphlab.bench import register
+from graphlab.bench import load_bundle_or_skip, register
 from graphlab.utils.paths import enumerate_paths
 
 MAX_LENGTH = 4
@@ -37,14 +36,10 @@ FULL_COMPARE_GRAPHS = 4000
 
 def _load_molhiv(num_graphs: int | None) -> tuple[torch.Tensor, int, list[tuple[int, int]]] | None:
     """(edge_index of the disjoint union, number of nodes, per-graph (node, edge) slices)."""
-    from graphlab.datasets import get_dataset
-
-    os.environ.setdefault("GRAPHLAB_DATA_DIR", "/work/shared/data")
-    try:
-        ds = get_dataset("ogbg-molhiv").dataset
-    except Exception as exc:  # noqa: BLE001 - a missing mirror means "skip"
-        print(f"[pathnn-speed] ogbg-molhiv unavailable, skipped: {exc}")
+    bundle = load_bundle_or_skip("ogbg-molhiv", "pathnn-speed")
+    if bundle is None:
         return None
+    ds = bundle.dataset
     node_ptr = ds.slices["x"]
     edge_ptr = ds.slices["edge_index"]
     count = len(ds) if num_graphs is None else min(num_graphs, len(ds))
