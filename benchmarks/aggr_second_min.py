@@ -13,16 +13,23 @@ number of steps (``FULL``: 5,000 steps of batch 128, 1% of the example's, at lr 
 cosine decay, width 64, no dropout; ~10 CPU-minutes for the six models) and the size-32 test
 accuracy is recorded every 500 steps, so the table shows where each aggregation stands at this
 budget and how fast it is climbing.
-graphlab LCM's associativity regulariser is off by default (``aux_weight``): at 1,200 steps a
-weight of 0.1 halved the test accuracy (5.4% against 11.3%) and made steps ~1.7x slower.
+Longer budgets: ``--steps N`` sets the cosine schedule's length, ``--stop-at K`` stops a model at
+step K of that schedule (its curve is then comparable step for step with a full run). Session 3:
+graphlab LCM 30,000 steps (``aggr_second_min_lcm_30k.json``), PyG's LCM on the same schedule.
+graphlab LCM's associativity regulariser is off by default (``--aux-weight``): at 1,200 steps it
+lowers the test accuracy from 11.3% to 6.5% at weight 0.01 and 5.4% at 0.1, and makes steps
+~1.7x slower (``aggr_second_min_aux_probe.json``).
 
-    python -m benchmarks.aggr_second_min [--quick] [--steps N] [--models a,b] [--out DIR]
+    python -m benchmarks.aggr_second_min [--quick] [--steps N] [--stop-at K] [--models a,b]
+                                         [--aux-weight W] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -104,8 +111,11 @@ def accuracy(model: SetModel, data: MultisetData, batch_size: int = 256) -> floa
 
 
 def train_one(name: str, train: MultisetData, test: MultisetData, steps: int, dim: int,
-              lr: float, eval_every: int, aux_weight: float = 0.0, seed: int = 0) -> dict:
-    """Adam with a cosine learning-rate decay; test accuracy every ``eval_every`` steps."""
+              lr: float, eval_every: int, aux_weight: float = 0.0, seed: int = 0,
+              stop_at: int | None = None) -> dict:
+    """Adam with a cosine learning-rate decay over ``steps``; test accuracy every ``eval_every``
+    steps. ``stop_at`` ends training early on that same schedule (a partial curve that is
+    comparable step for step with a full run)."""
     from tqdm import tqdm
 
     torch.manual_seed(seed)
@@ -116,7 +126,8 @@ def train_one(name: str, train: MultisetData, test: MultisetData, steps: int, di
     use_aux = aux_weight > 0 and hasattr(model.aggr, "aux_loss")
     curve, cpu = [], 0.0
     start = time.process_time()
-    for step in tqdm(range(1, steps + 1), desc=name, leave=False):
+    last = min(stop_at or steps, steps)
+    for step in tqdm(range(1, last + 1), desc=name, leave=False):
         ids = torch.randint(0, len(train), (128,), generator=gen)
         bits, seg, y = train.batch(ids)
         loss = F.binary_cross_entropy_with_logits(model(bits, seg, 128), y)
@@ -126,16 +137,19 @@ def train_one(name: str, train: MultisetData, test: MultisetData, steps: int, di
         loss.backward()
         opt.step()
         sched.step()
-        if step % eval_every == 0 or step == steps:
+        if step % eval_every == 0 or step == last:
             cpu += time.process_time() - start  # evaluation is not counted as training time
             curve.append((step, round(accuracy(model, test), 4)))
+            tqdm.write(f"{name} step {step}: test acc {curve[-1][1]}, loss {loss.item():.4f}, "
+                       f"cpu {cpu:.0f} s", file=sys.stderr)
             start = time.process_time()
     cpu += time.process_time() - start
-    return {"aggregation": name, "steps": steps, "train loss": round(loss.item(), 4),
+    return {"aggregation": name, "steps": last, "schedule steps": steps,
+            "train loss": round(loss.item(), 4),
             "test acc (size 32)": curve[-1][1],
             "best test acc": max(acc for _, acc in curve),
             "train acc (size 2-16, 2048 sets)": round(accuracy(model, train.subset), 4),
-            "train cpu s": round(cpu, 1), "ms / step": round(1e3 * cpu / steps, 1),
+            "train cpu s": round(cpu, 1), "ms / step": round(1e3 * cpu / last, 1),
             "curve": curve}
 
 
@@ -146,7 +160,8 @@ def _job(name: str, cfg: dict, quick: bool) -> dict:
     test = MultisetData(256 if quick else 1024, 32, 32, seed=1)
     steps = cfg["steps"].get(name, cfg["steps"]["default"])
     return train_one(name, train, test, steps, cfg["dim"], cfg["lr"], cfg["eval_every"],
-                     cfg["aux_weight"] if name == "graphlab LCM" else 0.0)
+                     cfg["aux_weight"] if name == "graphlab LCM" else 0.0,
+                     stop_at=cfg.get("stop_at"))
 
 
 MODELS = ["graphlab LCM", "graphlab Recurrent (LSTM)", "PyG LCM", "sum", "max",
@@ -158,11 +173,16 @@ QUICK = {"dim": 32, "lr": 3e-3, "steps": {"default": 150}, "eval_every": 150, "a
 
 
 @register("aggr-second-min", "second minimum of 8-bit multisets, train size 2-16, test size 32")
-def run(quick: bool, out: Path, steps: int | None = None, models: list[str] | None = None) -> list[dict]:
+def run(quick: bool, out: Path, steps: int | None = None, models: list[str] | None = None,
+        stop_at: int | None = None, aux_weight: float | None = None) -> list[dict]:
     torch.set_num_threads(1)
     cfg = {**(QUICK if quick else FULL)}
     if steps:
         cfg["steps"] = {"default": steps}
+    if stop_at:
+        cfg["stop_at"] = stop_at
+    if aux_weight is not None:
+        cfg["aux_weight"] = aux_weight
     models = models or (["graphlab LCM", "sum", "PyG LCM"] if quick else MODELS)
     # one single-threaded job after the other: the machine is shared
     rows = [_job(name, cfg, quick) for name in models]
@@ -180,12 +200,17 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None, help="schedule length (steps per model)")
+    parser.add_argument("--stop-at", type=int, default=None,
+                        help="stop every model at this step of the --steps schedule")
+    parser.add_argument("--aux-weight", type=float, default=None,
+                        help="weight of graphlab LCM's associativity regulariser (default 0)")
     parser.add_argument("--models", default=None, help="comma-separated subset of " + ", ".join(MODELS))
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     out = Path(args.out)
-    rows = run(args.quick, out, args.steps, args.models.split(",") if args.models else None)
+    rows = run(args.quick, out, args.steps, args.models.split(",") if args.models else None,
+               args.stop_at, args.aux_weight)
     table = format_table([{k: v for k, v in row.items() if k != "curve"} for row in rows])
     print(table)
     curves = "\n".join(f"- {row['aggregation']}: " + ", ".join(f"{s}: {a}" for s, a in row["curve"])
@@ -193,9 +218,10 @@ def main() -> None:
     print(curves)
     if not args.quick:
         cfg = FULL if not args.steps else {**FULL, "steps": {"default": args.steps}}
+        cfg = {**cfg, **({"stop_at": args.stop_at} if args.stop_at else {}),
+               **({"aux_weight": args.aux_weight} if args.aux_weight is not None else {})}
         date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        cmd = "python -m benchmarks.aggr_second_min" + (f" --steps {args.steps}" if args.steps
-                                                         else "")
+        cmd = "python -m benchmarks.aggr_second_min " + shlex.join(sys.argv[1:])
         (out / "aggr_second_min.md").write_text(
             f"# aggr-second-min\n\n`{cmd}`, {date}, machine: 2-core CPU (shared), torch 2.13 "
             f"CPU, one thread; one seed, batch 128, config {json.dumps(cfg)}.\n\n```\n{table}\n```\n\n"

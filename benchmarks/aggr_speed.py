@@ -14,7 +14,8 @@ PyG's ``LCMAggregation`` and ``LSTMAggregation`` pad to ``[nodes, max degree, ch
 100,000-node graph with maximum degree 2,000 the padded input alone is 25.6 GB, so they are not run
 there (the machine has 23 GB).
 
-    python -m benchmarks.aggr_speed [--quick] [--out benchmarks/results]
+    python -m benchmarks.aggr_speed [--quick] [--out benchmarks/results] [--rerun gnp]
+    python -m benchmarks.aggr_speed --floor [--graphs 10k,100k]   # GNP's unavoidable passes
 """
 
 from __future__ import annotations
@@ -125,6 +126,46 @@ def _measure(method: str, graph: str, min_run_time: float) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def primitive_floor(graph: str, min_run_time: float = 0.5) -> list[dict]:
+    """CPU time of the passes no eager implementation of the stable, signed GNP can skip, next
+    to PyG's sum fwd+bwd on the same graph: one log per entry and channel, one exp per entry and
+    branch ([E, 2C]), one sum scatter and one gather of [E, 2C], one log and one exp per segment
+    and branch ([N, 2C]). Everything else GNP does is elementwise passes on top of these."""
+    from torch.utils.benchmark import Timer
+    from torch_geometric.nn import aggr as pyg
+
+    torch.set_num_threads(1)
+    nodes, edges, max_deg = GRAPHS[graph]
+    index = power_law_index(nodes, edges, max_deg)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(index.numel(), CHANNELS, generator=gen, requires_grad=True)
+    narrow = torch.rand(index.numel(), CHANNELS, generator=gen) + 0.5
+    wide = torch.rand(index.numel(), 2 * CHANNELS, generator=gen) + 0.5
+    per_node = torch.rand(nodes, 2 * CHANNELS, generator=gen) + 0.5
+    # preallocated outputs: the floor counts arithmetic and memory traffic, not page faults
+    out_n, out_w, out_node = torch.empty_like(narrow), torch.empty_like(wide), torch.empty_like(per_node)
+    total = torch.zeros(nodes, 2 * CHANNELS)
+    sum_aggr = pyg.SumAggregation()
+    cases = {
+        "PyG Sum fwd+bwd": lambda: sum_aggr(x, index, dim_size=nodes).sum().backward(),
+        "log [E, C]": lambda: torch.log(narrow, out=out_n),
+        "exp [E, 2C]": lambda: torch.exp(wide, out=out_w),
+        "sum scatter [E, 2C]": lambda: total.zero_().index_add_(0, index, wide),
+        "gather [E, 2C] (backward)": lambda: torch.index_select(per_node, 0, index, out=out_w),
+        "log + exp [N, 2C]": lambda: torch.log(per_node, out=out_node).exp_(),
+    }
+    times = {name: Timer("fn()", globals={"fn": fn}, timer=time.process_time)
+             .blocked_autorange(min_run_time=min_run_time).median for name, fn in cases.items()}
+    base = times.pop("PyG Sum fwd+bwd")
+    rows = [{"graph": graph, "pass": name, "ms": round(1e3 * t, 2), "x sum": round(t / base, 2)}
+            for name, t in times.items()]
+    floor = sum(times.values())
+    return rows + [{"graph": graph, "pass": "floor (all of the above)", "ms": round(1e3 * floor, 2),
+                    "x sum": round(floor / base, 2)},
+                   {"graph": graph, "pass": "PyG Sum fwd+bwd", "ms": round(1e3 * base, 2),
+                    "x sum": 1.0}]
+
+
 @register("aggr-speed", "LCM / recurrent / GNP speed and memory vs PyG on power-law degrees")
 def run(quick: bool, out: Path, graphs: list[str] | None = None,
         rerun: list[str] | None = None) -> list[dict]:
@@ -209,10 +250,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--graphs", default=None, help="comma-separated subset of " + ",".join(GRAPHS))
+    parser.add_argument("--floor", action="store_true",
+                        help="time the passes GNP cannot skip against PyG sum (see primitive_floor)")
     parser.add_argument("--rerun", default=None,
                         help="comma-separated groups (lcm, recurrent, gnp) to measure again; the "
                              "other rows are kept from aggr_speed.json")
     args = parser.parse_args()
+    if args.floor:
+        print(format_table([row for g in (args.graphs or "10k").split(",")
+                            for row in primitive_floor(g)]))
+        return
     out = Path(args.out)
     rerun = args.rerun.split(",") if args.rerun else None
     rows = run(args.quick, out, args.graphs.split(",") if args.graphs else None, rerun)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 from tqdm import tqdm
@@ -28,7 +28,7 @@ from tqdm import tqdm
 from graphlab.bench import load_bundle_or_skip, register
 from graphlab.models import GNN, PathNN
 from graphlab.testing import permute_graph
-from graphlab.utils.paths import enumerate_paths
+from graphlab.utils.paths import enumerate_paths, multiset_ids, path_colour_refinement
 
 TOL = 1e-5
 SEEDS = 2
@@ -65,15 +65,25 @@ def _make(model_name: str, in_channels: int, hidden: int, seed: int) -> nn.Modul
     else:
         kind, length, de = _VARIANTS[model_name]
         # the paper's synthetic model: no batch norm, phi = ReLU, L2 norm before each layer
+        graph_bn = model_name in _GRAPH_BN
         model = PathNN(in_channels, hidden, hidden, max_length=length, kind=kind,
                        distance_encoding=de, readout="sum", l2_norm=True, mlp_layers=0,
-                       norm=False)
-    return model.double().eval()
+                       norm=graph_bn)
+    model = model.double().eval()
+    if model_name in _GRAPH_BN:
+        # batch statistics (not running ones): with batch size 1 each layer standardises every
+        # feature over the nodes of one graph before the ReLU
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm1d):
+                module.train()
+    return model
 
 
 # paper settings: EXP SP/SP+ cutoff 11 (10 edges), AP cutoff 6 (5 edges) with distances;
 # SR25 AP cutoff 5 (4 edges) with distances
 _VARIANTS: dict[str, tuple[str, int, bool]] = {}
+# variants whose layers batch-normalise with batch statistics (run with batch size 1)
+_GRAPH_BN = {"PathNN-AP (DE, graph BN)"}
 
 
 def iso_test(dataset: str, model_name: str, graphs: list[Data], pairs: list[tuple[int, int]],
@@ -136,12 +146,117 @@ def _sr25_rows(quick: bool) -> list[dict]:
     pairs = [(i, j) for i in range(len(graphs)) for j in range(i + 1, len(graphs))]
     rows = [pattern_totals_row("SR25", graphs, pairs, max_length=4)]
     print(rows[-1])
-    for name in ("GIN", "PathNN-AP (DE)"):
+    for length in [4] if quick else SR25_REFINEMENT_LENGTHS:
+        rows += refinement_rows("SR25", graphs, pairs, length)
+    models = [m for m in SR25_MODELS if not (quick and m in _GRAPH_BN)]  # quick: ~30 s a model
+    for name in [] if SKIP_MODELS else models:
         # float64 LSTMs over 390k paths per graph are slow on CPU: the relabelled-copy check
         # runs on one graph
         rows.append(iso_test("SR25", name, graphs, pairs, 1 if quick else SEEDS, 1, copies=1))
         print(rows[-1])
     return rows
+
+
+SR25_REFINEMENT_LENGTHS = [4]  # --refinement-lengths
+SKIP_MODELS = False  # --skip-models
+SR25_MODELS = ["GIN", "PathNN-AP (DE)", "PathNN-AP (DE, graph BN)"]  # --sr25-models
+
+
+def refinement_rows(dataset: str, graphs: list[Data], pairs: list[tuple[int, int]],
+                    max_length: int) -> list[dict]:
+    """Pairs separated by the idealised, injective PathNN-AP+DE refinement
+    (:func:`~graphlab.utils.paths.path_colour_refinement`), an upper bound for every PathNN-AP
+    with distance encoding over paths of up to ``max_length`` edges: with the model's layer
+    schedule (layer l = paths of l edges) and iterated with all lengths to a fixpoint. Graphs
+    are compared by the multiset of their final node colours (what any sum / mean readout
+    sees)."""
+    # the per-graph "layers" run cross-checks the batched one; from 5 edges (~47M paths on
+    # SR25) it is the only one that fits in memory
+    rows = [_layered_row(dataset, graphs, pairs, max_length)]
+    print(rows[-1])
+    if max_length >= 5:
+        return rows
+    batch = Batch.from_data_list(graphs)
+    t0 = time.perf_counter()
+    paths = enumerate_paths(batch.edge_index, batch.num_nodes, max_length, "all_simple",
+                            distance_encoding=True)
+    enum_s = time.perf_counter() - t0
+    left = torch.tensor([a for a, _ in pairs])
+    right = torch.tensor([b for _, b in pairs])
+    # the model's layers; the same plus one more layer over max_length-edge paths; fixpoint
+    extra: list[int] = [*range(1, max_length + 1), max_length]
+    for schedule in ("layers", extra, "fixpoint"):
+        t0 = time.perf_counter()
+        history = path_colour_refinement(batch.edge_index, batch.num_nodes, max_length,
+                                         schedule=schedule, paths=paths)
+        graph_id = multiset_ids(batch.batch, history[-1], len(graphs))
+        same = graph_id[left] == graph_id[right]
+        rows.append({
+            "dataset": dataset,
+            "model": f"injective PathNN-AP+DE refinement, <= {max_length} edges, "
+                     + (schedule if isinstance(schedule, str) else f"layers over {schedule} edges"),
+            "separated": f"{int((~same).sum())}/{len(pairs)}", "paper": "-",
+            "iterations": len(history),
+            "colour_classes_per_iteration": [int(c.max()) + 1 for c in history],
+            "pairs_not_separated": [p for p, e in zip(pairs, same.tolist()) if e],
+            "paths": sum(paths.counts()), "seconds": round(time.perf_counter() - t0 + enum_s, 1)})
+        print(rows[-1])
+    return rows
+
+
+def _layered_row(dataset: str, graphs: list[Data], pairs: list[tuple[int, int]],
+                 max_length: int) -> dict:
+    t0 = time.perf_counter()
+    history = layered_refinement_per_graph(graphs, max_length)
+    batch = torch.repeat_interleave(torch.arange(len(graphs)),
+                                    torch.tensor([g.num_nodes for g in graphs]))
+    graph_id = multiset_ids(batch, history[-1], len(graphs))
+    same = [bool(graph_id[a] == graph_id[b]) for a, b in pairs]
+    return {"dataset": dataset,
+            "model": f"injective PathNN-AP+DE refinement, <= {max_length} edges, layers "
+                     "(per graph)",
+            "separated": f"{len(pairs) - sum(same)}/{len(pairs)}", "paper": "-",
+            "iterations": len(history),
+            "colour_classes_per_iteration": [int(c.max()) + 1 for c in history],
+            "pairs_not_separated": [p for p, e in zip(pairs, same) if e],
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def layered_refinement_per_graph(graphs: list[Data], max_length: int) -> list[Tensor]:
+    """The ``schedule="layers"`` refinement of :func:`path_colour_refinement`, one graph at a time.
+
+    Memory-light for long paths (SR25 with 5 edges: 3.1M paths per graph instead of 47M in a
+    batch): a path's (colour, distance) sequence is packed into one int64 (exact while it fits
+    63 bits), so codes agree across graphs without a batch-wide ranking. Returns the global
+    node colours after every layer (nodes of the graphs concatenated in order).
+    """
+    sizes = [g.num_nodes for g in graphs]
+    offsets = [0, *torch.tensor(sizes).cumsum(0).tolist()]
+    colour = torch.zeros(offsets[-1], dtype=torch.long)
+    history = []
+    for length in range(1, max_length + 1):
+        base = (int(colour.max()) + 1) * (length + 1)  # token = colour * (L + 1) + distance
+        bits = (base - 1).bit_length() * (length + 1)
+        if bits > 62:
+            raise ValueError(f"path codes need {bits} bits; use path_colour_refinement")
+        owners, values = [], []
+        for g, off in zip(graphs, offsets):
+            paths = enumerate_paths(g.edge_index, g.num_nodes, length, "all_simple",
+                                    distance_encoding=True)
+            assert paths.dists is not None
+            nodes, dists = paths.nodes[-1] + off, paths.dists[-1]
+            code = torch.zeros(nodes.size(0), dtype=torch.long)
+            for i in range(length + 1):
+                code = code * base + colour[nodes[:, i]] * (length + 1) + dists[:, i]
+            # pre-aggregate per (node, code): multiset_ids then sees each pair once
+            pair, count = torch.unique(torch.stack([nodes[:, -1], code], 1), dim=0,
+                                       return_counts=True)
+            owners.append(pair[:, 0])
+            values.append(torch.stack([pair[:, 1], count], 1))
+        value = torch.unique(torch.cat(values), dim=0, return_inverse=True)[1]
+        colour = multiset_ids(torch.cat(owners), value, offsets[-1], prefix=colour)
+        history.append(colour)
+    return history
 
 
 def pattern_totals_row(dataset: str, graphs: list[Data], pairs: list[tuple[int, int]],
@@ -179,23 +294,41 @@ _VARIANTS.update({
     "PathNN-SP+": ("all_shortest", 10, False),
     "PathNN-AP": ("all_simple", 5, True),
     "PathNN-AP (DE)": ("all_simple", 4, True),
+    "PathNN-AP (DE, graph BN)": ("all_simple", 4, True),
     "PathNN-AP (DE, L=3)": ("all_simple", 3, True),
     "PathNN-AP (no DE, L=3)": ("all_simple", 3, False),
 })
 
 
-def _train_csl(model_name: str, bundle, epochs: int, folds: int, hidden: int = 64,
-               batch_size: int | None = None, seed: int = 0) -> dict:
+def _train_csl(model_name: str, bundle, epochs: int, folds: int | list[int], hidden: int = 64,
+               batch_size: int | None = None, seed: int = 0, lr: float = 1e-3,
+               select: str = "acc", lr_schedule: str = "none", length: int | None = None,
+               l2_norm: bool | None = None, norm: bool = False,
+               readout_norm: bool = False) -> dict:
     """The paper's CSL protocol (``synthetic/configs/CSL_config.json``: hidden 64, 200 epochs,
     Adam 1e-3, sum readout, no batch norm, phi = ReLU); test accuracy at the best-validation
-    epoch. ``hidden``, ``epochs`` and ``batch_size`` (default: the paper's) are budget knobs."""
+    epoch. ``hidden``, ``epochs``, ``batch_size`` (default: the paper's), ``length`` (path
+    edges, default the paper's) are budget knobs; ``l2_norm`` (default the paper's per
+    variant) L2-normalises node states before each layer; ``norm`` adds batch normalisation
+    after each layer's residual sum (the paper's benchmark models; its synthetic ones have
+    none); ``readout_norm`` batch-normalises the graph embedding before the head. Protocol
+    knobs (defaults = the paper's):
+    ``select="acc"`` keeps the first epoch of best validation accuracy, ``"acc_loss"`` breaks
+    validation-accuracy ties by the lower validation loss; ``lr_schedule="cosine"`` anneals the
+    learning rate to 0 over ``epochs``. Per-epoch curves (train loss / accuracy over the
+    epoch's batches, valid and test loss / accuracy) are returned for every fold."""
     from torch.nn import functional as F
 
+    if select not in ("acc", "acc_loss"):
+        raise ValueError(f"select must be 'acc' or 'acc_loss', got {select!r}")
+    if lr_schedule not in ("none", "cosine"):
+        raise ValueError(f"lr_schedule must be 'none' or 'cosine', got {lr_schedule!r}")
     graphs = list(bundle.dataset)
-    accs, best_epochs = [], []
+    fold_ids = list(range(folds)) if isinstance(folds, int) else list(folds)
+    accs, best_epochs, curves = [], [], []
     default_batch = 32
     t0 = time.perf_counter()
-    for fold in tqdm(range(folds), desc=f"CSL {model_name}"):
+    for fold in tqdm(fold_ids, desc=f"CSL {model_name}"):
         split = bundle.splits[fold]
         torch.manual_seed(seed + fold)
         if model_name == "GIN":
@@ -203,42 +336,82 @@ def _train_csl(model_name: str, bundle, epochs: int, folds: int, hidden: int = 6
                                    dropout=0.0)
             data = graphs
         else:
-            kind, length, de, l2_norm, default_batch = _CSL_VARIANTS[model_name]
-            model = PathNN(1, hidden, 10, max_length=length, kind=kind, distance_encoding=de,
-                           readout="sum", l2_norm=l2_norm, mlp_layers=0, norm=False)
+            kind, paper_length, de, paper_l2, default_batch = _CSL_VARIANTS[model_name]
+            model = PathNN(1, hidden, 10, max_length=length or paper_length, kind=kind,
+                           distance_encoding=de, readout="sum",
+                           l2_norm=paper_l2 if l2_norm is None else l2_norm, mlp_layers=0,
+                           norm=norm, readout_norm=readout_norm)
             data = [model.transform(g) for g in graphs]
         subset = {k: [data[i] for i in split[k].tolist()] for k in ("train", "valid", "test")}
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs) \
+            if lr_schedule == "cosine" else None
         loader = DataLoader(subset["train"], batch_size=batch_size or default_batch, shuffle=True,
                             generator=torch.Generator().manual_seed(seed + fold))
-        best = (-1.0, 0.0, 0)
+        best = (-1.0, float("inf"), 0.0, 0)  # valid acc, valid loss, test acc, epoch
+        curve: dict[str, list[float]] = {k: [] for k in (
+            "train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc")}
+        epoch_s = []
         for epoch in range(1, epochs + 1):
+            te = time.perf_counter()
             model.train()
+            loss_sum = correct = 0.0
             for batch in loader:
                 opt.zero_grad()
-                F.cross_entropy(model(batch), batch.y.view(-1)).backward()
+                out = model(batch)
+                loss = F.cross_entropy(out, batch.y.view(-1))
+                loss.backward()
                 opt.step()
-            valid, test = (_csl_accuracy(model, subset[k]) for k in ("valid", "test"))
-            if valid > best[0]:
-                best = (valid, test, epoch)
-        accs.append(best[1])
-        best_epochs.append(best[2])
+                loss_sum += float(loss.detach()) * batch.num_graphs
+                correct += int((out.argmax(-1) == batch.y.view(-1)).sum())
+            if sched is not None:
+                sched.step()
+            (v_loss, valid), (t_loss, test) = (_csl_eval(model, subset[k])
+                                               for k in ("valid", "test"))
+            for key, val in zip(curve, (loss_sum / len(subset["train"]),
+                                        correct / len(subset["train"]), v_loss, valid, t_loss,
+                                        test)):
+                curve[key].append(round(val, 4))
+            better = valid > best[0] or (select == "acc_loss" and valid == best[0]
+                                         and v_loss < best[1])
+            if better:
+                best = (valid, v_loss, test, epoch)
+            epoch_s.append(time.perf_counter() - te)
+            print(f"fold {fold + 1} epoch {epoch}: " + " ".join(
+                f"{k} {v[-1]:.3f}" for k, v in curve.items()) + f" ({epoch_s[-1]:.1f} s)",
+                flush=True)
+        accs.append(best[2])
+        best_epochs.append(best[3])
+        curves.append({"fold": fold + 1, "best_epoch": best[3], "best_valid_acc": best[0],
+                       "seconds_per_epoch": round(sum(epoch_s) / len(epoch_s), 2), **curve})
     acc = torch.tensor(accs)
     std = float(acc.std()) if len(accs) > 1 else 0.0
     return {"dataset": "CSL", "model": model_name,
             "test_acc": f"{100 * float(acc.mean()):.1f} ± {100 * std:.1f}",
-            "paper": PAPER.get(("CSL", model_name), "-"), "epochs": epochs, "folds": folds,
-            "hidden": hidden, "batch_size": batch_size or default_batch,
+            "paper": PAPER.get(("CSL", model_name), "-"), "epochs": epochs,
+            "folds": [f + 1 for f in fold_ids], "hidden": hidden,
+            "batch_size": batch_size or default_batch, "lr": lr, "lr_schedule": lr_schedule,
+            "select": select,
+            "path_edges": None if model_name == "GIN" else length or _CSL_VARIANTS[model_name][1],
+            "l2_norm": None if model_name == "GIN" else (
+                _CSL_VARIANTS[model_name][3] if l2_norm is None else l2_norm),
+            "batch_norm": None if model_name == "GIN" else norm,
+            "readout_norm": None if model_name == "GIN" else readout_norm,
             "per_fold_test_acc": [round(100 * a, 1) for a in accs],
-            "best_valid_epochs": best_epochs, "seconds": round(time.perf_counter() - t0, 1)}
+            "best_valid_epochs": best_epochs, "seconds": round(time.perf_counter() - t0, 1),
+            "curves": curves}
 
 
 @torch.no_grad()
-def _csl_accuracy(model: nn.Module, graphs: list[Data]) -> float:
+def _csl_eval(model: nn.Module, graphs: list[Data]) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy."""
     model.eval()
-    correct = sum(int((model(b).argmax(-1) == b.y.view(-1)).sum())
-                  for b in DataLoader(graphs, batch_size=64))
-    return correct / len(graphs)
+    loss = correct = 0.0
+    for b in DataLoader(graphs, batch_size=64):
+        out = model(b)
+        loss += float(nn.functional.cross_entropy(out, b.y.view(-1), reduction="sum"))
+        correct += int((out.argmax(-1) == b.y.view(-1)).sum())
+    return loss / len(graphs), correct / len(graphs)
 
 
 # the paper's CSL settings: SP / SP+ cutoff 12 (11 edges), batch 32, no L2 norm; AP cutoff 6
@@ -251,6 +424,9 @@ CSL_MODEL = "PathNN-SP+"
 CSL_EPOCHS = 200
 CSL_HIDDEN = 64
 CSL_BATCH: int | None = None
+# protocol / budget knobs of the trained CSL run (CLI); see _train_csl
+CSL_OPTS: dict = {"folds": 5}
+CSL_SKIP_GIN = False
 _VARIANTS.update({"PathNN-SP+ (L=6)": ("all_shortest", 6, False),
                   "PathNN-AP (DE, L=4)": ("all_simple", 4, True)})
 
@@ -279,9 +455,9 @@ def _csl_rows(quick: bool) -> list[dict]:
     bundle = _load("CSL")
     if bundle is None:
         return rows
-    for name in ("GIN", CSL_MODEL):
-        rows.append(_train_csl(name, bundle, epochs=CSL_EPOCHS, folds=5, hidden=CSL_HIDDEN,
-                               batch_size=CSL_BATCH))
+    for name in ([] if CSL_SKIP_GIN else ["GIN"]) + [CSL_MODEL]:
+        rows.append(_train_csl(name, bundle, epochs=CSL_EPOCHS, hidden=CSL_HIDDEN,
+                               batch_size=CSL_BATCH, **CSL_OPTS))
         print(rows[-1])
     return rows
 
@@ -323,14 +499,41 @@ if __name__ == "__main__":
     parser.add_argument("--task", choices=["exp", "sr25", "csl", "all"], default="all")
     parser.add_argument("--pairs", type=int, help="EXP pairs (default: all 600)")
     parser.add_argument("--seeds", type=int, default=SEEDS, help="initialisations (full mode)")
+    parser.add_argument("--refinement-lengths", type=int, nargs="+", default=SR25_REFINEMENT_LENGTHS,
+                        help="SR25: path edges of the injective refinement rows")
+    parser.add_argument("--sr25-models", nargs="+", default=SR25_MODELS, choices=SR25_MODELS)
+    parser.add_argument("--skip-models", action="store_true",
+                        help="SR25: refinement and count rows only (no untrained models)")
     parser.add_argument("--csl-model", choices=sorted(_CSL_VARIANTS), default=CSL_MODEL)
     parser.add_argument("--csl-epochs", type=int, default=CSL_EPOCHS)
     parser.add_argument("--csl-hidden", type=int, default=CSL_HIDDEN)
     parser.add_argument("--csl-batch-size", type=int, help="default: the paper's per variant")
+    parser.add_argument("--csl-length", type=int, help="path edges (default: the paper's)")
+    parser.add_argument("--csl-l2-norm", choices=["paper", "on", "off"], default="paper",
+                        help="L2-normalise node states before each layer (paper: AP only)")
+    parser.add_argument("--csl-batch-norm", action="store_true",
+                        help="batch norm after each layer's residual sum (paper: none)")
+    parser.add_argument("--csl-readout-norm", action="store_true",
+                        help="batch norm of the graph embedding before the head (paper: none)")
+    parser.add_argument("--csl-lr", type=float, default=1e-3)
+    parser.add_argument("--csl-lr-schedule", choices=["none", "cosine"], default="none")
+    parser.add_argument("--csl-select", choices=["acc", "acc_loss"], default="acc",
+                        help="acc: first best valid accuracy (paper); acc_loss: ties by valid loss")
+    parser.add_argument("--csl-folds", type=int, nargs="+", help="1-based folds (default all 5)")
+    parser.add_argument("--csl-skip-gin", action="store_true", help="train PathNN only")
     args = parser.parse_args()
     PAIRS, SEEDS = args.pairs, args.seeds
+    SR25_REFINEMENT_LENGTHS, SKIP_MODELS = args.refinement_lengths, args.skip_models
+    SR25_MODELS = args.sr25_models
     CSL_MODEL, CSL_EPOCHS, CSL_HIDDEN = args.csl_model, args.csl_epochs, args.csl_hidden
     CSL_BATCH = args.csl_batch_size
+    CSL_OPTS.update(length=args.csl_length,
+                    l2_norm={"paper": None, "on": True, "off": False}[args.csl_l2_norm],
+                    lr=args.csl_lr, lr_schedule=args.csl_lr_schedule, norm=args.csl_batch_norm,
+                    readout_norm=args.csl_readout_norm,
+                    select=args.csl_select,
+                    folds=[f - 1 for f in args.csl_folds] if args.csl_folds else 5)
+    CSL_SKIP_GIN = args.csl_skip_gin
     if args.task in ("exp", "all"):
         run_exp(args.quick, args.out)
     if args.task in ("sr25", "all"):

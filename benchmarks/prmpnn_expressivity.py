@@ -5,10 +5,17 @@ Both models are trained with the datasets' standard folds from ``graphlab.datase
 best validation accuracy is reported per fold, then averaged. GIN: graphlab's ``GNN`` with GIN
 layers. PR-MPNN follows the authors' configs (``configs/exp/best.yaml``,
 ``configs/csl/best_config.yaml`` of chendiqian/PR-MPNN), scaled to 2 CPU cores (see ``CONFIGS``):
-"distance" (longest shortest path) candidates, several sampled rewirings per graph in training
-AND at evaluation, whose readouts are averaged (``num_eval_samples``). The upstream scorer is
-1-WL bounded, so on these 1-WL-symmetric graphs many candidates tie: samples pick uniformly among
-them, the deterministic top-k by candidate order.
+longest-shortest-path candidates, several sampled rewirings per graph in training AND at
+evaluation, whose readouts are averaged (``num_eval_samples``).
+
+EXP graphs have several components. The authors' heuristic ("distance": unreachable pairs first)
+then fills the candidate cap with unreachable pairs, which all tie, so the set is picked by node
+order; and a scorer that sees only the graph is 1-WL bounded, so both graphs of a pair get the
+same logits and differ only by sampling noise, which the downstream GIN did not learn from
+(train accuracy 50%; measured in ``prmpnn_expressivity_exp.md``). EXP therefore uses
+"reachable_distance" candidates and a scorer that also passes messages along the candidate pairs
+(``upstream_candidates``); both are options of the library, off by default. CSL graphs are
+connected (both heuristics agree) and use the candidate-aware scorer too.
 
     python -m benchmarks.prmpnn_expressivity [--quick] [--datasets CSL] [--folds 1] [--epochs 30]
 """
@@ -44,10 +51,10 @@ def _load(name: str):
 CONFIGS = {
     "EXP": {"hidden": 32, "layers": 6, "k_add": 10, "k_delete": 10, "candidates": 100,
             "num_samples": 4, "num_eval_samples": 10, "upstream_layers": 4, "batch_size": 32,
-            "lr": 1e-3},
+            "lr": 1e-3, "heuristic": "reachable_distance", "upstream_candidates": True},
     "CSL": {"hidden": 64, "layers": 6, "k_add": 1, "k_delete": 0, "candidates": 20,
             "num_samples": 3, "num_eval_samples": 10, "upstream_layers": 4, "batch_size": 16,
-            "lr": 3e-3},
+            "lr": 3e-3, "upstream_candidates": True},
 }
 
 
@@ -59,7 +66,9 @@ def make_model(kind: str, spec, cfg: dict) -> nn.Module:
                   k_add=cfg["k_add"], k_delete=cfg["k_delete"], num_samples=cfg["num_samples"],
                   num_eval_samples=cfg["num_eval_samples"],
                   upstream_layers=cfg["upstream_layers"], num_candidates=cfg["candidates"],
-                  heuristic="distance", readout="add", norm=cfg.get("norm", "batch_norm"))
+                  heuristic=cfg.get("heuristic", "distance"), readout="add",
+                  norm=cfg.get("norm", "batch_norm"),
+                  upstream_candidates=cfg.get("upstream_candidates", False))
 
 
 def _acc(model: nn.Module, loader, generator: torch.Generator | None = None) -> float:
@@ -74,7 +83,7 @@ def _acc(model: nn.Module, loader, generator: torch.Generator | None = None) -> 
 
 
 def train_fold(kind: str, graphs: list, spec, split: dict, epochs: int, cfg: dict,
-               seed: int = 0) -> dict:
+               seed: int = 0, verbose: bool = False) -> dict:
     torch.manual_seed(seed)
     sub = {k: [graphs[i] for i in v.tolist()] for k, v in split.items()}
     train = DataLoader(sub["train"], batch_size=cfg["batch_size"], shuffle=True)
@@ -85,19 +94,34 @@ def train_fold(kind: str, graphs: list, spec, split: dict, epochs: int, cfg: dic
     gen = torch.Generator().manual_seed(seed)
     best = (-1.0, 0.0, 0.0)
     curve: list[float] = []
+    # per epoch: mean training loss and accuracy of the training-mode predictions (sampled
+    # rewirings, batch statistics), free by-products of the optimisation steps
+    loss_curve: list[float] = []
+    fit_curve: list[float] = []
     start = time.perf_counter()
     for _ in range(epochs):
         model.train()
+        total = hits = 0.0
         for data in train:
             opt.zero_grad()
             out = model(data, gen) if kind == "PR-MPNN" else model(data)
-            nn.functional.cross_entropy(out, data.y.view(-1)).backward()
+            loss = nn.functional.cross_entropy(out, data.y.view(-1))
+            loss.backward()
             opt.step()
+            total += loss.item() * data.num_graphs
+            hits += int((out.argmax(-1) == data.y.view(-1)).sum())
+        loss_curve.append(round(total / len(sub["train"]), 4))
+        fit_curve.append(round(hits / len(sub["train"]), 3))
         val = _acc(model, valid, gen)
         curve.append(round(val, 3))
+        if verbose:
+            print(f"{kind} epoch {len(curve)} loss {loss_curve[-1]:.4f} train(mode) "
+                  f"{fit_curve[-1]:.3f} valid {val:.3f} {time.perf_counter() - start:.0f}s",
+                  flush=True)
         if val > best[0]:
             best = (val, _acc(model, test, gen), _acc(model, train, gen))
     return {"valid": best[0], "test": best[1], "train": best[2], "valid_curve": curve,
+            "loss_curve": loss_curve, "train_mode_acc_curve": fit_curve,
             "seconds": time.perf_counter() - start}
 
 
@@ -107,14 +131,51 @@ QUICK_CFG = {"layers": 3, "candidates": 10, "num_samples": 2, "num_eval_samples"
              "upstream_layers": 1}
 
 
+def _row(name: str, kind: str, res: list[dict], n_folds: int, total_folds: int, n_epochs: int,
+         cfg: dict) -> dict:
+    accs = torch.tensor([r["test"] for r in res]) * 100
+    knobs = {k: cfg[k] for k in ("hidden", "layers", "batch_size", "lr")} if kind == "GIN" else cfg
+    done = f"{len(res)}/{total_folds}" + ("" if len(res) == n_folds else f" (of {n_folds} planned)")
+    return {"dataset": name, "model": kind, "folds": done, "epochs": n_epochs,
+            "test_acc": round(accs.mean().item(), 1),
+            "test_std": round(accs.std().item(), 1) if len(res) > 1 else 0.0,
+            "test_per_fold": "/".join(f"{a:.0f}" for a in accs.tolist()),
+            "train_acc": round(100 * sum(r["train"] for r in res) / len(res), 1),
+            "paper": PAPER[(name, kind)],
+            "seconds": round(sum(r["seconds"] for r in res), 1),
+            "config": " ".join(f"{k}={v}" for k, v in knobs.items()),
+            "curves": {c: [r[c] for r in res]
+                       for c in ("valid_curve", "loss_curve", "train_mode_acc_curve")}}
+
+
 @register("prmpnn-expressivity", "EXP and CSL accuracy: PR-MPNN vs GIN")
 def run(quick: bool, out: Path, datasets: list[str] | None = None, folds: int | None = None,
-        epochs: int | None = None, models: tuple[str, ...] = ("GIN", "PR-MPNN")) -> list[dict]:
+        epochs: int | None = None, models: tuple[str, ...] = ("GIN", "PR-MPNN"),
+        verbose: bool = False) -> list[dict]:
     from tqdm import tqdm
 
     torch.set_num_threads(1)
     plan = PLAN_QUICK if quick else PLAN_FULL
-    rows = []
+    cmd = "python -m benchmarks.prmpnn_expressivity" + (" --quick" if quick else "")
+    if datasets:
+        cmd += " --datasets " + " ".join(datasets)
+    cmd += (f" --folds {folds}" if folds else "") + (f" --epochs {epochs}" if epochs else "")
+    if tuple(models) != ("GIN", "PR-MPNN"):
+        cmd += " --models " + " ".join(models)
+    tag = "quick" if quick else "_".join(datasets or list(plan)).lower()
+
+    def save(rows: list[dict]) -> None:
+        # rewritten after every fold, so an interrupted run keeps the folds it finished
+        write_results(out, f"prmpnn_expressivity_{tag}", [
+            {k: v for k, v in r.items() if k != "curves"} for r in rows], cmd,
+            "Test accuracy (%) at the epoch of best validation accuracy, mean over folds; "
+            "train_acc: accuracy on the training fold at that epoch, in eval mode. Adam, sum "
+            "readout; PR-MPNN evaluated with num_eval_samples sampled rewirings per graph "
+            "(readouts averaged). Per-fold curves (validation accuracy, training loss, "
+            "training-mode accuracy per epoch) are in the JSON file.",
+            extra={"curves": {f"{r['dataset']} {r['model']}": r["curves"] for r in rows}})
+
+    rows: list[dict] = []
     for name in datasets or list(plan):
         n_folds, n_epochs = plan.get(name, PLAN_FULL[name])
         n_folds, n_epochs = folds or n_folds, epochs or n_epochs
@@ -122,36 +183,15 @@ def run(quick: bool, out: Path, datasets: list[str] | None = None, folds: int | 
         if bundle is None:
             continue
         cfg = {**CONFIGS[name], **(QUICK_CFG if quick else {})}
-        cands = EdgeCandidates(cfg["candidates"], "distance")
+        cands = EdgeCandidates(cfg["candidates"], cfg.get("heuristic", "distance"))
         graphs = [cands(g) for g in bundle.dataset]
         for kind in models:
-            res = [train_fold(kind, graphs, bundle.spec, bundle.splits[f], n_epochs, cfg, seed=f)
-                   for f in tqdm(range(n_folds), desc=f"{name} {kind}")]
-            accs = torch.tensor([r["test"] for r in res]) * 100
-            knobs = ({k: cfg[k] for k in ("hidden", "layers", "batch_size", "lr")} if kind == "GIN"
-                     else cfg)
-            rows.append({"dataset": name, "model": kind,
-                         "folds": f"{n_folds}/{len(bundle.splits)}", "epochs": n_epochs,
-                         "test_acc": round(accs.mean().item(), 1),
-                         "test_std": round(accs.std().item(), 1) if n_folds > 1 else 0.0,
-                         "test_per_fold": "/".join(f"{a:.0f}" for a in accs.tolist()),
-                         "train_acc": round(100 * sum(r["train"] for r in res) / n_folds, 1),
-                         "paper": PAPER[(name, kind)],
-                         "seconds": round(sum(r["seconds"] for r in res), 1),
-                         "config": " ".join(f"{k}={v}" for k, v in knobs.items()),
-                         "valid_curves": [r["valid_curve"] for r in res]})
-    cmd = "python -m benchmarks.prmpnn_expressivity" + (" --quick" if quick else "")
-    if datasets:
-        cmd += " --datasets " + " ".join(datasets)
-    cmd += (f" --folds {folds}" if folds else "") + (f" --epochs {epochs}" if epochs else "")
-    tag = "quick" if quick else "_".join(datasets or list(plan)).lower()
-    write_results(out, f"prmpnn_expressivity_{tag}", [
-        {k: v for k, v in r.items() if k != "valid_curves"} for r in rows], cmd,
-        "Test accuracy (%) at the epoch of best validation accuracy, mean over folds; Adam, "
-        "sum readout; PR-MPNN evaluated with num_eval_samples sampled rewirings per "
-        "graph (readouts averaged). Validation-accuracy curves per fold are in the JSON file.",
-        extra={"valid_curves": {f"{r['dataset']} {r['model']}": r["valid_curves"]
-                                for r in rows}})
+            res: list[dict] = []
+            for f in tqdm(range(n_folds), desc=f"{name} {kind}"):
+                res.append(train_fold(kind, graphs, bundle.spec, bundle.splits[f], n_epochs, cfg,
+                                      seed=f, verbose=verbose))
+                save(rows + [_row(name, kind, res, n_folds, len(bundle.splits), n_epochs, cfg)])
+            rows.append(_row(name, kind, res, n_folds, len(bundle.splits), n_epochs, cfg))
     return rows
 
 
@@ -164,7 +204,8 @@ if __name__ == "__main__":
     parser.add_argument("--models", nargs="+", default=["GIN", "PR-MPNN"],
                         choices=["GIN", "PR-MPNN"])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--verbose", action="store_true", help="print one line per epoch")
     args = parser.parse_args()
     for row in run(args.quick, args.out, args.datasets, args.folds, args.epochs,
-                   tuple(args.models)):
-        print({k: v for k, v in row.items() if k != "valid_curves"})
+                   tuple(args.models), args.verbose):
+        print({k: v for k, v in row.items() if k != "curves"})

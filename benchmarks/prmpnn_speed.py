@@ -163,7 +163,7 @@ def run(quick: bool, out: Path) -> list[dict]:
     rows = [{"bench": "marginals fwd+bwd", **r} for r in _marginal_rows(quick)]
     rows += [{"bench": "training step", **r} for r in _step_rows(quick)]
     cmd = "python -m benchmarks.prmpnn_speed" + (" --quick" if quick else "")
-    write_results(out, "prmpnn_speed", rows, cmd,
+    write_results(out, "prmpnn_speed_quick" if quick else "prmpnn_speed", rows, cmd,
                   "Medians of torch.utils.benchmark.Timer.blocked_autorange, 1 thread. The "
                   "reference DP is timed on the same rows in the same run.")
     return rows

@@ -55,6 +55,9 @@ class PathNN(nn.Module):
             (isomorphism-test) model has none. (default: ``True``)
         molecular (bool): embed raw OGB atom / bond categories with OGB's encoders.
             (default: ``False``)
+        readout_norm (bool): batch-normalise the graph embedding before the head. Sums over
+            paths and nodes without normalisation give embeddings of norm ~1e3-1e4 (CSL), whose
+            logits can stall training; this standardises the head's input. (default: ``False``)
 
     Shapes:
         - **input:** a (batched) :class:`~graphlab.transforms.add_paths.PathData` with ``x``
@@ -67,7 +70,7 @@ class PathNN(nn.Module):
                  kind: str = "all_simple", edge_dim: int | None = None, readout: str = "sum",
                  distance_encoding: bool | None = None, dropout: float = 0.0,
                  mlp_layers: int = 2, l2_norm: bool = False, molecular: bool = False,
-                 norm: bool = True) -> None:
+                 norm: bool = True, readout_norm: bool = False) -> None:
         super().__init__()
         if readout not in _READOUTS:
             raise ValueError(f"readout must be one of {sorted(_READOUTS)}, got {readout!r}")
@@ -108,6 +111,8 @@ class PathNN(nn.Module):
                      encoder=self.encoder, distance_embedding=self.distance_embedding,
                      norm=norm, mlp_layers=mlp_layers)
             for _ in range(max_length))
+        # a separate module (not inside head) keeps the head's state_dict keys unchanged
+        self.readout_norm = nn.BatchNorm1d(hidden_channels) if readout_norm else None
         self.head = nn.Sequential(nn.Linear(hidden_channels, hidden_channels), nn.ReLU(),
                                   nn.Dropout(dropout), nn.Linear(hidden_channels, out_channels))
         self.reset_parameters()
@@ -124,7 +129,10 @@ class PathNN(nn.Module):
                 module.reset_parameters()
 
     def forward(self, data: Data) -> Tensor:
-        return self.head(self.embed(data))
+        h = self.embed(data)
+        if self.readout_norm is not None:
+            h = self.readout_norm(h)
+        return self.head(h)
 
     def embed(self, data: Data) -> Tensor:
         """Graph embeddings ``[B, hidden_channels]`` before the prediction head (the paper's

@@ -52,7 +52,8 @@ class PRMPNN(nn.Module):
         edge_dim (int, optional): edge feature width (non-molecular data).
         num_candidates (int, optional): candidate pairs per graph (when ``data.cand_index`` is
             absent they are computed on the fly by :func:`~graphlab.rewiring.edge_candidates`).
-        heuristic (str): candidate heuristic, ``"all"`` or ``"distance"``.
+        heuristic (str): candidate heuristic, ``"all"``, ``"distance"`` or
+            ``"reachable_distance"``.
         estimator (str): ``"simple"``, ``"imle"`` or ``"gumbel_softmax"``.
         readout (str): ``"mean"``, ``"add"`` (or ``"sum"``), ``"root"`` (the node flagged by
             ``data.root_mask``) or ``"node"`` (node-level outputs).
@@ -62,6 +63,8 @@ class PRMPNN(nn.Module):
         norm (str, optional): normalization inside the downstream GINE MLPs (``None`` to
             disable: on near-regular graphs such as CSL, batch statistics differ between
             training and evaluation by more than the small class signal).
+        upstream_candidates (bool): the scorer also passes messages along the candidate pairs
+            (see :class:`~graphlab.rewiring.EdgeScorer`), so its scores can go beyond 1-WL.
 
     Shapes:
         - **input:** a batched ``Data`` with ``x``, ``edge_index``, optional ``edge_attr``,
@@ -75,7 +78,7 @@ class PRMPNN(nn.Module):
                  num_candidates: int | None = 100, heuristic: str = "distance",
                  estimator: str = "simple", readout: str = "mean", dropout: float = 0.0,
                  molecular: bool = False, rewire: bool = True, num_eval_samples: int = 1,
-                 norm: str | None = "batch_norm") -> None:
+                 norm: str | None = "batch_norm", upstream_candidates: bool = False) -> None:
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
@@ -103,7 +106,7 @@ class PRMPNN(nn.Module):
         self.transform = EdgeCandidates(num_candidates, heuristic) if rewire else None
         if rewire:
             scorer = EdgeScorer(hidden_channels, hidden_channels, upstream_layers,
-                                edge_dim=None)
+                                edge_dim=None, candidate_messages=upstream_candidates)
             self.rewirer = ProbabilisticRewirer(scorer, k_add, k_delete, num_samples, estimator,
                                                 num_candidates=num_candidates,
                                                 heuristic=heuristic,

@@ -12,7 +12,7 @@ from graphlab.utils.validation import check_batch_vector, check_edge_index
 
 __all__ = ["EdgeCandidates", "edge_candidates", "HEURISTICS"]
 
-HEURISTICS = ("all", "distance")
+HEURISTICS = ("all", "distance", "reachable_distance")
 
 
 def _hop_distances(local: Tensor, graph: Tensor, edge_index: Tensor, num_graphs: int,
@@ -54,8 +54,11 @@ def edge_candidates(edge_index: Tensor, num_nodes: int, batch: Tensor | None = N
         batch (torch.Tensor, optional): graph membership :math:`(|\mathcal{V}|)`, sorted.
         num_candidates (int, optional): at most this many pairs per graph; ``None`` keeps all.
         heuristic (str): ``"all"`` (every non-adjacent pair; when capped, a uniformly random
-            subset drawn with ``generator``) or ``"distance"`` (the pairs farthest apart in hops,
-            unreachable pairs first; ties broken by node order).
+            subset drawn with ``generator``), ``"distance"`` (the pairs farthest apart in hops,
+            unreachable pairs first; ties broken by node order) or ``"reachable_distance"`` (the
+            farthest pairs joined by a path, unreachable pairs last). On graphs with several
+            components ``"distance"`` spends the cap on unreachable pairs, which all tie, so the
+            set is chosen by node order; ``"reachable_distance"`` keeps it structural.
         generator (torch.Generator, optional): randomness of the capped ``"all"`` heuristic.
 
     Returns:
@@ -86,9 +89,10 @@ def edge_candidates(edge_index: Tensor, num_nodes: int, batch: Tensor | None = N
     upper = torch.ones(max_nodes, max_nodes, dtype=torch.bool, device=device).triu(1)
     valid = node_ok.unsqueeze(2) & node_ok.unsqueeze(1) & upper & ~adj
 
-    if heuristic == "distance":
+    if heuristic in ("distance", "reachable_distance"):
         dist = _hop_distances(local, batch, edge_index, num_graphs, max_nodes)
-        score = torch.where(torch.isinf(dist), torch.full_like(dist, float(max_nodes)), dist)
+        unreachable = float(max_nodes) if heuristic == "distance" else -1.0
+        score = torch.where(torch.isinf(dist), torch.full_like(dist, unreachable), dist)
     elif num_candidates is not None:
         score = torch.rand(num_graphs, max_nodes, max_nodes, generator=generator).to(device)
     else:
@@ -112,7 +116,7 @@ class EdgeCandidates(BaseTransform):
 
     Args:
         num_candidates (int, optional): maximal number of pairs per graph (``None``: all).
-        heuristic (str): ``"all"`` or ``"distance"``.
+        heuristic (str): ``"all"``, ``"distance"`` or ``"reachable_distance"``.
         seed (int): seed of the random cap of the ``"all"`` heuristic.
     """
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from graphlab.utils.validation import check_floating
 
@@ -38,23 +38,32 @@ def _safe_logsumexp(x: Tensor, dim: int) -> Tensor:
     return out.squeeze(dim)
 
 
+def _impossible(dtype: torch.dtype) -> float:
+    """Finite stand-in for ``log 0`` in the DP tables: ``exp`` of it is exactly 0, sums of a few of
+    them stay finite, and ``torch.logaddexp`` / ``torch.logsumexp`` back-propagate exact zeros
+    through it (with ``-inf`` they give NaN where both operands are ``-inf``)."""
+    return torch.finfo(dtype).min / 16
+
+
 def log_esp(theta: Tensor, max_k: int) -> Tensor:
     r"""Prefix tables of log elementary symmetric polynomials.
 
     Returns ``F`` of shape ``[n + 1, B, max_k + 1]`` with
     :math:`F[i, b, j] = \log e_j(\exp\theta_{b,0}, \dots, \exp\theta_{b,i-1})`, using the
     recurrence :math:`e_j^{(i)} = e_j^{(i-1)} + \exp(\theta_i)\, e_{j-1}^{(i-1)}`. The loop runs
-    over the ``n`` positions; every step is vectorised over rows and ``j``. Entries of ``theta``
-    equal to ``-inf`` act as absent items.
+    over the ``n`` positions, three fused ops per step, each vectorised over rows and ``j``.
+    Entries of ``theta`` equal to ``-inf`` act as absent items; ``log 0`` (e.g. :math:`e_j` of fewer
+    than ``j`` items) is stored as a huge negative finite number (see :func:`_impossible`), so
+    ``exp`` of it is exactly 0 and gradients stay finite.
     """
     rows, n = theta.shape
-    neg_inf = torch.full((rows, 1), float("-inf"), dtype=theta.dtype, device=theta.device)
-    first = torch.cat([torch.zeros_like(neg_inf), neg_inf.expand(rows, max_k)], dim=1)
-    tables = [first]
-    prev = first
+    low = _impossible(theta.dtype)
+    prev = theta.new_full((rows, max_k + 1), low)
+    prev[:, 0] = 0.0
+    tables = [prev]
     for i in range(n):
-        shifted = torch.cat([neg_inf, prev[:, :-1]], dim=1) + theta[:, i:i + 1]
-        prev = _safe_logaddexp(prev, shifted)
+        shifted = nn.functional.pad(prev[:, :-1], (1, 0), value=low) + theta[:, i:i + 1]
+        prev = torch.logaddexp(prev, shifted)
         tables.append(prev)
     return torch.stack(tables, dim=0)
 
@@ -94,6 +103,9 @@ def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = No
     if logits.dim() < 1:
         raise ValueError(f"logits must have at least 1 dimension [..., n], got shape "
                          f"{list(logits.shape)}")
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        # the DP's finite stand-in for log 0 needs the range of float32
+        return k_subset_marginals(logits.float(), k, mask).to(logits.dtype)
     shape = logits.shape
     n = shape[-1]
     theta = logits.reshape(-1, n)
@@ -128,8 +140,9 @@ def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = No
         safe = torch.where(mask_flat.any(-1, keepdim=True), th, torch.zeros_like(th))
         mu = torch.where(mask_flat, torch.softmax(safe, dim=-1), torch.zeros_like(theta))
         return _finish(mu, k_small, flip, mask_flat).reshape(shape)
-    prefix = log_esp(th, max_k)                                   # [n+1, B, K+1]
-    suffix = log_esp(th.flip(-1), max_k).flip(0)                  # suffix[i] = items i..n-1
+    # one DP over the rows and their reversals: suffix[i] holds the items i..n-1
+    both = log_esp(torch.cat([th, th.flip(-1)]), max_k)         # [n+1, 2B, K+1]
+    prefix, suffix = both[:, :rows], both[:, rows:].flip(0)
     # rows with k_small == 0 are evaluated at k = 1 and overwritten below, to keep them finite
     k_eval = k_small.clamp(min=1)
     log_z = prefix[n].gather(1, k_eval.unsqueeze(1)).squeeze(1)   # [B]
@@ -141,8 +154,8 @@ def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = No
     rev = rev.clamp(min=0)
     pre = prefix[:n, :, :max_k]                                   # [n, B, K]
     post = suffix[1:].gather(2, rev.unsqueeze(0).expand(n, -1, -1))
-    terms = torch.where(valid.unsqueeze(0), pre + post, neg_inf)
-    log_others = _safe_logsumexp(terms, dim=-1).transpose(0, 1)   # [B, n]
+    terms = torch.where(valid.unsqueeze(0), pre + post, _impossible(theta.dtype))
+    log_others = torch.logsumexp(terms, dim=-1).transpose(0, 1)   # [B, n]
 
     log_mu = th + log_others - log_z.unsqueeze(1)
     mu = torch.where(mask_flat, torch.exp(log_mu), torch.zeros_like(theta))

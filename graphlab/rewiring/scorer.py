@@ -21,12 +21,18 @@ class EdgeScorer(nn.Module):
 
     one head for candidate pairs to add and one for existing pairs to delete.
 
+    With ``candidate_messages=True`` the GINE layers also pass messages along the candidate pairs
+    (both directions, marked by a learned edge-type embedding), so the scores can depend on the
+    candidate structure, e.g. on which pairs are farthest apart. On graphs that 1-WL cannot tell
+    apart (EXP) the plain scorer gives both graphs the same multiset of logits.
+
     Args:
         in_channels (int): node feature width.
         hidden_channels (int): embedding width.
         num_layers (int): number of GINE layers (``0``: score the raw features after a linear
             map).
         edge_dim (int, optional): edge feature width.
+        candidate_messages (bool): message passing over existing and candidate pairs.
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F)`, edge indices
@@ -36,11 +42,15 @@ class EdgeScorer(nn.Module):
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, num_layers: int = 2,
-                 edge_dim: int | None = None) -> None:
+                 edge_dim: int | None = None, candidate_messages: bool = False) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.num_layers = num_layers
+        self.candidate_messages = candidate_messages
+        # features of existing edges without edge_attr (row 0) and of candidate pairs (row 1)
+        self.edge_type = nn.Embedding(2, edge_dim or hidden_channels) if candidate_messages \
+            else None
         self.lin_in = nn.Linear(in_channels, hidden_channels)
         self.convs = nn.ModuleList(
             WeightedGINEConv(MLP([hidden_channels, hidden_channels, hidden_channels], norm=None),
@@ -55,10 +65,19 @@ class EdgeScorer(nn.Module):
             conv.reset_parameters()
         self.add_head.reset_parameters()
         self.delete_head.reset_parameters()
+        if self.edge_type is not None:
+            self.edge_type.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None,
                 add_pairs: Tensor, delete_pairs: Tensor) -> tuple[Tensor, Tensor]:
         h = self.lin_in(x)
+        if self.edge_type is not None:
+            num_edges = edge_index.size(1)
+            if edge_attr is None:
+                edge_attr = self.edge_type.weight[0].expand(num_edges, -1)
+            cand = self.edge_type.weight[1].expand(2 * add_pairs.size(1), -1)
+            edge_index = torch.cat([edge_index, add_pairs, add_pairs.flip(0)], dim=1)
+            edge_attr = torch.cat([edge_attr, cand], dim=0)
         for conv in self.convs:
             h = conv(h, edge_index, edge_attr).relu()
         return self._score(self.add_head, h, add_pairs), \
@@ -71,5 +90,5 @@ class EdgeScorer(nn.Module):
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
-                f"num_layers={self.num_layers})")
+                f"num_layers={self.num_layers}, candidate_messages={self.candidate_messages})")
 

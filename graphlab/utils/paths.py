@@ -22,7 +22,7 @@ from torch import Tensor
 from graphlab.utils.validation import check_edge_index
 
 __all__ = ["PATH_KINDS", "Paths", "enumerate_paths", "feature_node_keys", "lookup_distance",
-           "shortest_path_distances", "wl_node_keys"]
+           "multiset_ids", "path_colour_refinement", "shortest_path_distances", "wl_node_keys"]
 
 #: the path families of the PathNN paper: SP, SP+ and AP
 PATH_KINDS = ("shortest", "all_shortest", "all_simple")
@@ -323,3 +323,140 @@ def enumerate_paths(
                 steps = torch.arange(length, -1, -1, device=device)
                 dists.append(steps.expand(p.size(0), -1).clone())
     return Paths(out_nodes, out_edges, dists)
+
+
+def _rank_pairs(a: Tensor, b: Tensor) -> Tensor:
+    """Dense ranks of the pairs ``(a[i], b[i])`` of non-negative int64s: equal iff the pairs are.
+
+    Packs a pair into one int64 when that cannot overflow, else falls back to row-wise unique.
+    """
+    if a.numel() == 0:
+        return a.clone()
+    span = int(b.max()) + 1
+    if (int(a.max()) + 1) * span < 2**62:
+        return torch.unique(a * span + b, return_inverse=True)[1]
+    return torch.unique(torch.stack([a, b], dim=1), dim=0, return_inverse=True)[1]
+
+
+def multiset_ids(index: Tensor, value: Tensor, num_groups: int, prefix: Tensor | None = None
+                 ) -> Tensor:
+    """Dense ids of the groups ``0..num_groups-1`` by the multiset of their ``value`` entries.
+
+    Entry ``i`` puts the int64 ``value[i]`` into group ``index[i]``. Two groups get
+    the same id iff their multisets (and ``prefix`` entries, an optional ``[num_groups]`` int64
+    tensor) are equal: exact, no hashing. Memory is ``num_groups`` times the largest number of
+    distinct values in one group.
+    """
+    device = value.device
+    # dense value ranks keep the packed (group, value) key far below 2**63
+    value = torch.unique(value.to(torch.long), return_inverse=True)[1]
+    span = int(value.max()) + 1 if value.numel() else 1
+    if num_groups * span >= 2**62:
+        raise ValueError(f"multiset_ids: {num_groups} groups x {span} values overflow int64")
+    pair, counts = torch.unique(index.to(torch.long) * span + value, return_counts=True)
+    group = pair // span  # pairs are sorted by (group, value): a canonical order per group
+    item = _rank_pairs(pair % span, counts)
+    size = torch.bincount(group, minlength=num_groups)
+    width = int(size.max()) if size.numel() else 0
+    table = torch.full((num_groups, width + 1), -1, dtype=torch.long, device=device)
+    table[:, 0] = 0 if prefix is None else prefix.to(torch.long)
+    if pair.numel():
+        pos = torch.arange(pair.numel(), device=device) - (torch.cumsum(size, 0) - size)[group]
+        table[group, pos + 1] = item
+    return torch.unique(table, dim=0, return_inverse=True)[1]
+
+
+def path_colour_refinement(
+    edge_index: Tensor,
+    num_nodes: int,
+    max_length: int,
+    colours: Tensor | None = None,
+    distance_encoding: bool = True,
+    schedule: str | list[int] = "layers",
+    max_iterations: int = 100,
+    kind: str = "all_simple",
+    paths: Paths | None = None,
+) -> list[Tensor]:
+    r"""Injective (idealised) PathNN colour refinement: an upper bound on PathNN's power.
+
+    Every iteration gives node :math:`v` the new colour
+
+    .. math::
+        c'(v) = \mathrm{ID}\Big(c(v),\ \big\{\!\!\big\{ \big((c(u_0), d_0), \dots,
+            (c(u_L), d_L)\big) : p = (u_0 \to \dots \to u_L = v) \in \mathcal{P}_L(v),\
+            L \in \Lambda \big\}\!\!\big\}\Big)
+
+    with :math:`d_i` the shortest-path distance from :math:`u_i` to :math:`v` (dropped without
+    ``distance_encoding``) and :math:`\mathrm{ID}` an exact injective relabelling (dense ranks,
+    no hashing). A PathNN layer (:class:`~graphlab.conv.PathConv`) computes a function of the
+    same arguments, so graphs with equal multisets of refined colours get equal embeddings from
+    *every* PathNN with the same path family, whatever its weights or width.
+
+    ``schedule="layers"`` follows :class:`~graphlab.models.PathNN`: iteration :math:`\ell`
+    uses the paths of :math:`\ell` edges, :math:`\Lambda = \{\ell\}`, for
+    :math:`\ell = 1..` ``max_length``. ``schedule="fixpoint"`` uses all lengths
+    :math:`\Lambda = \{1..` ``max_length`` :math:`\}` in every iteration until the colour
+    partition stops refining; since old colours are kept, its result refines the ``"layers"``
+    one and bounds PathNNs with any number of layers over paths of up to ``max_length`` edges.
+    A list of lengths runs one iteration per entry with :math:`\Lambda = \{\text{entry}\}`
+    (e.g. ``[1, 2, 3, 4, 4]``: a PathNN with a second layer over 4-edge paths). Colours are
+    consistent across the graphs of a batch.
+
+    Args:
+        edge_index: ``[2, E]`` edges of a (batched) graph.
+        num_nodes: number of nodes.
+        max_length: longest path in edges.
+        colours: initial ``[N]`` non-negative int64 colours (default all equal).
+        distance_encoding: include the distances :math:`d_i` (PathNN-AP's distance encoding).
+        schedule: ``"layers"``, ``"fixpoint"`` or a list of path lengths, one per iteration.
+        max_iterations: cap on the ``"fixpoint"`` iterations.
+        kind: path family, as in :func:`enumerate_paths`.
+        paths: precomputed :func:`enumerate_paths` output (with distances when
+            ``distance_encoding``) to reuse.
+
+    Returns:
+        The ``[N]`` colours after every iteration (dense ids ``0..C-1``).
+    """
+    if isinstance(schedule, str):
+        if schedule not in ("layers", "fixpoint"):
+            raise ValueError(f"schedule must be 'layers', 'fixpoint' or a list of lengths, "
+                             f"got {schedule!r}")
+        per_round = [[length] for length in range(1, max_length + 1)] if schedule == "layers" \
+            else [list(range(1, max_length + 1))] * max_iterations
+    else:
+        if not all(isinstance(k, int) and 1 <= k <= max_length for k in schedule):
+            raise ValueError(f"schedule lengths must lie in 1..{max_length}, got {schedule}")
+        per_round = [[k] for k in schedule]
+    n = int(num_nodes)
+    if paths is None:
+        paths = enumerate_paths(edge_index, n, max_length, kind, distance_encoding=distance_encoding)
+    if paths.max_length < max_length or (distance_encoding and paths.dists is None):
+        raise ValueError("paths must hold max_length lengths (and distances with "
+                         "distance_encoding)")
+    colour = torch.zeros(n, dtype=torch.long, device=edge_index.device) if colours is None \
+        else torch.unique(colours.to(torch.long), return_inverse=True)[1]
+    history: list[Tensor] = []
+    for lengths in per_round:
+        owners, tags, codes = [], [], []
+        for length in lengths:
+            nodes = paths.nodes[length - 1]
+            code = colour.new_zeros(nodes.size(0))
+            # fold the path left to right: code = ID(code, (colour, distance)) per position
+            for i in range(length + 1):
+                token = colour[nodes[:, i]]
+                if distance_encoding:
+                    assert paths.dists is not None
+                    token = _rank_pairs(token, paths.dists[length - 1][:, i])
+                code = _rank_pairs(code, token)
+            owners.append(nodes[:, -1])
+            tags.append(torch.full_like(code, length))
+            codes.append(code)
+        # the length tag keeps the per-length code spaces apart
+        items = _rank_pairs(torch.cat(tags), torch.cat(codes))
+        new = multiset_ids(torch.cat(owners), items, n, prefix=colour)
+        history.append(new)
+        done = int(new.max()) == int(colour.max()) if n else True
+        colour = new
+        if schedule == "fixpoint" and done:
+            break
+    return history

@@ -181,6 +181,39 @@ def test_row_blocks_do_not_change_the_result(monkeypatch):
     assert torch.autograd.gradcheck(lambda v: aggr(v, index[:200], dim_size=32), (small,))
 
 
+def test_per_channel_and_per_segment_shift_agree(monkeypatch):
+    # small |p| max log(|x| / eps) takes one shift per channel; FAST_RANGE = 0 forces the exact
+    # per-segment maximum. Same values and gradients, and the float32 per-channel path matches
+    # the float64 reference although its terms are not scaled to a maximum of 1 per segment.
+    from graphlab.aggr import gnp
+
+    gen = torch.Generator().manual_seed(6)
+    x = 10 ** (torch.rand(300, 3, generator=gen) * 4 - 3) * torch.sign(torch.randn(300, 3, generator=gen))
+    x[::11, 0] = 0.0  # exact zeros (ReLU outputs): value eps, zero gradient in both branches
+    index = torch.randint(0, 20, (300,), generator=gen)
+    aggr = GNPAggregation(3, p=(3.0, -2.0), q=(0.5, 1.0))
+    weight = torch.linspace(-1, 1, 22 * 3).view(22, 3)
+    results = []
+    for fast_range, dtype in ((gnp.FAST_RANGE, torch.float32), (0.0, torch.float32),
+                              (0.0, torch.float64)):
+        monkeypatch.setattr(gnp, "FAST_RANGE", fast_range)
+        module = aggr.to(dtype)
+        module.zero_grad()
+        xx = x.to(dtype).detach().clone().requires_grad_(True)
+        out = module(xx, index, dim_size=22)
+        (out * weight.to(dtype)).sum().backward()
+        results.append([t.double() for t in (out, xx.grad, module.p_raw.grad, module.q.grad)])
+    assert float(aggr.p.detach().abs().max()) * math.log(1e1 / aggr.eps) < 0.7 * 87  # fast path
+    for fast, exact, ref in zip(*results):
+        assert torch.allclose(fast, ref, rtol=1e-4, atol=1e-6)
+        assert torch.allclose(exact, ref, rtol=1e-4, atol=1e-6)
+    assert torch.equal(results[0][1][::11, 0], torch.zeros(28, dtype=torch.float64))
+    aggr.double()
+    small = torch.randn(60, 3, generator=gen, dtype=torch.float64, requires_grad=True)  # no kinks
+    monkeypatch.setattr(gnp, "FAST_RANGE", 0.7)
+    assert torch.autograd.gradcheck(lambda v: aggr(v, index[:60], dim_size=22), (small,))
+
+
 def test_p_stays_away_from_zero():
     aggr = GNPAggregation(p=1.0)
     with torch.no_grad():

@@ -128,3 +128,27 @@ def test_embed_and_synthetic_configuration():
         emb = model.embed(batch)
         assert emb.shape == (3, 16) and bool((emb >= 0).all())  # sum of ReLU outputs
         torch.testing.assert_close(model(batch), model.head(emb))
+
+
+def test_readout_norm():
+    torch.manual_seed(0)
+    plain = PathNN(8, 16, 3, max_length=2, mlp_layers=0, norm=False)
+    model = PathNN(8, 16, 3, max_length=2, mlp_layers=0, norm=False, readout_norm=True)
+    assert plain.readout_norm is None
+    # the head keeps its parameter names; only readout_norm.* is added
+    extra = set(model.state_dict()) - set(plain.state_dict())
+    assert extra and all(k.startswith("readout_norm.") for k in extra)
+    graphs = [model.transform(random_graph(5 + k, seed=k)) for k in range(6)]
+    batch = next(iter(DataLoader(graphs, batch_size=6)))
+    model.train()
+    out = model(batch)
+    # training mode: the head sees the batch-standardised embeddings
+    emb = model.embed(batch)
+    std = (emb - emb.mean(0)) / torch.sqrt(emb.var(0, unbiased=False) + 1e-5)
+    torch.testing.assert_close(out, model.head(std * model.readout_norm.weight
+                                               + model.readout_norm.bias))
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch), model.head(model.readout_norm(model.embed(batch))))
+    model.reset_parameters()
+    assert int(model.readout_norm.num_batches_tracked) == 0

@@ -29,6 +29,12 @@ CASES = [
               forward=lambda m, b: m(b), levels=("node",),
               skip={**COMPILE_SKIP, "isolated_nodes": "isolated nodes are legitimate rewiring "
                     "candidates, so adding them may (and should) change the rewired graph"}),
+    LayerCase(name="prmpnn-candidate-scorer",
+              make_module=lambda: _model(upstream_candidates=True, num_candidates=None,
+                                         heuristic="reachable_distance"),
+              forward=lambda m, b: m(b), levels=("graph",),
+              skip={**COMPILE_SKIP, "isolated_nodes": "isolated nodes are legitimate rewiring "
+                    "candidates, so adding them may (and should) change the rewired graph"}),
 ]
 
 

@@ -35,6 +35,19 @@ def test_distance_heuristic_picks_the_farthest_pairs():
     assert _pairs(cand) == {(0, 6), (0, 5), (1, 6)}
 
 
+def test_reachable_distance_ranks_unreachable_pairs_last():
+    path = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6]])
+    path = torch.cat([path, path.flip(0)], dim=1)
+    # node 7 is isolated: "distance" spends the cap on its tied pairs, this one on the path
+    cand = edge_candidates(path, 8, num_candidates=3, heuristic="reachable_distance")
+    assert _pairs(cand) == {(0, 6), (0, 5), (1, 6)}
+    # once the reachable pairs run out, unreachable ones follow
+    cand = edge_candidates(path, 8, num_candidates=16, heuristic="reachable_distance")
+    assert len(_pairs(cand)) == 16 and (0, 7) in _pairs(cand)
+    assert _pairs(cand) - {(u, 7) for u in range(7)} == _pairs(
+        edge_candidates(path, 7, heuristic="all"))
+
+
 def test_distances_match_networkx():
     from graphlab.rewiring.candidates import _hop_distances
 

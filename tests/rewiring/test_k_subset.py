@@ -114,3 +114,11 @@ def test_gradcheck_float64():
 def test_bad_inputs_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         k_subset_marginals(**kwargs)
+
+
+def test_half_precision_logits_are_computed_in_float32():
+    gen = torch.Generator().manual_seed(2)
+    theta = 4 * torch.randn(5, 30, generator=gen)
+    mu = k_subset_marginals(theta.to(torch.bfloat16), 7)
+    assert mu.dtype == torch.bfloat16 and torch.isfinite(mu.float()).all()
+    torch.testing.assert_close(mu.float(), k_subset_marginals(theta, 7), atol=1e-2, rtol=0)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 from torch import nn
-from torch_geometric.data import Batch
+from torch_geometric.data import Batch, Data
 
 from graphlab.rewiring import EdgeCandidates, EdgeScorer, ProbabilisticRewirer
 from graphlab.testing.graphs import random_graph
@@ -143,3 +143,27 @@ def test_bad_inputs():
         rew(batch.x, batch.edge_index, cand_index=torch.tensor([[0], [99]]))
     with pytest.raises(ValueError, match="non-negative"):
         ProbabilisticRewirer(nn.Identity(), -1, 0)
+
+
+def test_scorer_with_candidate_messages_sees_the_candidate_structure():
+    # two triangles vs one hexagon: 1-WL-equivalent 2-regular graphs, so a scorer on the graph
+    # alone gives every pair the same logit; with messages along the candidate pairs (the
+    # hexagon's antipodal pairs; the triangles have no reachable non-edge, so pairs across them)
+    # the logits of the two graphs differ
+    tri = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 0, 4, 5, 3]])
+    hexa = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]])
+    x = torch.ones(6, 4)
+    torch.manual_seed(0)
+    plain = EdgeScorer(4, 8, num_layers=2)
+    torch.manual_seed(0)
+    seeing = EdgeScorer(4, 8, num_layers=2, candidate_messages=True)
+    logits = {}
+    for name, ei in (("tri", tri), ("hex", hexa)):
+        ei = torch.cat([ei, ei.flip(0)], dim=1)
+        cand = EdgeCandidates(3, "reachable_distance")(
+            Data(edge_index=ei, num_nodes=6)).cand_index
+        logits[name] = (plain(x, ei, None, cand, ei[:, :1])[0],
+                        seeing(x, ei, None, cand, ei[:, :1])[0])
+    torch.testing.assert_close(logits["tri"][0], logits["hex"][0])
+    assert not torch.allclose(logits["tri"][1], logits["hex"][1])
+    assert "candidate_messages=True" in repr(seeing)

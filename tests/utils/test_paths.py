@@ -6,10 +6,13 @@ from collections import Counter
 import networkx as nx
 import pytest
 import torch
+from torch_geometric.data import Data
 
 from graphlab.utils.paths import (
     enumerate_paths,
     lookup_distance,
+    multiset_ids,
+    path_colour_refinement,
     shortest_path_distances,
     wl_node_keys,
 )
@@ -232,3 +235,134 @@ def test_bad_inputs():
         enumerate_paths(ei.float(), 3, 2)
     with pytest.raises(ValueError, match="max_paths_per_node"):
         enumerate_paths(ei, 3, 2, max_paths_per_node=0)
+
+
+def _undirected(pairs: list[tuple[int, int]]) -> torch.Tensor:
+    ei = torch.tensor(pairs).t()
+    return torch.cat([ei, ei.flip(0)], dim=1)
+
+
+# 1-WL-equivalent (both 2-regular on 6 nodes), non-isomorphic
+HEXAGON = _undirected([(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 0)])
+TWO_TRIANGLES = _undirected([(0, 1), (1, 2), (2, 0), (3, 4), (4, 5), (5, 3)])
+
+
+def _graph_ids(graphs: list[torch.Tensor], sizes: list[int], max_length: int, **kw) -> list[int]:
+    """Refine the disjoint union (colours comparable across graphs); ids by colour multiset."""
+    offsets = torch.tensor([0] + sizes).cumsum(0)
+    ei = torch.cat([g + o for g, o in zip(graphs, offsets)], dim=1)
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    colours = path_colour_refinement(ei, int(offsets[-1]), max_length, **kw)[-1]
+    return multiset_ids(batch, colours, len(sizes)).tolist()
+
+
+def test_multiset_ids():
+    index = torch.tensor([0, 0, 1, 1, 2, 2, 2, 3, 3])
+    value = torch.tensor([5, 7, 7, 5, 5, 7, 7, 7, 7])
+    ids = multiset_ids(index, value, 5)
+    assert ids[0] == ids[1]  # {5, 7} in either order
+    assert len(set(ids.tolist())) == 4  # {5,7}, {5,7,7}, {7,7}, {} (group 4 is empty)
+    prefix = torch.tensor([0, 1, 0, 0, 0])
+    assert multiset_ids(index, value, 5, prefix=prefix)[0] != multiset_ids(
+        index, value, 5, prefix=prefix)[1]
+
+
+@pytest.mark.parametrize("schedule", ["layers", "fixpoint"])
+def test_refinement_separates_hexagon_from_two_triangles(schedule):
+    graphs, sizes = [HEXAGON, TWO_TRIANGLES], [6, 6]
+    # one edge per path is one round of 1-WL: 2-regular graphs stay equal
+    assert len(set(_graph_ids(graphs, sizes, 1, schedule=schedule))) == 1
+    # 2-edge paths: u_0 is 2 hops from v on the hexagon, 1 hop on a triangle
+    assert len(set(_graph_ids(graphs, sizes, 2, schedule=schedule))) == 2
+    # without distances 2-edge paths look alike in both; 3-edge paths exist only in the hexagon
+    assert len(set(_graph_ids(graphs, sizes, 2, schedule=schedule,
+                              distance_encoding=False))) == 1
+    assert len(set(_graph_ids(graphs, sizes, 3, schedule=schedule,
+                              distance_encoding=False))) == 2
+
+
+@pytest.mark.parametrize("schedule", ["layers", "fixpoint"])
+def test_refinement_is_invariant_under_relabelling(schedule):
+    for seed in range(8):
+        ei, n = _random_multigraph(seed, max_nodes=8, max_edges=14, undirected=True)
+        gen = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(n, generator=gen)
+        colours = torch.randint(0, 2, (n,), generator=gen)
+        ei_p = _relabel(ei, perm)[:, torch.randperm(ei.size(1), generator=gen)]
+        both = torch.cat([ei, ei_p + n], dim=1)
+        refined = path_colour_refinement(both, 2 * n, 3, colours=torch.cat([colours,
+                                                                         colours[perm]]),
+                                         schedule=schedule)[-1]
+        # node perm[i] of the original and node i of the copy get the same colour
+        assert torch.equal(refined[n:], refined[:n][perm])
+
+
+def test_refinement_with_single_edges_is_1wl():
+    # fixpoint over 1-edge paths without distances = the stable 1-WL partition
+    for seed in range(8):
+        ei, n = _random_multigraph(seed, max_nodes=9, max_edges=16, undirected=True)
+        ei = ei[:, ei[0] != ei[1]]  # self-loops never lie on a path; 1-WL would count them
+        ours = path_colour_refinement(ei, n, 1, schedule="fixpoint", distance_encoding=False)[-1]
+        wl = wl_node_keys(ei, n, num_iterations=n + 1)
+        # equal partitions: ours is a function of wl's classes and vice versa
+        pairs = torch.unique(torch.stack([ours, wl], dim=1), dim=0)
+        assert pairs.size(0) == torch.unique(ours).numel() == torch.unique(wl).numel()
+
+
+def test_refinement_bounds_pathnn():
+    """Graphs the refinement does not separate get equal embeddings from an untrained PathNN;
+    ones it separates here also get different ones."""
+    from torch_geometric.data import Batch
+
+    from graphlab.models import PathNN
+
+    graphs = [Data(x=torch.ones(6, 1), edge_index=g, num_nodes=6)
+              for g in (HEXAGON, TWO_TRIANGLES)]
+    for length, de, separated in ((1, False, False), (2, False, False), (2, True, True)):
+        torch.manual_seed(0)
+        model = PathNN(1, 8, 8, max_length=length, kind="all_simple", distance_encoding=de,
+                       mlp_layers=0, norm=False).double().eval()
+        batch = Batch.from_data_list([model.transform(g) for g in graphs])
+        batch.x = batch.x.double()
+        with torch.no_grad():
+            emb = model.embed(batch)
+        refined = _graph_ids([HEXAGON, TWO_TRIANGLES], [6, 6], length, distance_encoding=de)
+        assert (refined[0] != refined[1]) == separated
+        assert bool((emb[0] - emb[1]).norm() > 1e-6) == separated
+
+
+def test_refinement_edge_cases_and_bad_inputs():
+    isolated = path_colour_refinement(torch.empty(2, 0, dtype=torch.long), 3, 2)
+    assert [c.tolist() for c in isolated] == [[0, 0, 0], [0, 0, 0]]
+    assert path_colour_refinement(torch.empty(2, 0, dtype=torch.long), 0, 2,
+                                  schedule="fixpoint")[-1].numel() == 0
+    with pytest.raises(ValueError, match="schedule"):
+        path_colour_refinement(HEXAGON, 6, 2, schedule="forever")
+    with pytest.raises(ValueError, match="schedule"):
+        path_colour_refinement(HEXAGON, 6, 2, schedule=[1, 3])
+    # an explicit list of per-layer lengths; "layers" is [1, ..., max_length]
+    ei, n = _random_multigraph(3, undirected=True)
+    for a, b in zip(path_colour_refinement(ei, n, 3, schedule=[1, 2, 3]),
+                    path_colour_refinement(ei, n, 3)):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="paths"):
+        path_colour_refinement(HEXAGON, 6, 3, paths=enumerate_paths(HEXAGON, 6, 2))
+
+
+def test_per_graph_layered_refinement_matches_batched():
+    # the benchmark's memory-light variant (packed int64 path codes, one graph at a time)
+    from benchmarks.pathnn_expressivity import layered_refinement_per_graph
+
+    graphs = [Data(edge_index=HEXAGON, num_nodes=6), Data(edge_index=TWO_TRIANGLES, num_nodes=6)]
+    for seed in range(4):
+        ei, n = _random_multigraph(seed, max_nodes=7, max_edges=10, undirected=True)
+        graphs.append(Data(edge_index=ei, num_nodes=n))
+    sizes = [g.num_nodes for g in graphs]
+    offsets = torch.tensor([0] + sizes).cumsum(0)
+    ei = torch.cat([g.edge_index + o for g, o in zip(graphs, offsets)], dim=1)
+    ours = layered_refinement_per_graph(graphs, 3)
+    ref = path_colour_refinement(ei, int(offsets[-1]), 3)
+    assert len(ours) == len(ref) == 3
+    for a, b in zip(ours, ref):  # the same partition of the nodes after every layer
+        assert torch.unique(torch.stack([a, b], 1), dim=0).size(0) == a.unique().numel() \
+            == b.unique().numel()
