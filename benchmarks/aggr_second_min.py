@@ -15,7 +15,8 @@ accuracy is recorded every 500 steps, so the table shows where each aggregation 
 budget and how fast it is climbing.
 Longer budgets: ``--steps N`` sets the cosine schedule's length, ``--stop-at K`` stops a model at
 step K of that schedule (its curve is then comparable step for step with a full run). Session 3:
-graphlab LCM 30,000 steps (``aggr_second_min_lcm_30k.json``), PyG's LCM on the same schedule.
+graphlab LCM 30,000 steps (``aggr_second_min_lcm_30k.json``), PyG's LCM and the recurrent
+aggregator on the same schedule, stopped at 20,000 and 12,000 steps.
 graphlab LCM's associativity regulariser is off by default (``--aux-weight``): at 1,200 steps it
 lowers the test accuracy from 11.3% to 6.5% at weight 0.01 and 5.4% at 0.1, and makes steps
 ~1.7x slower (``aggr_second_min_aux_probe.json``).

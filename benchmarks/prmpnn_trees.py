@@ -17,6 +17,8 @@ accuracy. We report train and test accuracy, and how often the matching edge is 
 
     python -m benchmarks.prmpnn_trees [--quick] [--out benchmarks/results]
     python -m benchmarks.prmpnn_trees --depth 4 [--models prmpnn] [--samples 8] [--tag _x]
+
+Depth 4 needs ``--scorer pair_eq --lr 0.001 --logit-bound 3`` (see the results file, Session 3b).
 """
 
 from __future__ import annotations
@@ -53,25 +55,40 @@ class TreePairScorer(nn.Module):
     features :math:`[u, v, |u - v|, u \odot v]`). The product term is a learned bilinear form of
     the two keys, so "the root's query equals the leaf's key" is expressible, but it is learned
     key by key; :math:`|h_u - h_v|` vanishes on the key part for *every* equal pair, a signal
-    shared by all keys. Candidates are ordered (:math:`u < v`, the root is node 0), so the
-    concatenation need not be symmetric.
+    shared by all keys (in a depth-4 probe it made the scorer *avoid* the matching leaf; see
+    ``benchmarks/results/prmpnn_trees.md``). Candidates are ordered (:math:`u < v`, the root is
+    node 0), so the concatenation need not be symmetric.
+
+    With ``field_eq=True`` the head also gets the per-field equality of the raw attributes,
+    :math:`[\mathrm{key}_u = \mathrm{key}_v, \mathrm{value}_u = \mathrm{value}_v]` (the dot products
+    of the two one-hot blocks): one signal shared by all keys, instead of a bilinear form that must
+    be learned key by key.
 
     Shapes: one-hot features :math:`(|\mathcal{V}|, 2(L+1))`, candidate pairs :math:`(2, C)`
     -> add logits :math:`(C)`; no deletions (empty delete logits).
     """
 
-    def __init__(self, num_leaves: int, hidden: int = HIDDEN, absdiff: bool = False) -> None:
+    def __init__(self, num_leaves: int, hidden: int = HIDDEN, absdiff: bool = False,
+                 field_eq: bool = False) -> None:
         super().__init__()
         self.absdiff = absdiff
+        self.field_eq = field_eq
         self.lin = nn.Linear(2 * (num_leaves + 1), hidden)
-        width = (4 if absdiff else 3) * hidden
+        width = (4 if absdiff else 3) * hidden + (2 if field_eq else 0)
         self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
-    def forward(self, x, edge_index, edge_attr, add_pairs, delete_pairs):
+    def pair_features(self, x: Tensor, add_pairs: Tensor) -> Tensor:
+        """The head's input per candidate pair, :math:`(C, 3H [+ H] [+ 2])`."""
         h = self.lin(x)
         hu, hv = h[add_pairs[0]], h[add_pairs[1]]
         feats = [hu, hv, hu * hv] + ([(hu - hv).abs()] if self.absdiff else [])
-        return self.head(torch.cat(feats, dim=-1)).squeeze(-1), x.new_zeros(delete_pairs.size(1))
+        if self.field_eq:
+            prod = x[add_pairs[0]] * x[add_pairs[1]]                  # one-hot blocks [key | value]
+            feats.append(prod.view(prod.size(0), 2, -1).sum(-1))
+        return torch.cat(feats, dim=-1)
+
+    def forward(self, x, edge_index, edge_attr, add_pairs, delete_pairs):
+        return self.head(self.pair_features(x, add_pairs)).squeeze(-1), x.new_zeros(delete_pairs.size(1))
 
 
 class _Recorder(nn.Module):
@@ -93,6 +110,8 @@ class _Recorder(nn.Module):
         return add, delete
 
 
+#: upstream scorers: TreePairScorer (plain, with |h_u - h_v|, with field equality) or EdgeScorer
+SCORERS = ("pair", "pair_diff", "pair_eq", "edge")
 #: training-time weights of added edges, as the authors' ``weight_edges`` / ``marginals_mask``
 EDGE_WEIGHTS = ("sample", "marginals_mask", "marginals")
 
@@ -107,31 +126,38 @@ class TreeModel(nn.Module):
     hard top-k): ``"sample"`` the hard sample :math:`z` (straight-through SIMPLE gradient, the
     library default), ``"marginals_mask"`` :math:`z \cdot \mu` (the authors' Trees config:
     ``weight_edges: marginals``, ``marginals_mask: True``), ``"marginals"`` :math:`\mu` on every
-    candidate (``marginals_mask: False``; a soft, attention-like relaxation in training)."""
+    candidate (``marginals_mask: False``; a soft, attention-like relaxation in training).
+    ``tau`` scales the Gumbel noise of the training samples (exploration; evaluation is top-k)."""
 
     def __init__(self, num_leaves: int, mode: str, k_add: int, num_samples: int,
                  upstream_layers: int = 0, scorer: str = "pair",
-                 edge_weights: str = "sample", logit_bound: float | None = None) -> None:
+                 edge_weights: str = "sample", logit_bound: float | None = None,
+                 tau: float = 1.0) -> None:
         super().__init__()
         if edge_weights not in EDGE_WEIGHTS:
             raise ValueError(f"edge_weights must be one of {EDGE_WEIGHTS}, got {edge_weights!r}")
+        if mode not in ("none", "random", "prmpnn"):
+            raise ValueError(f"mode must be 'none', 'random' or 'prmpnn', got {mode!r}")
+        if scorer not in SCORERS:
+            raise ValueError(f"scorer must be one of {SCORERS}, got {scorer!r}")
         self.k_add = k_add
         self.edge_weights = edge_weights if mode == "prmpnn" else "sample"
         self.num_leaves = num_leaves
         self.key = nn.Embedding(num_leaves + 1, HIDDEN)
         self.value = nn.Embedding(num_leaves + 1, HIDDEN)
         self.mode = mode
-        self.raw_features = mode == "prmpnn" and scorer in ("pair", "pair_diff")
+        self.raw_features = mode == "prmpnn" and scorer != "edge"
         self.rewirer = None
         if mode != "none":
             if mode == "random":
                 up: nn.Module = RandomScorer()
-            elif scorer in ("pair", "pair_diff"):
-                up = TreePairScorer(num_leaves, absdiff=scorer == "pair_diff")
+            elif scorer != "edge":
+                up = TreePairScorer(num_leaves, absdiff=scorer == "pair_diff", field_eq=scorer == "pair_eq")
             else:
                 up = EdgeScorer(HIDDEN, HIDDEN, num_layers=upstream_layers)
             bound = logit_bound if mode == "prmpnn" else None
-            self.rewirer = ProbabilisticRewirer(_Recorder(up, bound), k_add, 0, num_samples)
+            self.rewirer = ProbabilisticRewirer(_Recorder(up, bound), k_add, 0, num_samples,
+                                                tau=tau if mode == "prmpnn" else 1.0)
         mlp = nn.Sequential(nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN))
         self.conv = WeightedGINEConv(mlp, train_eps=True)
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(HIDDEN, num_leaves))
@@ -206,13 +232,11 @@ def _accuracy(model: nn.Module, loader) -> float:
     return correct / max(total, 1)
 
 
-def _hit_rate(model: TreeModel, loader) -> float | None:
-    """Fraction of graphs whose evaluation rewiring adds the edge root <-> the leaf whose key is
-    the root's query (the edge that solves the task for a 1-layer MPNN)."""
-    if model.rewirer is None:
-        return None
+def _hits(model: TreeModel, loader) -> tuple[Tensor, Tensor]:
+    """Per graph: whether the evaluation rewiring adds the edge root <-> the leaf whose key is the
+    root's query (the edge that solves the task for a 1-layer MPNN), and that query key."""
     model.eval()
-    hits = total = 0
+    hits, queries = [], []
     with torch.no_grad():
         for data in loader:
             rew = model.rewirer(model.features(data)[1], data.edge_index, data.batch, None, data.cand_index,
@@ -223,16 +247,35 @@ def _hit_rate(model: TreeModel, loader) -> float | None:
             good = (data.root_mask[u] & match[v]) | (data.root_mask[v] & match[u])
             hit = torch.zeros(data.num_graphs, dtype=torch.bool)
             hit[data.batch[u[good]]] = True
-            hits += int(hit.sum())
-            total += data.num_graphs
-    return hits / max(total, 1)
+            hits.append(hit)
+            queries.append(data.x[data.root_mask, 0])
+    return torch.cat(hits), torch.cat(queries)
+
+
+def _hit_rate(model: TreeModel, loader) -> float | None:
+    """Fraction of graphs whose evaluation rewiring adds root <-> the matching leaf."""
+    if model.rewirer is None:
+        return None
+    hit, _ = _hits(model, loader)
+    return hit.float().mean().item() if hit.numel() else 0.0
+
+
+def _hit_rate_by_key(model: TreeModel, loader, num_leaves: int) -> list[float] | None:
+    """The hit rate per query key 1..L (tests whether the scorer learned the rule only for some keys)."""
+    if model.rewirer is None:
+        return None
+    hit, query = _hits(model, loader)
+    count = torch.bincount(query, minlength=num_leaves + 1)[1:].clamp(min=1)
+    rate = torch.bincount(query, hit.float(), minlength=num_leaves + 1)[1:] / count
+    return [round(r, 3) for r in rate.tolist()]
 
 
 def run_depth(depth: int, mode: str, num_permutations: int, epochs: int, k_add: int = 1,
               seed: int = 0, num_samples: int = 2, upstream_layers: int = 0,
               lr: float = 3e-3, scorer: str = "pair", candidates: str = "root",
               batch_size: int = 64, log_every: int | None = None,
-              edge_weights: str = "sample", logit_bound: float | None = None) -> dict:
+              edge_weights: str = "sample", logit_bound: float | None = None,
+              tau: float = 1.0) -> dict:
     if candidates not in ("all", "root"):
         raise ValueError(f"candidates must be 'all' or 'root', got {candidates!r}")
     torch.manual_seed(seed)
@@ -247,7 +290,7 @@ def run_depth(depth: int, mode: str, num_permutations: int, epochs: int, k_add: 
     test = [graphs[i] for i in perm[cut:]]
     train_loader = DataLoader(train, batch_size=batch_size, shuffle=True)
     model = TreeModel(ds.num_leaves, mode, k_add, num_samples, upstream_layers, scorer,
-                      edge_weights, logit_bound)
+                      edge_weights, logit_bound, tau)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
@@ -263,8 +306,10 @@ def run_depth(depth: int, mode: str, num_permutations: int, epochs: int, k_add: 
         if (epoch + 1) % every == 0:
             curve.append((epoch + 1, round(_accuracy(model, DataLoader(train, batch_size=256)), 3),
                           round(_accuracy(model, DataLoader(test, batch_size=256)), 3)))
+            by_key = _hit_rate_by_key(model, DataLoader(test, batch_size=256), ds.num_leaves)
             print(f"depth {depth} {mode} epoch {epoch + 1}: train/test {curve[-1][1:]} "
-                  f"hit {_hit_rate(model, DataLoader(test, batch_size=256))} "
+                  f"hit {_hit_rate(model, DataLoader(test, batch_size=256))} by key "
+                  f"{by_key and [round(r, 2) for r in by_key]} "
                   f"({time.perf_counter() - start:.0f}s)", flush=True)
     rewired = mode != "none"
     return {"depth": depth, "model": mode, "seed": seed, "k_add": k_add if rewired else 0,
@@ -273,11 +318,13 @@ def run_depth(depth: int, mode: str, num_permutations: int, epochs: int, k_add: 
             "upstream_layers": upstream_layers if mode == "prmpnn" and scorer == "edge" else 0,
             "candidates": candidates if rewired else "",
             "edge_weights": model.edge_weights if rewired else "",
-            "logit_bound": logit_bound if mode == "prmpnn" else None, "graphs": len(graphs),
+            "logit_bound": logit_bound if mode == "prmpnn" else None,
+            "tau": tau if mode == "prmpnn" else None, "graphs": len(graphs),
             "epochs": epochs, "batch": batch_size, "lr": lr, "train_curve": curve,
             "train_acc": _accuracy(model, DataLoader(train, batch_size=256)),
             "test_acc": _accuracy(model, DataLoader(test, batch_size=256)),
             "test_hit": _hit_rate(model, DataLoader(test, batch_size=256)),
+            "test_hit_by_key": _hit_rate_by_key(model, DataLoader(test, batch_size=256), ds.num_leaves),
             "chance": 1 / ds.num_leaves, "train_s": time.perf_counter() - start}
 
 
@@ -294,7 +341,8 @@ QUICK = {2: {"perms": 40, "epochs": 30, "samples": 2}}
 NOTES = ("1 downstream WeightedGINEConv layer, root readout, hidden 64; PR-MPNN adds k_add pairs per "
          "graph chosen among the candidates (`root`: all non-edges at the root; `all`: all "
          "non-edges), scored by TreePairScorer (MLP([h_u, h_v, h_u*h_v]) of the one-hot key/value "
-         "features) or the library EdgeScorer; SIMPLE with `samples` rewirings per graph in "
+         "features; `pair_eq`: plus [key_u = key_v, value_u = value_v]) or the library EdgeScorer; "
+         "SIMPLE with `samples` rewirings per graph in "
          "training (added-edge weights: `edge_weights`), deterministic top-k at evaluation; "
          "'random' adds k_add uniformly random candidates (fresh each forward, also at "
          "evaluation) with the same samples; Adam, 80/20 split of permutations x 2^depth query "
@@ -337,9 +385,10 @@ if __name__ == "__main__":
     parser.add_argument("--k-add", type=int, default=1)
     parser.add_argument("--samples", type=int, help="override the plan's training samples")
     parser.add_argument("--candidates", default="root", choices=["root", "all"])
-    parser.add_argument("--scorer", default="pair", choices=["pair", "pair_diff", "edge"])
+    parser.add_argument("--scorer", default="pair", choices=list(SCORERS))
     parser.add_argument("--edge-weights", default="sample", choices=list(EDGE_WEIGHTS))
     parser.add_argument("--logit-bound", type=float, help="bound |add logits| by b*tanh(x/b)")
+    parser.add_argument("--tau", type=float, default=1.0, help="Gumbel noise scale in training")
     parser.add_argument("--upstream-layers", type=int, default=0, help="GINE layers (--scorer edge)")
     parser.add_argument("--epochs", type=int, help="override the plan's epochs")
     parser.add_argument("--perms", type=int, help="override the plan's permutations")
@@ -355,13 +404,14 @@ if __name__ == "__main__":
         knobs = {"k_add": args.k_add, "candidates": args.candidates, "scorer": args.scorer,
                  "edge_weights": args.edge_weights, "upstream_layers": args.upstream_layers,
                  "lr": args.lr, "batch_size": args.batch, "logit_bound": args.logit_bound,
-                 "seed": args.seed}
+                 "seed": args.seed, "tau": args.tau}
         cmd = (f"python -m benchmarks.prmpnn_trees --depth {args.depth} --models "
                f"{' '.join(args.models)} --k-add {args.k_add} --samples {budget['samples']} "
                f"--candidates {args.candidates} --scorer {args.scorer} --edge-weights "
                f"{args.edge_weights} --upstream-layers {args.upstream_layers} --epochs "
                f"{budget['epochs']} --perms {budget['perms']} --lr {args.lr} --batch {args.batch}"
                + (f" --logit-bound {args.logit_bound}" if args.logit_bound else "")
+               + (f" --tau {args.tau}" if args.tau != 1.0 else "")
                + (f" --seed {args.seed}" if args.seed else ""))
         run_plan({args.depth: budget}, args.out, f"prmpnn_trees_depth{args.depth}{args.tag}", cmd,
                  tuple(args.models), **knobs)

@@ -114,6 +114,42 @@ def test_hit_rate_of_an_oracle_and_of_top1_wrong_scores(root_only):
     assert _hit_rate(TreeModel(4, "none", 1, 1), [data]) is None
 
 
+def test_hit_rate_by_query_key():
+    from benchmarks.prmpnn_trees import TreeModel, _hit_rate_by_key
+
+    data = _tree_batch(2, 8)                      # 2 permutations x query keys 1..4
+    model = TreeModel(4, "prmpnn", k_add=1, num_samples=1)
+    oracle = _OracleScorer(4)
+    model.rewirer.scorer.scorer = oracle
+    assert _hit_rate_by_key(model, [data], 4) == [1.0, 1.0, 1.0, 1.0]
+
+    def only_query_1(x, edge_index, edge_attr, add_pairs, delete_pairs):
+        # the oracle where the root's query is key 1, the negated oracle elsewhere
+        add, delete = oracle(x, edge_index, edge_attr, add_pairs, delete_pairs)
+        return torch.where(x[add_pairs[0], 1].bool(), add, -add), delete
+
+    model.rewirer.scorer.scorer = _OracleScorer(4)
+    model.rewirer.scorer.scorer.forward = only_query_1
+    assert _hit_rate_by_key(model, [data], 4) == [1.0, 0.0, 0.0, 0.0]
+    assert _hit_rate_by_key(TreeModel(4, "none", 1, 1), [data], 4) is None
+
+
+def test_pair_scorer_field_equality_features():
+    from benchmarks.prmpnn_trees import TreeModel, TreePairScorer
+
+    data = _tree_batch(2, 1)                      # query key 1: the leaf with key 1 matches
+    feats = TreeModel(4, "prmpnn", 1, 1).features(data)[1]
+    scorer = TreePairScorer(4, hidden=8, field_eq=True)
+    eq = scorer.pair_features(feats, data.cand_index)[:, -2:]
+    u, v = data.cand_index
+    assert torch.equal(eq[:, 0], (data.x[u, 0] == data.x[v, 0]).float())
+    assert torch.equal(eq[:, 1], (data.x[u, 1] == data.x[v, 1]).float())
+    assert eq[:, 0].sum() == 1                    # exactly the matching leaf
+    assert scorer.pair_features(feats, data.cand_index).shape == (u.numel(), 3 * 8 + 2)
+    assert TreePairScorer(4, hidden=8).pair_features(feats, data.cand_index).shape == (u.numel(), 24)
+    assert scorer(feats, None, None, data.cand_index, data.cand_index[:, :0])[0].shape == (u.numel(),)
+
+
 @pytest.mark.parametrize("mode,scorer", [("marginals", "pair"), ("marginals_mask", "pair"),
                                          ("marginals_mask", "pair_diff")])
 def test_marginal_edge_weights(mode, scorer):
@@ -149,6 +185,10 @@ def test_tree_model_rejects_unknown_edge_weights():
 
     with pytest.raises(ValueError, match="edge_weights"):
         TreeModel(4, "prmpnn", 1, 1, edge_weights="soft")
+    with pytest.raises(ValueError, match="scorer"):
+        TreeModel(4, "prmpnn", 1, 1, scorer="gat")
+    with pytest.raises(ValueError, match="mode"):
+        TreeModel(4, "learned", 1, 1)
 
 
 def test_root_only_downstream_layer_equals_the_full_layer_at_the_roots():
