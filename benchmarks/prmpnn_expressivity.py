@@ -54,7 +54,7 @@ CONFIGS = {
             "lr": 1e-3, "heuristic": "reachable_distance", "upstream_candidates": True},
     "CSL": {"hidden": 64, "layers": 6, "k_add": 1, "k_delete": 0, "candidates": 20,
             "num_samples": 3, "num_eval_samples": 10, "upstream_layers": 4, "batch_size": 16,
-            "lr": 3e-3, "upstream_candidates": True},
+            "lr": 3e-3, "upstream_candidates": True, "readout_norm": True},
 }
 
 
@@ -68,7 +68,8 @@ def make_model(kind: str, spec, cfg: dict) -> nn.Module:
                   upstream_layers=cfg["upstream_layers"], num_candidates=cfg["candidates"],
                   heuristic=cfg.get("heuristic", "distance"), readout="add",
                   norm=cfg.get("norm", "batch_norm"),
-                  upstream_candidates=cfg.get("upstream_candidates", False))
+                  upstream_candidates=cfg.get("upstream_candidates", False),
+                  readout_norm=cfg.get("readout_norm", False))
 
 
 def _acc(model: nn.Module, loader, generator: torch.Generator | None = None) -> float:
@@ -125,7 +126,7 @@ def train_fold(kind: str, graphs: list, spec, split: dict, epochs: int, cfg: dic
             "seconds": time.perf_counter() - start}
 
 
-PLAN_FULL = {"EXP": (10, 30), "CSL": (5, 60)}     # folds, epochs
+PLAN_FULL = {"EXP": (10, 30), "CSL": (5, 80)}     # folds, epochs
 PLAN_QUICK = {"CSL": (1, 3)}  # EXP (1,200 graphs) only in the full run
 QUICK_CFG = {"layers": 3, "candidates": 10, "num_samples": 2, "num_eval_samples": 4,
              "upstream_layers": 1}

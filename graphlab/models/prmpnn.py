@@ -65,6 +65,8 @@ class PRMPNN(nn.Module):
             training and evaluation by more than the small class signal).
         upstream_candidates (bool): the scorer also passes messages along the candidate pairs
             (see :class:`~graphlab.rewiring.EdgeScorer`), so its scores can go beyond 1-WL.
+        readout_norm (bool): batch-normalise the graph embedding before the head (sum readouts
+            of near-regular graphs reach large, nearly equal norms that stall training).
 
     Shapes:
         - **input:** a batched ``Data`` with ``x``, ``edge_index``, optional ``edge_attr``,
@@ -78,7 +80,8 @@ class PRMPNN(nn.Module):
                  num_candidates: int | None = 100, heuristic: str = "distance",
                  estimator: str = "simple", readout: str = "mean", dropout: float = 0.0,
                  molecular: bool = False, rewire: bool = True, num_eval_samples: int = 1,
-                 norm: str | None = "batch_norm", upstream_candidates: bool = False) -> None:
+                 norm: str | None = "batch_norm", upstream_candidates: bool = False,
+                 readout_norm: bool = False) -> None:
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
@@ -115,6 +118,7 @@ class PRMPNN(nn.Module):
             WeightedGINEConv(MLP([hidden_channels, 2 * hidden_channels, hidden_channels],
                                  norm=norm), train_eps=True)
             for _ in range(num_layers))
+        self.readout_norm = nn.BatchNorm1d(hidden_channels) if readout_norm else None
         self.head = MLP([hidden_channels, hidden_channels, out_channels], norm=None)
         self.reset_parameters()
 
@@ -170,6 +174,8 @@ class PRMPNN(nn.Module):
         else:
             pool = global_mean_pool if self.readout == "mean" else global_add_pool
             out = pool(h, b, size=S * num_graphs).view(S, num_graphs, h.size(-1)).mean(0)
+        if self.readout_norm is not None:
+            out = self.readout_norm(out)
         return self.head(out)
 
     def __repr__(self) -> str:

@@ -35,6 +35,8 @@ CASES = [
               forward=lambda m, b: m(b), levels=("graph",),
               skip={**COMPILE_SKIP, "isolated_nodes": "isolated nodes are legitimate rewiring "
                     "candidates, so adding them may (and should) change the rewired graph"}),
+    LayerCase(name="prmpnn-readout-norm", make_module=lambda: _model(readout_norm=True),
+              forward=lambda m, b: m(b), levels=("graph",), skip=COMPILE_SKIP),
 ]
 
 
@@ -113,3 +115,18 @@ def test_molecular_inputs():
 def test_bad_readout():
     with pytest.raises(ValueError, match="readout"):
         _model(readout="max")
+
+
+def test_readout_norm_learns_statistics_in_training_and_uses_them_in_eval():
+    graphs = [EdgeCandidates(10, "distance")(random_graph(6 + i, in_channels=8, seed=i))
+              for i in range(4)]
+    batch = Batch.from_data_list(graphs)
+    model = _model(readout_norm=True)
+    assert model.readout_norm.num_batches_tracked == 0
+    model.train()(batch, torch.Generator().manual_seed(0))
+    assert model.readout_norm.num_batches_tracked == 1
+    assert model.readout_norm.running_var.ne(1).any()
+    model.eval()
+    with torch.no_grad():  # eval: running statistics, so a graph alone equals it in the batch
+        alone = model(Batch.from_data_list(graphs[:1]))
+        torch.testing.assert_close(model(batch)[:1], alone)
