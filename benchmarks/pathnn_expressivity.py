@@ -195,27 +195,31 @@ def refinement_rows(dataset: str, graphs: list[Data], pairs: list[tuple[int, int
     paths = enumerate_paths(batch.edge_index, batch.num_nodes, max_length, "all_simple",
                             distance_encoding=True)
     enum_s = time.perf_counter() - t0
-    left = torch.tensor([a for a, _ in pairs])
-    right = torch.tensor([b for _, b in pairs])
     # the model's layers; the same plus one more layer over max_length-edge paths; fixpoint
     extra: list[int] = [*range(1, max_length + 1), max_length]
     for schedule in ("layers", extra, "fixpoint"):
         t0 = time.perf_counter()
         history = path_colour_refinement(batch.edge_index, batch.num_nodes, max_length,
                                          schedule=schedule, paths=paths)
-        graph_id = multiset_ids(batch.batch, history[-1], len(graphs))
-        same = graph_id[left] == graph_id[right]
-        rows.append({
-            "dataset": dataset,
-            "model": f"injective PathNN-AP+DE refinement, <= {max_length} edges, "
-                     + (schedule if isinstance(schedule, str) else f"layers over {schedule} edges"),
-            "separated": f"{int((~same).sum())}/{len(pairs)}", "paper": "-",
-            "iterations": len(history),
-            "colour_classes_per_iteration": [int(c.max()) + 1 for c in history],
-            "pairs_not_separated": [p for p, e in zip(pairs, same.tolist()) if e],
-            "paths": sum(paths.counts()), "seconds": round(time.perf_counter() - t0 + enum_s, 1)})
+        name = schedule if isinstance(schedule, str) else f"layers over {schedule} edges"
+        rows.append(_refinement_row(dataset, f"<= {max_length} edges, {name}", history,
+                                    batch.batch, pairs, time.perf_counter() - t0 + enum_s))
+        rows[-1]["paths"] = sum(paths.counts())
         print(rows[-1])
     return rows
+
+
+def _refinement_row(dataset: str, name: str, history: list[Tensor], batch: Tensor,
+                    pairs: list[tuple[int, int]], seconds: float) -> dict:
+    """One result row: pairs whose multisets of final refined colours differ."""
+    graph_id = multiset_ids(batch, history[-1], int(batch.max()) + 1)
+    same = [bool(graph_id[a] == graph_id[b]) for a, b in pairs]
+    return {"dataset": dataset, "model": f"injective PathNN-AP+DE refinement, {name}",
+            "separated": f"{len(pairs) - sum(same)}/{len(pairs)}", "paper": "-",
+            "iterations": len(history),
+            "colour_classes_per_iteration": [int(c.max()) + 1 for c in history],
+            "pairs_not_separated": [p for p, e in zip(pairs, same) if e],
+            "seconds": round(seconds, 1)}
 
 
 def _layered_row(dataset: str, graphs: list[Data], pairs: list[tuple[int, int]],
@@ -224,16 +228,8 @@ def _layered_row(dataset: str, graphs: list[Data], pairs: list[tuple[int, int]],
     history = layered_refinement_per_graph(graphs, max_length)
     batch = torch.repeat_interleave(torch.arange(len(graphs)),
                                     torch.tensor([g.num_nodes for g in graphs]))
-    graph_id = multiset_ids(batch, history[-1], len(graphs))
-    same = [bool(graph_id[a] == graph_id[b]) for a, b in pairs]
-    return {"dataset": dataset,
-            "model": f"injective PathNN-AP+DE refinement, <= {max_length} edges, layers "
-                     "(per graph)",
-            "separated": f"{len(pairs) - sum(same)}/{len(pairs)}", "paper": "-",
-            "iterations": len(history),
-            "colour_classes_per_iteration": [int(c.max()) + 1 for c in history],
-            "pairs_not_separated": [p for p, e in zip(pairs, same) if e],
-            "seconds": round(time.perf_counter() - t0, 1)}
+    return _refinement_row(dataset, f"<= {max_length} edges, layers (per graph)", history, batch,
+                           pairs, time.perf_counter() - t0)
 
 
 def layered_refinement_per_graph(graphs: list[Data], max_length: int) -> list[Tensor]:

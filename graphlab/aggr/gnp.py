@@ -232,6 +232,8 @@ class _GNPFunction(torch.autograd.Function):
                 ib = index[r0:r0 + z.size(0)]
                 shift.scatter_reduce_(0, ib.unsqueeze(-1).expand_as(z), z, "amax")
             shift = shift.nan_to_num_(neginf=0.0)  # empty segments
+            # z is recomputed per block rather than stored, so this path also needs no
+            # [E, B * C] buffer beyond the one the backward pass keeps
             for r0 in range(0, num_rows, block):
                 z, g = log_terms(r0)
                 ib = index[r0:r0 + z.size(0)]
