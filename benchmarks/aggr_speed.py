@@ -1,9 +1,12 @@
 """Speed and peak memory of the aggregations on power-law in-degrees, against PyG's classes.
 
 Each (aggregation, graph) pair runs in its own subprocess (one thread): the peak-memory figure is
-the growth of the process's peak resident set (``getrusage(RUSAGE_SELF).ru_maxrss``) over its
-resident set just before one forward + backward pass, so it covers every tensor that pass
-allocates, autograd's saved tensors included. The time is the median of
+the growth of the process's peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs``
+just before; ``getrusage`` where that is not writable) over its resident set just before one
+forward + backward pass, so it covers every tensor that pass allocates, autograd's saved tensors
+included. ``graphlab GNP (fused)`` compiles its kernels (``torch.compile``) in its first call: that
+call's time is reported in the row's note, and memory and time are measured after it. The time is
+the median of
 ``torch.utils.benchmark.Timer(..., timer=time.process_time).blocked_autorange()`` over
 forward + backward (process CPU time: the 2-core machine is shared, so wall time would mostly
 measure the other tenants; a step over 2 s, i.e. PyG's padded classes, is timed by its first
@@ -16,6 +19,7 @@ there (the machine has 23 GB).
 
     python -m benchmarks.aggr_speed [--quick] [--out benchmarks/results] [--rerun gnp]
     python -m benchmarks.aggr_speed --floor [--graphs 10k,100k]   # GNP's unavoidable passes
+    python -m benchmarks.aggr_speed --ab [--graphs 10k,100k] [--rounds 5] [--p 2]   # GNP A/B
 """
 
 from __future__ import annotations
@@ -45,10 +49,13 @@ METHODS = {
     "graphlab Recurrent (LSTM)": ("recurrent", "PyG LSTM"),
     "PyG LSTM": ("recurrent", "PyG LSTM"),
     "graphlab GNP": ("gnp", "PyG Sum"),
+    "graphlab GNP (fused)": ("gnp", "PyG Sum"),
     "PyG PowerMean": ("gnp", "PyG Sum"),
     "PyG Sum": ("gnp", "PyG Sum"),
 }
 PADDING = {"PyG LCM", "PyG LSTM"}
+#: compiled in their first call: timed and memory-measured after it
+COMPILED = {"graphlab GNP (fused)"}
 PAPER = {"PyG LCM": "issue: ~3 s, ~3 GB on 10k; OOM on 100k"}
 
 
@@ -73,6 +80,7 @@ def build(method: str):
         "graphlab Recurrent (LSTM)": lambda: RecurrentAggregation(CHANNELS, CHANNELS),
         "PyG LSTM": lambda: pyg.LSTMAggregation(CHANNELS, CHANNELS),
         "graphlab GNP": lambda: GNPAggregation(CHANNELS, p=2.0, q=0.5),
+        "graphlab GNP (fused)": lambda: GNPAggregation(CHANNELS, p=2.0, q=0.5, fused=True),
         "PyG PowerMean": lambda: pyg.PowerMeanAggregation(p=2.0, learn=True, channels=CHANNELS),
         "PyG Sum": lambda: pyg.SumAggregation(),
     }[method]()
@@ -81,6 +89,23 @@ def build(method: str):
 def _rss_kb() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() // 1024
+
+
+def _reset_peak() -> bool:
+    """Reset the process's peak resident set (Linux >= 4.0); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_kb(reset: bool) -> int:
+    if reset:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def worker(method: str, graph: str, min_run_time: float, memory: bool = True) -> dict:
@@ -98,11 +123,16 @@ def worker(method: str, graph: str, min_run_time: float, memory: bool = True) ->
         out = module(x, index, dim_size=nodes)
         out.sum().backward()
 
+    start = time.process_time()
+    if method in COMPILED:
+        step()  # compiles
+    compile_s = time.process_time() - start
     before = _rss_kb()
+    reset = _reset_peak()
     start = time.process_time()
     step()
     first = time.process_time() - start
-    peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    peak_mb = (_peak_kb(reset) - before) / 1024
     # CPU time of this (single-threaded) process: the machine is shared, and wall time would
     # mostly measure the other tenants
     timer = Timer("step()", globals={"step": step}, timer=time.process_time)
@@ -110,8 +140,11 @@ def worker(method: str, graph: str, min_run_time: float, memory: bool = True) ->
         median = first
     else:
         median = timer.blocked_autorange(min_run_time=min_run_time).median
-    return {"edges": int(index.numel()), "time_s": median,
-            "peak_mb": peak_mb if memory else float("nan")}
+    res = {"edges": int(index.numel()), "time_s": median,
+           "peak_mb": peak_mb if memory else float("nan")}
+    if method in COMPILED:
+        res["note"] = f"first call (compiles) {compile_s:.1f} s CPU, not in the time"
+    return res
 
 
 def _measure(method: str, graph: str, min_run_time: float) -> dict:
@@ -166,6 +199,56 @@ def primitive_floor(graph: str, min_run_time: float = 0.5) -> list[dict]:
                     "x sum": 1.0}]
 
 
+def interleaved_ab(graph: str, rounds: int, min_run_time: float = 0.5, p: float = 2.0) -> list[dict]:
+    """PyG Sum, the eager and the fused GNP (exponent ``p``; 2 as in the table, 50 takes the exact
+    per-segment shift) in one single-threaded process, timed one after the other in each round
+    (``blocked_autorange``, process CPU time), so that all three see the same load; per method the
+    median over rounds and the range, and the per-round ratio to Sum."""
+    import math
+    import os
+    import statistics
+
+    from torch.utils.benchmark import Timer
+
+    from graphlab.aggr import GNPAggregation, gnp
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    nodes, edges, max_deg = GRAPHS[graph]
+    index = power_law_index(nodes, edges, max_deg)
+    x = torch.randn(index.numel(), CHANNELS, requires_grad=True)
+    methods = ["PyG Sum", "graphlab GNP", "graphlab GNP (fused)"]
+    modules = {"PyG Sum": build("PyG Sum"), "graphlab GNP": GNPAggregation(CHANNELS, p=p, q=0.5),
+               "graphlab GNP (fused)": GNPAggregation(CHANNELS, p=p, q=0.5, fused=True)}
+
+    def step(module) -> None:
+        module(x, index, dim_size=nodes).sum().backward()
+
+    start = time.process_time()
+    step(modules["graphlab GNP (fused)"])  # compiles (or loads the compiled code from the cache)
+    compile_s = time.process_time() - start
+    # which shift p takes (see GNPAggregation): |p| max log(|x| / eps)
+    d_max = math.log(float(x.detach().abs().max()) + 1e-6) - math.log(1e-6)
+    exact = abs(p) * d_max > -gnp.FAST_RANGE * math.log(torch.finfo(torch.float32).tiny)
+    load = os.getloadavg()[0]
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    for _ in range(rounds):
+        for m in methods:
+            timer = Timer("step(m)", globals={"step": step, "m": modules[m]}, timer=time.process_time)
+            times[m].append(timer.blocked_autorange(min_run_time=min_run_time).median)
+    rows = []
+    for m in methods:
+        ratios = [t / s for t, s in zip(times[m], times["PyG Sum"])]
+        rows.append({"graph": graph, "aggregation": m, "p": p, "rounds": rounds,
+                     "median ms": round(1e3 * statistics.median(times[m]), 2),
+                     "min-max ms": f"{1e3 * min(times[m]):.2f}-{1e3 * max(times[m]):.2f}",
+                     "x sum (median)": round(statistics.median(ratios), 2),
+                     "x sum (min-max)": f"{min(ratios):.2f}-{max(ratios):.2f}"})
+    rows[-1]["note"] = (f"{'exact per-segment' if exact else 'per-channel'} shift; first call "
+                        f"(compiles) {compile_s:.1f} s CPU; load {load:.1f} -> {os.getloadavg()[0]:.1f}")
+    return rows
+
+
 @register("aggr-speed", "LCM / recurrent / GNP speed and memory vs PyG on power-law degrees")
 def run(quick: bool, out: Path, graphs: list[str] | None = None,
         rerun: list[str] | None = None) -> list[dict]:
@@ -183,7 +266,8 @@ def run(quick: bool, out: Path, graphs: list[str] | None = None,
             if METHODS[row["aggregation"]][0] not in rerun and "fwd+bwd ms" in row:
                 results[row["aggregation"], row["graph"]] = {
                     "edges": row["edges"], "time_s": row["fwd+bwd ms"] / 1e3,
-                    "peak_mb": row["peak MB"], "measured": row.get("measured", "")}
+                    "peak_mb": row["peak MB"], "measured": row.get("measured", ""),
+                    "note": row.get("note", "")}
     todo = []
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     for method, graph in jobs:
@@ -219,6 +303,8 @@ def run(quick: bool, out: Path, graphs: list[str] | None = None,
             if "time_s" in ref:
                 row["time / baseline"] = round(res["time_s"] / ref["time_s"], 3)
                 row["baseline / time"] = round(ref["time_s"] / res["time_s"], 1)
+            if res.get("note"):
+                row["note"] = res["note"]
         else:
             row["note"] = res.get("skipped") or res.get("error")
         if method in PAPER:
@@ -234,9 +320,11 @@ def _write_markdown(rows: list[dict], path: Path, command: str) -> None:
     from graphlab.cli import format_table
 
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # the notes below the table are written by hand: keep them
+    notes = path.read_text().partition("\nNotes\n") if path.exists() else ("", "", "")
     path.write_text(f"# aggr-speed\n\n`{command}`, {date}, machine: 2-core CPU (shared), torch 2.13 "
                     f"CPU, one thread per measurement (column `measured`: when each row was "
-                    f"measured).\n\n```\n{format_table(rows)}\n```\n")
+                    f"measured).\n\n```\n{format_table(rows)}\n```\n" + "".join(notes[1:]))
 
 
 def main() -> None:
@@ -252,6 +340,10 @@ def main() -> None:
     parser.add_argument("--graphs", default=None, help="comma-separated subset of " + ",".join(GRAPHS))
     parser.add_argument("--floor", action="store_true",
                         help="time the passes GNP cannot skip against PyG sum (see primitive_floor)")
+    parser.add_argument("--ab", action="store_true",
+                        help="same-process interleaved timing of PyG Sum and the eager and fused GNP")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of --ab")
+    parser.add_argument("--p", type=float, default=2.0, help="GNP exponent of --ab")
     parser.add_argument("--rerun", default=None,
                         help="comma-separated groups (lcm, recurrent, gnp) to measure again; the "
                              "other rows are kept from aggr_speed.json")
@@ -261,6 +353,16 @@ def main() -> None:
                             for row in primitive_floor(g)]))
         return
     out = Path(args.out)
+    if args.ab:
+        rows = [row for g in (args.graphs or "10k,100k").split(",")
+                for row in interleaved_ab(g, args.rounds, p=args.p)]
+        print(format_table(rows))
+        date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        name = "aggr_speed_ab.json" if args.p == 2.0 else f"aggr_speed_ab_p{args.p:g}.json"
+        (out / name).write_text(json.dumps(
+            {"command": "python -m benchmarks.aggr_speed " + " ".join(sys.argv[1:]), "date": date,
+             "rows": rows}, indent=2))
+        return
     rerun = args.rerun.split(",") if args.rerun else None
     rows = run(args.quick, out, args.graphs.split(",") if args.graphs else None, rerun)
     print(format_table(rows))

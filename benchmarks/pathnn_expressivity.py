@@ -69,7 +69,7 @@ def _make(model_name: str, in_channels: int, hidden: int, seed: int) -> nn.Modul
         # L2 norm would blow BN's ~1e-11 output on identical nodes up to unit noise vectors
         model = PathNN(in_channels, hidden, hidden, max_length=length, kind=kind,
                        distance_encoding=de, readout="sum", l2_norm="no L2" not in model_name,
-                       mlp_layers=0, norm=graph_bn)
+                       mlp_layers=0, norm=graph_bn, path_lengths=_SCHEDULES.get(model_name))
     model = model.double().eval()
     if model_name in _GRAPH_BN:
         # batch statistics (not running ones): with batch size 1 each layer standardises every
@@ -83,6 +83,19 @@ def _make(model_name: str, in_channels: int, hidden: int, seed: int) -> nn.Modul
 # paper settings: EXP SP/SP+ cutoff 11 (10 edges), AP cutoff 6 (5 edges) with distances;
 # SR25 AP cutoff 5 (4 edges) with distances
 _VARIANTS: dict[str, tuple[str, int, bool]] = {}
+# per-layer path lengths (PathNN(path_lengths=...)) of variants that differ from the paper's
+# one layer per length 1..max_length
+_SCHEDULES: dict[str, list[int]] = {}
+
+
+def scheduled_variant(path_lengths: list[int]) -> str:
+    """Register (and name) the SR25 synthetic PathNN-AP+DE with layers over ``path_lengths``
+    edges; e.g. [1, 2, 3, 4, 4] adds a layer over 4-edge paths, which the exact refinement shows
+    is enough to separate all 105 SR25 pairs."""
+    name = f"PathNN-AP (DE), layers over {list(path_lengths)} edges"
+    _VARIANTS[name] = ("all_simple", max(path_lengths), True)
+    _SCHEDULES[name] = list(path_lengths)
+    return name
 # variants whose layers batch-normalise with batch statistics (run with batch size 1)
 _GRAPH_BN = {"PathNN-AP (DE, graph BN)", "PathNN-AP (DE, graph BN, no L2)"}
 
@@ -101,9 +114,14 @@ def iso_test(dataset: str, model_name: str, graphs: list[Data], pairs: list[tupl
     permuted = [permute_graph(g, p) for g, p in zip(graphs[:num_copies], perms)]
     left = torch.tensor([a for a, _ in pairs])
     right = torch.tensor([b for _, b in pairs])
+    smallest: list[list] = []
+    layer_stats: list[list[dict]] = []
     for seed in range(seeds):
         model = _make(model_name, graphs[0].x.size(1), 16, seed)
+        stats = _LayerStats(model) if batch_size == 1 and isinstance(model, PathNN) else None
         emb = _embed(model, graphs, batch_size)
+        if stats is not None:
+            layer_stats.append(stats.summary())
         emb_p = _embed(model, permuted, batch_size)
         dist = (emb[left] - emb[right]).norm(dim=1)
         # a pair counts as separated only if every initialisation separates it
@@ -111,14 +129,57 @@ def iso_test(dataset: str, model_name: str, graphs: list[Data], pairs: list[tupl
         min_pair = min(min_pair, float(dist.min()))
         if bool((dist > TOL).any()):
             min_sep = min(min_sep, float(dist[dist > TOL].min()))
-        worst_iso = max(worst_iso, float((emb[:num_copies] - emb_p).norm(dim=1).max()))
+        iso = float((emb[:num_copies] - emb_p).norm(dim=1).max())
+        worst_iso = max(worst_iso, iso)
+        smallest.append(_smallest_pairs(pairs, dist))
+        # progress (long SR25 runs): what one init gave, recoverable from the log
+        print(f"{model_name} seed {seed}: {int((dist > TOL).sum())}/{len(pairs)} separated, "
+              f"noise floor {iso:.1e}, {time.perf_counter() - t0:.0f} s, smallest "
+              f"{smallest[-1]}", flush=True)
     return {"dataset": dataset, "model": model_name,
             "separated": f"{int(separated_all.sum())}/{len(pairs)}",
             "paper": PAPER.get((dataset, model_name), "-"),
             "min_dist_pair": f"{min_pair:.1e}", "min_dist_above_tol": f"{min_sep:.1e}",
             "max_dist_isomorphic_copy": f"{worst_iso:.1e}", "copies_checked": num_copies,
             "seeds": seeds, **_missed(pairs, separated_all),
+            **({"path_lengths": _SCHEDULES[model_name]} if model_name in _SCHEDULES else {}),
+            "smallest_pair_distances_per_seed": smallest,
+            **({"layer_stats_per_seed": layer_stats} if layer_stats else {}),
             "seconds": round(time.perf_counter() - t0, 1)}
+
+
+class _LayerStats:
+    """Pre-activations (the input of each layer's phi) of a PathNN embedding one graph per
+    call: how far apart the nodes of a graph are, and whether any ReLU sees nodes on both
+    sides of its kink. If none does, the layer acts linearly on the node-to-node differences
+    and a sum readout keeps only their graph-level totals (measured on SR25)."""
+
+    def __init__(self, model: PathNN) -> None:
+        self.pre: list[list[Tensor]] = [[] for _ in model.convs]
+        self.handles = [conv.norm.register_forward_hook(
+            lambda _m, _i, out, layer=layer: self.pre[layer].append(out.detach()))
+            for layer, conv in enumerate(model.convs)]
+        self.path_lengths = model.path_lengths
+
+    def summary(self) -> list[dict]:
+        for handle in self.handles:
+            handle.remove()
+        rows = []
+        for length, zs in zip(self.path_lengths, self.pre):
+            spread = max(float((z.max(0).values - z.min(0).values).max()) for z in zs)
+            mixed = max(float(((z > 0).any(0) & (z <= 0).any(0)).float().mean()) for z in zs)
+            rows.append({"path_edges": length,
+                         "mean_abs_preactivation": float(f"{max(float(z.abs().mean()) for z in zs):.3g}"),
+                         "max_node_spread_in_graph": float(f"{spread:.3g}"),
+                         "share_relu_units_mixed_in_graph": round(mixed, 4)})
+        return rows
+
+
+def _smallest_pairs(pairs: list[tuple[int, int]], dist: Tensor, k: int = 12) -> list:
+    """The ``k`` closest pairs of one initialisation with their distances: the margin over the
+    tolerance and the noise floor."""
+    order = dist.argsort()[:k].tolist()
+    return [[*pairs[i], float(f"{float(dist[i]):.2e}")] for i in order]
 
 
 def _missed(pairs: list[tuple[int, int]], separated: torch.Tensor) -> dict:
@@ -155,22 +216,30 @@ def _sr25_rows(quick: bool) -> list[dict]:
         graphs = [graphs[i] for i in SR25_GRAPHS]
         name = f"SR25 graphs {SR25_GRAPHS} (pair (i, j) = i-th, j-th of these)"
     pairs = [(i, j) for i in range(len(graphs)) for j in range(i + 1, len(graphs))]
-    rows = [pattern_totals_row(name, graphs, pairs, max_length=4)]
-    print(rows[-1])
+    rows = []
+    for length in [4] if quick else SR25_PATTERN_LENGTHS:
+        rows.append(pattern_totals_row(name, graphs, pairs, max_length=length))
+        print(rows[-1])
     for length in [4] if quick else SR25_REFINEMENT_LENGTHS:
         rows += refinement_rows(name, graphs, pairs, length)
-    for model in [] if SKIP_MODELS else SR25_MODELS:
+    # quick: the models of the paper's table (a 5-layer model would add ~3 min on one core)
+    models = SR25_MODELS[:2] if quick else SR25_MODELS
+    for model in [] if SKIP_MODELS else models:
         # float64 LSTMs over 390k paths per graph are slow on CPU: the relabelled-copy check
-        # runs on one graph
-        rows.append(iso_test(name, model, graphs, pairs, 1 if quick else SEEDS, 1, copies=1))
+        # runs on SR25_COPIES graphs (default one)
+        rows.append(iso_test(name, model, graphs, pairs, 1 if quick else SEEDS, 1,
+                             copies=1 if quick else SR25_COPIES))
         print(rows[-1])
     return rows
 
 
 SR25_REFINEMENT_LENGTHS = [4]  # --refinement-lengths
+SR25_PATTERN_LENGTHS = [4]  # --pattern-lengths
 SKIP_MODELS = False  # --skip-models
 SR25_GRAPHS: list[int] | None = None  # --sr25-graphs
-SR25_MODELS = ["GIN", "PathNN-AP (DE)"]  # --sr25-models
+SR25_COPIES = 1  # --sr25-copies: graphs checked against a relabelled copy (noise floor)
+# --sr25-models; the last: the paper's model plus one layer over 4-edge paths
+SR25_MODELS = ["GIN", "PathNN-AP (DE)", scheduled_variant([1, 2, 3, 4, 4])]
 # graph-wise batch norm: a diagnostic only. On nodes the exact refinement proves equal it divides
 # rounding noise by sqrt(eps) each layer and "separates" provably inseparable pairs
 SR25_DIAGNOSTIC_MODELS = sorted(_GRAPH_BN)
@@ -278,25 +347,24 @@ def pattern_totals_row(dataset: str, graphs: list[Data], pairs: list[tuple[int, 
     give every node the same state, so an untrained model whose per-node pre-activations are
     large sums (ReLU in a fixed regime) embeds a graph by a linear function of these counts;
     pairs with equal counts are then not separated at any tolerance above the noise floor.
+    One graph at a time (5 edges: 3.8M paths per SR25 graph).
     """
-    batch = Batch.from_data_list(graphs)
-    paths = enumerate_paths(batch.edge_index, batch.num_nodes, max_length, "all_simple",
-                            distance_encoding=True)
-    assert paths.dists is not None
-    keys = []
-    for length, (nodes, dists) in enumerate(zip(paths.nodes, paths.dists), start=1):
-        code = (dists * (max_length + 1) ** torch.arange(length + 1)).sum(1)
-        keys.append(batch.batch[nodes[:, -1]] * 10**6 + length * 10**5 + code)
-    # one count vector per graph over every (length, pattern) seen in the dataset
-    uniq, inverse = torch.unique(torch.cat(keys), return_inverse=True)
-    counts = torch.zeros(len(graphs), uniq.numel(), dtype=torch.long)
-    pattern = torch.unique(uniq % 10**6, return_inverse=True)[1]
-    counts.index_put_((uniq // 10**6, pattern), torch.bincount(inverse, minlength=uniq.numel()))
-    counts = counts[:, : int(pattern.max()) + 1]
-    equal = [bool(torch.equal(counts[a], counts[b])) for a, b in pairs]
+    t0 = time.perf_counter()
+    base = max_length + 1  # distances lie in 0..max_length: exact codes
+    counts = []
+    for g in graphs:
+        paths = enumerate_paths(g.edge_index, g.num_nodes, max_length, "all_simple",
+                                distance_encoding=True)
+        assert paths.dists is not None
+        keys = [length * base ** (max_length + 1) + (dists * base ** torch.arange(length + 1)).sum(1)
+                for length, dists in enumerate(paths.dists, start=1)]
+        counts.append(torch.unique(torch.cat(keys), return_counts=True))
+    equal = [torch.equal(counts[a][0], counts[b][0]) and torch.equal(counts[a][1], counts[b][1])
+             for a, b in pairs]
     return {"dataset": dataset, "model": f"path-pattern counts (AP, <= {max_length} edges)",
             "separated": f"{len(pairs) - sum(equal)}/{len(pairs)}", "paper": "-",
-            "pairs_with_equal_counts": [p for p, e in zip(pairs, equal) if e]}
+            "pairs_with_equal_counts": [p for p, e in zip(pairs, equal) if e],
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
 _VARIANTS.update({
@@ -512,9 +580,17 @@ if __name__ == "__main__":
     parser.add_argument("--seeds", type=int, default=SEEDS, help="initialisations (full mode)")
     parser.add_argument("--refinement-lengths", type=int, nargs="*", default=SR25_REFINEMENT_LENGTHS,
                         help="SR25: path edges of the injective refinement rows (none: skip)")
+    parser.add_argument("--pattern-lengths", type=int, nargs="*", default=SR25_PATTERN_LENGTHS,
+                        help="SR25: path edges of the graph-level path-pattern count rows")
     parser.add_argument("--sr25-graphs", type=int, nargs="+", help="SR25: a subset of graph ids")
     parser.add_argument("--sr25-models", nargs="+", default=SR25_MODELS,
                         choices=[*SR25_MODELS, *SR25_DIAGNOSTIC_MODELS])
+    parser.add_argument("--sr25-path-lengths", type=int, nargs="+",
+                        help="SR25: also run PathNN-AP (DE) with layers over these path lengths "
+                             "(edges), e.g. 1 2 3 4 4")
+    parser.add_argument("--sr25-copies", type=int, default=SR25_COPIES,
+                        help="SR25: graphs compared with a relabelled copy of themselves (noise "
+                             "floor; each costs one more embedding)")
     parser.add_argument("--skip-models", action="store_true",
                         help="SR25: refinement and count rows only (no untrained models)")
     parser.add_argument("--csl-model", choices=sorted(_CSL_VARIANTS), default=CSL_MODEL)
@@ -537,7 +613,11 @@ if __name__ == "__main__":
     args = parser.parse_args()
     PAIRS, SEEDS = args.pairs, args.seeds
     SR25_REFINEMENT_LENGTHS, SKIP_MODELS = args.refinement_lengths, args.skip_models
-    SR25_MODELS, SR25_GRAPHS = args.sr25_models, args.sr25_graphs
+    SR25_PATTERN_LENGTHS = args.pattern_lengths
+    SR25_MODELS, SR25_GRAPHS, SR25_COPIES = args.sr25_models, args.sr25_graphs, args.sr25_copies
+    if args.sr25_path_lengths:
+        scheduled = scheduled_variant(args.sr25_path_lengths)
+        SR25_MODELS = [m for m in SR25_MODELS if m != scheduled] + [scheduled]
     CSL_MODEL, CSL_EPOCHS, CSL_HIDDEN = args.csl_model, args.csl_epochs, args.csl_hidden
     CSL_BATCH = args.csl_batch_size
     CSL_OPTS.update(length=args.csl_length,

@@ -12,10 +12,13 @@ EXP graphs have several components. The authors' heuristic ("distance": unreacha
 then fills the candidate cap with unreachable pairs, which all tie, so the set is picked by node
 order; and a scorer that sees only the graph is 1-WL bounded, so both graphs of a pair get the
 same logits and differ only by sampling noise, which the downstream GIN did not learn from
-(train accuracy 50%; measured in ``prmpnn_expressivity_exp.md``). EXP therefore uses
-"reachable_distance" candidates and a scorer that also passes messages along the candidate pairs
-(``upstream_candidates``); both are options of the library, off by default. CSL graphs are
-connected (both heuristics agree) and use the candidate-aware scorer too.
+(train accuracy 50%; measured in ``prmpnn_expressivity_exp.md``). EXP therefore uses a scorer
+that also passes messages along the candidate pairs (``upstream_candidates``) and
+"component_distance" candidates (distance minus the component's diameter): with
+"reachable_distance" the cap went entirely to the component of largest diameter, which both graphs
+of a pair share, on 20 of 600 pairs, and 1-WL on graph + candidates could not separate them
+(``prmpnn_expressivity_probes.md``). Both are options of the library, off by default. CSL graphs
+are connected (the heuristics agree) and use the candidate-aware scorer too.
 
     python -m benchmarks.prmpnn_expressivity [--quick] [--datasets CSL] [--folds 1] [--epochs 30]
 """
@@ -23,6 +26,7 @@ connected (both heuristics agree) and use the candidate-aware scorer too.
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from pathlib import Path
 
@@ -47,11 +51,13 @@ def _load(name: str):
 #: delete 10 of 1024 longest-path candidates, 5 priors x 10 samples in training and evaluation,
 #: 8 upstream and 6 downstream layers (hidden 32), 300 epochs; CSL add 1 (no deletion), 3 priors
 #: x 3 training / 10 evaluation samples, 12 downstream layers (hidden 128), up to 1000 epochs.
-#: We use one prior and fewer candidates, layers and epochs (CPU budget).
+#: We use one prior and fewer candidates, layers and epochs (CPU budget). EXP: session-4 fold-0/1
+#: probes in ``prmpnn_expressivity_probes.md`` chose the candidates, the cap and the schedule.
 CONFIGS = {
-    "EXP": {"hidden": 32, "layers": 6, "k_add": 10, "k_delete": 10, "candidates": 100,
+    "EXP": {"hidden": 32, "layers": 6, "k_add": 10, "k_delete": 10, "candidates": 50,
             "num_samples": 4, "num_eval_samples": 10, "upstream_layers": 4, "batch_size": 32,
-            "lr": 1e-3, "heuristic": "reachable_distance", "upstream_candidates": True},
+            "lr": 1e-3, "lr_schedule": "cosine", "heuristic": "component_distance",
+            "upstream_candidates": True},
     "CSL": {"hidden": 64, "layers": 6, "k_add": 1, "k_delete": 0, "candidates": 20,
             "num_samples": 3, "num_eval_samples": 10, "upstream_layers": 4, "batch_size": 16,
             "lr": 3e-3, "upstream_candidates": True, "readout_norm": True},
@@ -85,6 +91,14 @@ def _acc(model: nn.Module, loader, generator: torch.Generator | None = None) -> 
 
 def train_fold(kind: str, graphs: list, spec, split: dict, epochs: int, cfg: dict,
                seed: int = 0, verbose: bool = False) -> dict:
+    """Trains one fold; returns validation/test/train accuracy at the epoch of best validation
+    accuracy (the first such epoch) and the per-epoch curves.
+
+    ``cfg["lr_schedule"] == "cosine"`` anneals the learning rate from ``cfg["lr"]`` to 0 over
+    ``epochs`` (per epoch); absent, the rate is constant.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
     torch.manual_seed(seed)
     sub = {k: [graphs[i] for i in v.tolist()] for k, v in split.items()}
     train = DataLoader(sub["train"], batch_size=cfg["batch_size"], shuffle=True)
@@ -92,8 +106,12 @@ def train_fold(kind: str, graphs: list, spec, split: dict, epochs: int, cfg: dic
     test = DataLoader(sub["test"], batch_size=128)
     model = make_model(kind, spec, cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    schedule = cfg.get("lr_schedule")
+    if schedule not in (None, "cosine"):
+        raise ValueError(f"lr_schedule must be None or 'cosine', got {schedule!r}")
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs) if schedule else None
     gen = torch.Generator().manual_seed(seed)
-    best = (-1.0, 0.0, 0.0)
+    best_val, best_state = -1.0, None
     curve: list[float] = []
     # per epoch: mean training loss and accuracy of the training-mode predictions (sampled
     # rewirings, batch statistics), free by-products of the optimisation steps
@@ -111,6 +129,8 @@ def train_fold(kind: str, graphs: list, spec, split: dict, epochs: int, cfg: dic
             opt.step()
             total += loss.item() * data.num_graphs
             hits += int((out.argmax(-1) == data.y.view(-1)).sum())
+        if sched is not None:
+            sched.step()
         loss_curve.append(round(total / len(sub["train"]), 4))
         fit_curve.append(round(hits / len(sub["train"]), 3))
         val = _acc(model, valid, gen)
@@ -119,10 +139,12 @@ def train_fold(kind: str, graphs: list, spec, split: dict, epochs: int, cfg: dic
             print(f"{kind} epoch {len(curve)} loss {loss_curve[-1]:.4f} train(mode) "
                   f"{fit_curve[-1]:.3f} valid {val:.3f} {time.perf_counter() - start:.0f}s",
                   flush=True)
-        if val > best[0]:
-            best = (val, _acc(model, test, gen), _acc(model, train, gen))
-    return {"valid": best[0], "test": best[1], "train": best[2], "valid_curve": curve,
-            "loss_curve": loss_curve, "train_mode_acc_curve": fit_curve,
+        if val > best_val:
+            # test and train passes only once, on the kept weights (a train pass is ~10 valid ones)
+            best_val, best_state = val, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    return {"valid": best_val, "test": _acc(model, test, gen), "train": _acc(model, train, gen),
+            "valid_curve": curve, "loss_curve": loss_curve, "train_mode_acc_curve": fit_curve,
             "seconds": time.perf_counter() - start}
 
 

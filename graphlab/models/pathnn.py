@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
@@ -23,14 +26,20 @@ class PathNN(nn.Module):
     r"""Path Neural Network from the `"Path Neural Networks: Expressive and Accurate Graph Neural
     Networks" <https://arxiv.org/abs/2306.05955>`_ paper (ICML 2023).
 
-    Layer :math:`\ell = 1, \dots, K` (``K = max_length``) is a :class:`~graphlab.conv.PathConv` over
-    the paths with :math:`\ell` edges ending at every node; one LSTM (and one distance embedding)
-    is shared by all layers, as in the paper:
+    Layer :math:`\ell = 1, \dots, K` is a :class:`~graphlab.conv.PathConv` over the paths with
+    :math:`L_\ell` edges ending at every node; one LSTM (and one distance embedding) is shared by
+    all layers, as in the paper:
 
     .. math::
         \mathbf{h}^{(\ell)}_v = \phi^{(\ell)}\Big(\mathrm{BN}\big(\mathbf{h}^{(\ell-1)}_v +
-            \sum_{p \in \mathcal{P}_\ell(v)} \mathrm{LSTM}(p)\big)\Big), \qquad
+            \sum_{p \in \mathcal{P}_{L_\ell}(v)} \mathrm{LSTM}(p)\big)\Big), \qquad
         \mathbf{y}_G = \mathrm{MLP}\Big(\mathrm{READOUT}_{v \in G}\, \mathbf{h}^{(K)}_v\Big)
+
+    By default (the paper's schedule) :math:`L_\ell = \ell` and :math:`K` = ``max_length``.
+    ``path_lengths`` sets another schedule, e.g. ``[1, 2, 3, 4, 4]``: on SR25 the exact PathNN
+    colour refinement (:func:`~graphlab.utils.paths.path_colour_refinement`) proves that the
+    paper's 4 layers over 1-4 edges can separate at most 98 of the 105 pairs, while one more
+    layer over 4-edge paths separates all 105, without enumerating longer paths.
 
     The input must be transformed by :class:`~graphlab.transforms.AddPaths` with the same
     ``max_length``, ``kind`` and ``distance_encoding``; :attr:`transform` returns that transform.
@@ -39,7 +48,8 @@ class PathNN(nn.Module):
         in_channels (int): node feature width (ignored with ``molecular=True``).
         hidden_channels (int): width of every layer.
         out_channels (int): output width.
-        max_length (int): longest path (in edges) = number of layers (the paper's cutoff - 1).
+        max_length (int): longest path (in edges) that :attr:`transform` enumerates; with the
+            default schedule also the number of layers (the paper's cutoff - 1).
         kind (str): ``"shortest"`` (SP), ``"all_shortest"`` (SP+) or ``"all_simple"`` (AP).
             (default: ``"all_simple"``)
         edge_dim (int, optional): edge feature width; edges are embedded to
@@ -58,6 +68,9 @@ class PathNN(nn.Module):
         readout_norm (bool): batch-normalise the graph embedding before the head. Sums over
             paths and nodes without normalisation give embeddings of norm ~1e3-1e4 (CSL), whose
             logits can stall training; this standardises the head's input. (default: ``False``)
+        path_lengths (Sequence[int], optional): the path length (edges) read by each layer, in
+            order; one layer per entry, each in ``1..max_length`` (repeats allowed). :obj:`None`
+            is ``range(1, max_length + 1)``. (default: :obj:`None`)
 
     Shapes:
         - **input:** a (batched) :class:`~graphlab.transforms.add_paths.PathData` with ``x``
@@ -70,7 +83,8 @@ class PathNN(nn.Module):
                  kind: str = "all_simple", edge_dim: int | None = None, readout: str = "sum",
                  distance_encoding: bool | None = None, dropout: float = 0.0,
                  mlp_layers: int = 2, l2_norm: bool = False, molecular: bool = False,
-                 norm: bool = True, readout_norm: bool = False) -> None:
+                 norm: bool = True, readout_norm: bool = False,
+                 path_lengths: Sequence[int] | None = None) -> None:
         super().__init__()
         if readout not in _READOUTS:
             raise ValueError(f"readout must be one of {sorted(_READOUTS)}, got {readout!r}")
@@ -89,6 +103,7 @@ class PathNN(nn.Module):
         self.molecular = molecular
         # validates kind / max_length and is what the training harness applies to the data
         self._transform = AddPaths(max_length, kind, distance_encoding=self.distance_encoding)
+        self.path_lengths = _check_path_lengths(path_lengths, max_length)
 
         if molecular:
             from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
@@ -110,7 +125,7 @@ class PathNN(nn.Module):
             PathConv(hidden_channels, edge_dim=conv_edge_dim, max_distance=max_distance,
                      encoder=self.encoder, distance_embedding=self.distance_embedding,
                      norm=norm, mlp_layers=mlp_layers)
-            for _ in range(max_length))
+            for _ in self.path_lengths)
         # a separate module (not inside head) keeps the head's state_dict keys unchanged
         self.readout_norm = nn.BatchNorm1d(hidden_channels) if readout_norm else None
         self.head = nn.Sequential(nn.Linear(hidden_channels, hidden_channels), nn.ReLU(),
@@ -156,7 +171,7 @@ class PathNN(nn.Module):
             if edge_attr is None:
                 raise ValueError("PathNN(edge_dim=...) needs data.edge_attr")
             e = self.edge_encoder(edge_attr if self.molecular else edge_attr.to(h.dtype))
-        for length, conv in enumerate(self.convs, start=1):
+        for length, conv in zip(self.path_lengths, self.convs):
             path_index, path_edge, path_dist = get_paths(data, length)
             if self.l2_norm:
                 h = nn.functional.normalize(h, dim=-1)
@@ -165,8 +180,27 @@ class PathNN(nn.Module):
         return _READOUTS[self.readout](h, batch, size=num_graphs)
 
     def __repr__(self) -> str:
+        schedule = "" if self.path_lengths == tuple(range(1, self.max_length + 1)) \
+            else f", path_lengths={list(self.path_lengths)}"
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
-                f"{self.out_channels}, max_length={self.max_length}, kind={self.kind!r})")
+                f"{self.out_channels}, max_length={self.max_length}, kind={self.kind!r}"
+                f"{schedule})")
+
+
+def _check_path_lengths(path_lengths: Sequence[int] | None, max_length: int) -> tuple[int, ...]:
+    """The per-layer path lengths as a tuple; ValueError unless a non-empty sequence of ints
+    in ``1..max_length``."""
+    if path_lengths is None:
+        return tuple(range(1, max_length + 1))
+    if isinstance(path_lengths, (str, bytes)) or not isinstance(path_lengths, Sequence) \
+            or len(path_lengths) == 0:
+        raise ValueError(f"path_lengths must be a non-empty sequence of ints, got {path_lengths!r}")
+    bad = [v for v in path_lengths if isinstance(v, bool) or not isinstance(v, numbers.Integral)
+           or not 1 <= v <= max_length]
+    if bad:
+        raise ValueError(f"path_lengths entries must be ints in 1..max_length={max_length}, "
+                         f"got {list(path_lengths)}")
+    return tuple(int(v) for v in path_lengths)
 
 
 def _factory(kind: str):

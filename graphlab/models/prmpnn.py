@@ -52,8 +52,9 @@ class PRMPNN(nn.Module):
         edge_dim (int, optional): edge feature width (non-molecular data).
         num_candidates (int, optional): candidate pairs per graph (when ``data.cand_index`` is
             absent they are computed on the fly by :func:`~graphlab.rewiring.edge_candidates`).
-        heuristic (str): candidate heuristic, ``"all"``, ``"distance"`` or
-            ``"reachable_distance"``.
+        heuristic (str): candidate heuristic, ``"all"``, ``"distance"``,
+            ``"reachable_distance"`` or ``"component_distance"`` (see
+            :func:`~graphlab.rewiring.edge_candidates`).
         estimator (str): ``"simple"``, ``"imle"`` or ``"gumbel_softmax"``.
         readout (str): ``"mean"``, ``"add"`` (or ``"sum"``), ``"root"`` (the node flagged by
             ``data.root_mask``) or ``"node"`` (node-level outputs).

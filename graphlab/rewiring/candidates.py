@@ -12,7 +12,7 @@ from graphlab.utils.validation import check_batch_vector, check_edge_index
 
 __all__ = ["EdgeCandidates", "edge_candidates", "HEURISTICS"]
 
-HEURISTICS = ("all", "distance", "reachable_distance")
+HEURISTICS = ("all", "distance", "reachable_distance", "component_distance")
 
 
 def _hop_distances(local: Tensor, graph: Tensor, edge_index: Tensor, num_graphs: int,
@@ -59,6 +59,10 @@ def edge_candidates(edge_index: Tensor, num_nodes: int, batch: Tensor | None = N
             farthest pairs joined by a path, unreachable pairs last). On graphs with several
             components ``"distance"`` spends the cap on unreachable pairs, which all tie, so the
             set is chosen by node order; ``"reachable_distance"`` keeps it structural.
+            ``"component_distance"`` ranks reachable pairs by their distance minus the diameter
+            of their component (unreachable pairs last), so every component offers its farthest
+            pairs first: with ``"reachable_distance"`` the cap can go entirely to the
+            component of largest diameter, which on EXP is the part both graphs of a pair share.
         generator (torch.Generator, optional): randomness of the capped ``"all"`` heuristic.
 
     Returns:
@@ -89,10 +93,17 @@ def edge_candidates(edge_index: Tensor, num_nodes: int, batch: Tensor | None = N
     upper = torch.ones(max_nodes, max_nodes, dtype=torch.bool, device=device).triu(1)
     valid = node_ok.unsqueeze(2) & node_ok.unsqueeze(1) & upper & ~adj
 
-    if heuristic in ("distance", "reachable_distance"):
+    if heuristic in ("distance", "reachable_distance", "component_distance"):
         dist = _hop_distances(local, batch, edge_index, num_graphs, max_nodes)
+        reachable = torch.isfinite(dist)
         unreachable = float(max_nodes) if heuristic == "distance" else -1.0
-        score = torch.where(torch.isinf(dist), torch.full_like(dist, unreachable), dist)
+        if heuristic == "component_distance":
+            ecc = torch.where(reachable, dist, torch.zeros_like(dist)).amax(-1)     # [G, N]
+            # diam[g, u]: largest eccentricity among the nodes u reaches
+            diam = torch.where(reachable, ecc.unsqueeze(1), torch.zeros_like(dist)).amax(-1)
+            dist = dist - diam.unsqueeze(-1)              # in [-(N - 1), 0] where reachable
+            unreachable = -float(max_nodes)
+        score = torch.where(reachable, dist, torch.full_like(dist, unreachable))
     elif num_candidates is not None:
         score = torch.rand(num_graphs, max_nodes, max_nodes, generator=generator).to(device)
     else:
@@ -116,7 +127,8 @@ class EdgeCandidates(BaseTransform):
 
     Args:
         num_candidates (int, optional): maximal number of pairs per graph (``None``: all).
-        heuristic (str): ``"all"``, ``"distance"`` or ``"reachable_distance"``.
+        heuristic (str): ``"all"``, ``"distance"``, ``"reachable_distance"`` or
+            ``"component_distance"``.
         seed (int): seed of the random cap of the ``"all"`` heuristic.
     """
 

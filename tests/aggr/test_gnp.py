@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -30,7 +31,22 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case,check", conformance_params(CASES))
+# the fused path (torch.compile'd kernels: each dtype and variant compiles for ~10-20 s, so the
+# fused tests are few): float64 gradcheck, no rows and tracing by torch.compile (both take the
+# eager route), input validation. Its float32 values and gradients on unsorted input with empty
+# segments are compared with the eager path below; the other checks would only add compilations
+# of the no-grad variant.
+FUSED_CASES = [
+    LayerCase(name="gnp-fused-neighbours",
+              make_module=lambda: GNPAggregation(1, p=(2.0, -1.5), q=0.5, fused=True),
+              forward=lambda m, b: m(b.x[b.edge_index[0]], b.edge_index[1],
+                                     dim_size=b.num_nodes),
+              levels=("node",), bad_inputs={**TARGET_MUTATIONS, **FEATURE_MUTATIONS}),
+]
+
+
+@pytest.mark.parametrize("case,check", conformance_params(CASES) + conformance_params(
+    FUSED_CASES, ["gradcheck", "empty_graph", "compile", "bad_inputs"]))
 def test_conformance(case, check):
     CHECKS[check](case)
 
@@ -249,3 +265,69 @@ def test_bad_arguments():
 
 def test_runs_in_stock_pyg_convs(stock_conv_check):
     stock_conv_check(lambda: GNPAggregation(8, p=2.0), seed=2)
+
+
+def _fused_vs_eager(x, index, dim_size, **kwargs):
+    """Outputs and gradients (x, p_raw, q) of the eager and the fused path on the same input."""
+    results = []
+    for fused in (False, True):
+        aggr = GNPAggregation(x.size(1), fused=fused, **kwargs).to(x.dtype)
+        xx = x.detach().clone().requires_grad_(True)
+        out = aggr(xx, index, dim_size=dim_size)
+        weight = torch.linspace(-1, 1, out.numel(), dtype=x.dtype).view_as(out)
+        (out * weight).sum().backward()
+        results.append((out, xx.grad, aggr.p_raw.grad, aggr.q.grad))
+    return results
+
+
+def test_fused_matches_eager():
+    # unsorted index, empty segments, exact zeros: the per-channel shift path of both. (The
+    # unsigned variant, signed=False, is one more compilation; it is not repeated here.)
+    from graphlab.aggr import _gnp_fused
+
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(900, 5, generator=gen) * 3
+    x[::13, 2] = 0.0
+    index = torch.randint(0, 60, (900,), generator=gen)
+    index[index == 7] = 8  # segment 7 empty, and 60-63 beyond the largest index
+    eager, fused = _fused_vs_eager(x, index, 64, p=(2.5, -1.5), q=(0.5, 1.0))
+    assert not _gnp_fused._FAILED, _gnp_fused._FAILED  # it really ran compiled
+    for e, f in zip(eager, fused):
+        assert torch.allclose(f, e, rtol=1e-4, atol=1e-6)
+    assert torch.equal(fused[0][60:], torch.zeros(4, 5)) and torch.equal(fused[0][7], torch.zeros(5))
+    assert torch.equal(fused[1][::13, 2], torch.zeros(70))
+
+
+def test_fused_large_p_takes_the_exact_shift():
+    # |p| = 100 on inputs of 1e3 (and mixed magnitudes down to 1e-3): the per-segment shift path
+    gen = torch.Generator().manual_seed(8)
+    x = 10 ** (torch.rand(400, 3, generator=gen) * 6 - 3) * torch.sign(torch.randn(400, 3, generator=gen))
+    x[:6] = 1e3
+    index = torch.randint(0, 20, (400,), generator=gen)
+    eager, fused = _fused_vs_eager(x, index, 20, p=(100.0, -100.0), q=1.0)
+    for e, f in zip(eager, fused):
+        assert torch.isfinite(f).all()
+        assert torch.allclose(f, e, rtol=1e-4, atol=1e-6)
+
+
+def test_fused_falls_back_to_eager_once_when_compilation_fails(monkeypatch):
+    from graphlab.aggr import _gnp_fused
+
+    def broken_compile(fn, **kwargs):
+        def fail(*args, **kw):
+            raise RuntimeError("no C++ compiler")
+        return fail
+
+    monkeypatch.setattr(_gnp_fused, "_COMPILED", {})
+    monkeypatch.setattr(_gnp_fused, "_FAILED", [])
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    x, index = _data()
+    expect = GNPAggregation(4, p=(2.0, -3.0)).double()(x, index, dim_size=12)
+    aggr = GNPAggregation(4, p=(2.0, -3.0), fused=True).double()
+    with pytest.warns(RuntimeWarning, match=r"no C\+\+ compiler"):
+        first = aggr(x, index, dim_size=12)  # the failing call itself runs the kernels eagerly
+    assert not _gnp_fused.available()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once only
+        second = aggr(x, index, dim_size=12)
+    assert torch.allclose(first, expect) and torch.allclose(second, expect)

@@ -23,18 +23,22 @@ def _graph(seed: int) -> Data:
     return random_graph(6 + seed % 4, in_channels=8, edge_dim=3, seed=seed)
 
 
-def _case(kind: str, readout: str) -> LayerCase:
+def _case(kind: str, readout: str, path_lengths: list[int] | None = None) -> LayerCase:
     def make() -> PathNN:
-        return PathNN(8, 16, 3, max_length=3, kind=kind, edge_dim=3, readout=readout)
+        return PathNN(8, 16, 3, max_length=3, kind=kind, edge_dim=3, readout=readout,
+                      path_lengths=path_lengths)
 
-    return LayerCase(name=f"pathnn_{kind}_{readout}", make_module=make, forward=lambda m, b: m(b),
+    schedule = "" if path_lengths is None else "_layers" + "".join(map(str, path_lengths))
+    return LayerCase(name=f"pathnn_{kind}_{readout}{schedule}", make_module=make,
+                     forward=lambda m, b: m(b),
                      levels=("graph",), make_graph=_graph,
                      transform=AddPaths(3, kind=kind, distance_encoding=kind == "all_simple"),
                      grad_inputs=("x", "edge_attr"),
                      bad_inputs={**EDGE_INDEX_MUTATIONS, **FEATURE_MUTATIONS})
 
 
-CASES = [_case("shortest", "sum"), _case("all_shortest", "mean"), _case("all_simple", "sum")]
+CASES = [_case("shortest", "sum"), _case("all_shortest", "mean"), _case("all_simple", "sum"),
+         _case("all_simple", "sum", path_lengths=[1, 3, 3, 2])]
 
 
 @pytest.mark.parametrize("case,check", conformance_params(CASES))
@@ -152,3 +156,99 @@ def test_readout_norm():
         torch.testing.assert_close(model(batch), model.head(model.readout_norm(model.embed(batch))))
     model.reset_parameters()
     assert int(model.readout_norm.num_batches_tracked) == 0
+
+
+def test_default_path_lengths_are_one_layer_per_length():
+    torch.manual_seed(0)
+    default = PathNN(8, 16, 3, max_length=3, edge_dim=3).eval()
+    torch.manual_seed(0)
+    explicit = PathNN(8, 16, 3, max_length=3, edge_dim=3, path_lengths=[1, 2, 3]).eval()
+    assert default.path_lengths == explicit.path_lengths == (1, 2, 3)
+    assert repr(default) == repr(explicit) and "path_lengths" not in repr(default)
+    # same parameters (names and values) from the same seed, hence the same outputs
+    sd, se = default.state_dict(), explicit.state_dict()
+    assert list(sd) == list(se) and all(torch.equal(sd[k], se[k]) for k in sd)
+    batch = next(iter(DataLoader([default.transform(_graph(k)) for k in range(4)], batch_size=4)))
+    with torch.no_grad():
+        torch.testing.assert_close(default(batch), explicit(batch), rtol=0, atol=0)
+        explicit.load_state_dict(PathNN(8, 16, 3, max_length=3, edge_dim=3).state_dict())
+        default.load_state_dict(explicit.state_dict())
+        torch.testing.assert_close(default(batch), explicit(batch), rtol=0, atol=0)
+
+
+def test_path_length_schedule_with_repeats():
+    torch.manual_seed(0)
+    model = PathNN(8, 16, 3, max_length=2, path_lengths=(1, 2, 2, 2)).eval()
+    assert len(model.convs) == 4 and model.path_lengths == (1, 2, 2, 2)
+    assert "path_lengths=[1, 2, 2, 2]" in repr(model)
+    # the LSTM and distance embedding stay shared; the transform enumerates up to max_length
+    assert all(conv.encoder is model.encoder for conv in model.convs)
+    assert model.distance_embedding is not None and model.transform.max_length == 2
+    graphs = [model.transform(_graph(k)) for k in range(3)]
+    batch = next(iter(DataLoader(graphs, batch_size=3)))
+    with torch.no_grad():
+        out = model(batch)
+        assert out.shape == (3, 3) and bool(torch.isfinite(out).all())
+        # layer i reads the paths of path_lengths[i] edges: a 3-layer prefix of the schedule
+        # with the same weights gives the state after 3 layers
+        prefix = PathNN(8, 16, 3, max_length=2, path_lengths=(1, 2, 2)).eval()
+        prefix.load_state_dict({k: v for k, v in model.state_dict().items()
+                                if not k.startswith("convs.3.")})
+        assert not torch.allclose(prefix(batch), out)
+    # the registry factories forward it
+    tu = TaskSpec("graph", 3, 2, "ce", "acc")
+    built = build_model("pathnn-ap", tu, max_length=3, path_lengths=[1, 2, 3, 3])
+    assert built.path_lengths == (1, 2, 3, 3) and len(built.convs) == 4
+
+
+@pytest.mark.parametrize("bad", [[], (), [0, 1], [1, 3], [1, -1], [1.0, 2], [True], "12", 2,
+                                 {1, 2}])
+def test_bad_path_lengths(bad):
+    with pytest.raises(ValueError, match="path_lengths"):
+        PathNN(8, 16, 3, max_length=2, path_lengths=bad)
+
+
+def test_repeated_length_separates_what_the_default_schedule_cannot():
+    """A 4-edge path + an edge vs two 2-edge paths: equal degree multisets (1-edge paths per
+    node), different neighbour degrees. With one 1-edge layer no PathNN separates them (the exact
+    refinement says so); a second 1-edge layer (a second 1-WL round) does. On SR25 the same
+    holds for [1, 2, 3, 4] vs [1, 2, 3, 4, 4] (benchmarks/pathnn_expressivity.py)."""
+    from graphlab.utils.paths import multiset_ids, path_colour_refinement
+
+    a = torch.tensor([[0, 1, 2, 4], [1, 2, 3, 5]])
+    b = torch.tensor([[0, 1, 3, 4], [1, 2, 4, 5]])
+    graphs = [Data(x=torch.ones(6, 1), edge_index=torch.cat([e, e.flip(0)], 1), num_nodes=6)
+              for e in (a, b)]
+    union = torch.cat([graphs[0].edge_index, graphs[1].edge_index + 6], 1)
+    owner = torch.arange(12) // 6
+    for schedule, separated in ((None, False), ([1, 1], True)):
+        colours = path_colour_refinement(union, 12, 1, schedule=schedule or "layers")[-1]
+        ids = multiset_ids(owner, colours, 2)
+        assert bool(ids[0] != ids[1]) == separated
+        for seed in range(3):
+            torch.manual_seed(seed)
+            model = PathNN(1, 16, 16, max_length=1, mlp_layers=0, norm=False, l2_norm=True,
+                           path_lengths=schedule).double().eval()
+            batch = next(iter(DataLoader([model.transform(g) for g in graphs], batch_size=2)))
+            batch.x = batch.x.double()
+            with torch.no_grad():
+                emb = model.embed(batch)
+            assert bool((emb[0] - emb[1]).norm() > 1e-5) == separated
+
+
+def test_benchmark_scheduled_variant_and_layer_stats():
+    # the SR25 benchmark's scheduled row: the schedule reaches the model and the row
+    from benchmarks.pathnn_expressivity import iso_test, scheduled_variant
+
+    a = torch.tensor([[0, 1, 2, 4], [1, 2, 3, 5]])
+    b = torch.tensor([[0, 1, 3, 4], [1, 2, 4, 5]])
+    graphs = [Data(x=torch.ones(6, 1), edge_index=torch.cat([e, e.flip(0)], 1), num_nodes=6)
+              for e in (a, b)]
+    name = scheduled_variant([1, 1])
+    row = iso_test("toy", name, graphs, [(0, 1)], seeds=2, batch_size=1, copies=2)
+    assert row["separated"] == "1/1" and row["path_lengths"] == [1, 1]
+    assert float(row["max_dist_isomorphic_copy"]) < 1e-9
+    stats = row["layer_stats_per_seed"]
+    assert len(stats) == 2 and [s["path_edges"] for s in stats[0]] == [1, 1]
+    # nodes of different degree differ after the first layer
+    assert all(s["max_node_spread_in_graph"] > 0 for s in stats[0])

@@ -48,6 +48,32 @@ def test_reachable_distance_ranks_unreachable_pairs_last():
         edge_candidates(path, 7, heuristic="all"))
 
 
+def test_component_distance_offers_every_component_its_farthest_pairs():
+    # a 7-node path (diameter 6) and a 3-node path (diameter 2), plus an isolated node 10
+    long = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6]])
+    short = torch.tensor([[7, 8], [8, 9]])
+    ei = torch.cat([long, short], dim=1)
+    ei = torch.cat([ei, ei.flip(0)], dim=1)
+    # "reachable_distance" spends the whole cap on the long path ...
+    assert _pairs(edge_candidates(ei, 11, num_candidates=2, heuristic="reachable_distance")) \
+        == {(0, 6), (0, 5)}
+    # ... "component_distance" ranks by distance minus the component's diameter: both
+    # diameter pairs score 0, then the long path's pairs at distance 5 (score -1)
+    cand = edge_candidates(ei, 11, num_candidates=2, heuristic="component_distance")
+    assert _pairs(cand) == {(0, 6), (7, 9)}
+    cand = edge_candidates(ei, 11, num_candidates=4, heuristic="component_distance")
+    assert _pairs(cand) == {(0, 6), (7, 9), (0, 5), (1, 6)}
+    # unreachable pairs come last, after every reachable non-adjacent pair (15 + 1 of them)
+    cand = _pairs(edge_candidates(ei, 11, num_candidates=17, heuristic="component_distance"))
+    reachable = {(u, v) for u, v in cand if v != 10 and not (u < 7 <= v)}
+    assert len(reachable) == 16 and len(cand - reachable) == 1
+    # uncapped it is the same set as "all"; the transform agrees with the function
+    assert _pairs(edge_candidates(ei, 11, heuristic="component_distance")) == _pairs(
+        edge_candidates(ei, 11, heuristic="all"))
+    data = EdgeCandidates(2, "component_distance")(Data(edge_index=ei, num_nodes=11))
+    assert _pairs(data.cand_index) == {(0, 6), (7, 9)}
+
+
 def test_distances_match_networkx():
     from graphlab.rewiring.candidates import _hop_distances
 
@@ -60,11 +86,12 @@ def test_distances_match_networkx():
         assert dist[u, v].item() == expected
 
 
-def test_batched_candidates_equal_per_graph_candidates():
+@pytest.mark.parametrize("heuristic", ["distance", "reachable_distance", "component_distance"])
+def test_batched_candidates_equal_per_graph_candidates(heuristic):
     graphs = [random_graph(n, seed=n) for n in (5, 9, 7)]
-    transform = EdgeCandidates(num_candidates=6, heuristic="distance")
+    transform = EdgeCandidates(num_candidates=6, heuristic=heuristic)
     batch = Batch.from_data_list([transform(g.clone()) for g in graphs])
-    cand = edge_candidates(batch.edge_index, batch.num_nodes, batch.batch, 6, "distance")
+    cand = edge_candidates(batch.edge_index, batch.num_nodes, batch.batch, 6, heuristic)
     assert torch.equal(cand, batch.cand_index)
     counts = torch.bincount(batch.batch[cand[0]], minlength=3)
     assert counts.tolist() == [min(6, 5 * 4 // 2 - graphs[0].edge_index.size(1) // 2), 6, 6]

@@ -167,3 +167,22 @@ def test_scorer_with_candidate_messages_sees_the_candidate_structure():
     torch.testing.assert_close(logits["tri"][0], logits["hex"][0])
     assert not torch.allclose(logits["tri"][1], logits["hex"][1])
     assert "candidate_messages=True" in repr(seeing)
+
+
+@pytest.mark.parametrize("heuristic", ["reachable_distance", "component_distance"])
+def test_on_the_fly_candidates_equal_the_pre_transform(heuristic):
+    # two components per graph, so the heuristics' ranking of reachable pairs matters
+    graphs = []
+    for i, n in enumerate((7, 9)):
+        a, b = random_graph(n, in_channels=8, seed=i), random_graph(4, in_channels=8, seed=10 + i)
+        graphs.append(EdgeCandidates(5, heuristic)(Data(
+            x=torch.cat([a.x, b.x]), num_nodes=n + 4,
+            edge_index=torch.cat([a.edge_index, b.edge_index + n], dim=1))))
+    batch = Batch.from_data_list(graphs)
+    rew = ProbabilisticRewirer(EdgeScorer(8, 16, num_layers=1), 2, 1, num_candidates=5,
+                               heuristic=heuristic).eval()
+    with torch.no_grad():
+        given = _run(rew, batch)
+        fly = rew(batch.x, batch.edge_index, batch.batch, None, None, batch.num_graphs)
+    assert torch.equal(given.edge_index, fly.edge_index)
+    assert torch.equal(given.edge_weight, fly.edge_weight)
