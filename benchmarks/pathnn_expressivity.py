@@ -10,6 +10,7 @@ distance and the largest distance between a graph and a randomly relabelled copy
 numerical noise floor, which must stay far below the tolerance).
 
     python -m benchmarks.pathnn_expressivity [--quick] [--task exp|sr25|csl|all] [--seeds S]
+        [--sr25-path-lengths 1 2 3 4 4] [--sr25-copies C] [--pattern-lengths 4 5]
 """
 
 from __future__ import annotations
