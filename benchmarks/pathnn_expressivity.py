@@ -29,6 +29,7 @@ from tqdm import tqdm
 from graphlab.bench import load_bundle_or_skip, register
 from graphlab.models import GNN, PathNN
 from graphlab.testing import permute_graph
+from graphlab.transforms.add_paths import get_paths
 from graphlab.utils.paths import enumerate_paths, multiset_ids, path_colour_refinement
 
 TOL = 1e-5
@@ -66,11 +67,14 @@ def _make(model_name: str, in_channels: int, hidden: int, seed: int) -> nn.Modul
     else:
         kind, length, de = _VARIANTS[model_name]
         # the paper's synthetic model: no batch norm, phi = ReLU, L2 norm before each layer
-        graph_bn = model_name in _GRAPH_BN
-        # L2 norm would blow BN's ~1e-11 output on identical nodes up to unit noise vectors
+        graph_bn, centred = model_name in _GRAPH_BN, model_name in _CENTRED
+        # L2 norm would blow BN's ~1e-11 output on identical nodes up to unit noise vectors;
+        # centred variants replace it by the centring (see centre_layers)
         model = PathNN(in_channels, hidden, hidden, max_length=length, kind=kind,
-                       distance_encoding=de, readout="sum", l2_norm="no L2" not in model_name,
-                       mlp_layers=0, norm=graph_bn, path_lengths=_SCHEDULES.get(model_name))
+                       distance_encoding=de, readout="sum",
+                       l2_norm="no L2" not in model_name and not centred,
+                       mlp_layers=0, norm=graph_bn or centred,
+                       path_lengths=_SCHEDULES.get(model_name))
     model = model.double().eval()
     if model_name in _GRAPH_BN:
         # batch statistics (not running ones): with batch size 1 each layer standardises every
@@ -89,16 +93,49 @@ _VARIANTS: dict[str, tuple[str, int, bool]] = {}
 _SCHEDULES: dict[str, list[int]] = {}
 
 
-def scheduled_variant(path_lengths: list[int]) -> str:
+def scheduled_variant(path_lengths: list[int], centred: bool = False) -> str:
     """Register (and name) the SR25 synthetic PathNN-AP+DE with layers over ``path_lengths``
     edges; e.g. [1, 2, 3, 4, 4] adds a layer over 4-edge paths, which the exact refinement shows
-    is enough to separate all 105 SR25 pairs."""
-    name = f"PathNN-AP (DE), layers over {list(path_lengths)} edges"
+    is enough to separate all 105 SR25 pairs. ``centred``: the layers are centred by
+    :func:`centre_layers` instead of L2-normalised."""
+    name = f"PathNN-AP (DE{', centred' if centred else ''}), layers over {list(path_lengths)} edges"
     _VARIANTS[name] = ("all_simple", max(path_lengths), True)
     _SCHEDULES[name] = list(path_lengths)
+    if centred:
+        _CENTRED.add(name)
     return name
+
+
+def centre_layers(model: PathNN, graphs: list[Data]) -> None:
+    """Centre every layer of an untrained ``PathNN(norm=True)`` on ``graphs``, layer by layer:
+    each layer's batch norm (eval mode) gets ``running_mean`` = the mean pre-activation over all
+    nodes of all graphs and ``running_var = 1 - eps``, so it computes ``x - mean``.
+
+    Why: the authors' synthetic model (L2 norm, no BN) sums ~14,000 path states per SR25 node, so
+    its pre-activations sit ~2e3 from every ReLU kink while nodes differ by < 1; no ReLU ever
+    changes regime across a graph's nodes and the model is nearly linear in the node differences
+    (measured: ``layer_stats_per_seed``). Centring puts the kinks among the nodes. It is a fixed
+    per-channel bias, the same for every graph (no batch statistics at embedding time), i.e. one
+    setting of the architecture's weights, so the exact refinement's bound still applies: pairs it
+    proves inseparable stay at rounding distance. Nothing is divided by a variance, so rounding
+    noise on nodes that are equal (layers 1-3 on SR25) is not amplified.
+    """
+    data = [model.transform(g) for g in graphs]
+    with torch.no_grad():
+        hs = [model.node_encoder(d.x.to(model.head[0].weight.dtype)) for d in data]
+        for length, conv in zip(model.path_lengths, model.convs):
+            pres = []
+            for d, h in zip(data, hs):
+                path_index, path_edge, path_dist = get_paths(d, length)
+                states = conv.encode(h, path_index, None, path_edge, path_dist)
+                pres.append(h + torch.zeros_like(h).index_add_(0, path_index[:, -1], states))
+            conv.norm.running_mean.copy_(torch.cat(pres).mean(0))
+            conv.norm.running_var.fill_(1.0 - conv.norm.eps)
+            hs = [conv.mlp(conv.norm(pre)) for pre in pres]
 # variants whose layers batch-normalise with batch statistics (run with batch size 1)
 _GRAPH_BN = {"PathNN-AP (DE, graph BN)", "PathNN-AP (DE, graph BN, no L2)"}
+# variants centred by centre_layers on the graphs under test before embedding
+_CENTRED: set[str] = set()
 
 
 def iso_test(dataset: str, model_name: str, graphs: list[Data], pairs: list[tuple[int, int]],
@@ -119,6 +156,8 @@ def iso_test(dataset: str, model_name: str, graphs: list[Data], pairs: list[tupl
     layer_stats: list[list[dict]] = []
     for seed in range(seeds):
         model = _make(model_name, graphs[0].x.size(1), 16, seed)
+        if model_name in _CENTRED:
+            centre_layers(model, graphs)
         stats = _LayerStats(model) if batch_size == 1 and isinstance(model, PathNN) else None
         emb = _embed(model, graphs, batch_size)
         if stats is not None:
@@ -240,7 +279,10 @@ SKIP_MODELS = False  # --skip-models
 SR25_GRAPHS: list[int] | None = None  # --sr25-graphs
 SR25_COPIES = 1  # --sr25-copies: graphs checked against a relabelled copy (noise floor)
 # --sr25-models; the last: the paper's model plus one layer over 4-edge paths
-SR25_MODELS = ["GIN", "PathNN-AP (DE)", scheduled_variant([1, 2, 3, 4, 4])]
+# centred: the same two schedules with centre_layers instead of the L2 norm
+SR25_MODELS = ["GIN", "PathNN-AP (DE)", scheduled_variant([1, 2, 3, 4, 4]),
+               scheduled_variant([1, 2, 3, 4], centred=True),
+               scheduled_variant([1, 2, 3, 4, 4], centred=True)]
 # graph-wise batch norm: a diagnostic only. On nodes the exact refinement proves equal it divides
 # rounding noise by sqrt(eps) each layer and "separates" provably inseparable pairs
 SR25_DIAGNOSTIC_MODELS = sorted(_GRAPH_BN)
@@ -589,6 +631,8 @@ if __name__ == "__main__":
     parser.add_argument("--sr25-path-lengths", type=int, nargs="+",
                         help="SR25: also run PathNN-AP (DE) with layers over these path lengths "
                              "(edges), e.g. 1 2 3 4 4")
+    parser.add_argument("--sr25-centred", action="store_true",
+                        help="SR25: the --sr25-path-lengths model is centred (centre_layers)")
     parser.add_argument("--sr25-copies", type=int, default=SR25_COPIES,
                         help="SR25: graphs compared with a relabelled copy of themselves (noise "
                              "floor; each costs one more embedding)")
@@ -617,7 +661,7 @@ if __name__ == "__main__":
     SR25_PATTERN_LENGTHS = args.pattern_lengths
     SR25_MODELS, SR25_GRAPHS, SR25_COPIES = args.sr25_models, args.sr25_graphs, args.sr25_copies
     if args.sr25_path_lengths:
-        scheduled = scheduled_variant(args.sr25_path_lengths)
+        scheduled = scheduled_variant(args.sr25_path_lengths, centred=args.sr25_centred)
         SR25_MODELS = [m for m in SR25_MODELS if m != scheduled] + [scheduled]
     CSL_MODEL, CSL_EPOCHS, CSL_HIDDEN = args.csl_model, args.csl_epochs, args.csl_hidden
     CSL_BATCH = args.csl_batch_size
