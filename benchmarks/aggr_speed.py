@@ -204,7 +204,6 @@ def interleaved_ab(graph: str, rounds: int, min_run_time: float = 0.5, p: float 
     per-segment shift) in one single-threaded process, timed one after the other in each round
     (``blocked_autorange``, process CPU time), so that all three see the same load; per method the
     median over rounds and the range, and the per-round ratio to Sum."""
-    import math
     import os
     import statistics
 
@@ -227,9 +226,7 @@ def interleaved_ab(graph: str, rounds: int, min_run_time: float = 0.5, p: float 
     start = time.process_time()
     step(modules["graphlab GNP (fused)"])  # compiles (or loads the compiled code from the cache)
     compile_s = time.process_time() - start
-    # which shift p takes (see GNPAggregation): |p| max log(|x| / eps)
-    d_max = math.log(float(x.detach().abs().max()) + 1e-6) - math.log(1e-6)
-    exact = abs(p) * d_max > -gnp.FAST_RANGE * math.log(torch.finfo(torch.float32).tiny)
+    exact = not gnp.shift_plan(x.detach(), abs(p), modules["graphlab GNP"].eps)[1]
     load = os.getloadavg()[0]
     times: dict[str, list[float]] = {m: [] for m in methods}
     for _ in range(rounds):

@@ -122,13 +122,15 @@ def centre_layers(model: PathNN, graphs: list[Data]) -> None:
     """
     data = [model.transform(g) for g in graphs]
     with torch.no_grad():
-        hs = [model.node_encoder(d.x.to(model.head[0].weight.dtype)) for d in data]
+        hs = [model.node_encoder(d.x.to(next(model.parameters()).dtype)) for d in data]
         for length, conv in zip(model.path_lengths, model.convs):
-            pres = []
+            pres: list[Tensor] = []  # each layer's own forward, its norm's input recorded
+            handle = conv.norm.register_forward_pre_hook(
+                lambda _m, args, pres=pres: pres.append(args[0]))
             for d, h in zip(data, hs):
                 path_index, path_edge, path_dist = get_paths(d, length)
-                states = conv.encode(h, path_index, None, path_edge, path_dist)
-                pres.append(h + torch.zeros_like(h).index_add_(0, path_index[:, -1], states))
+                conv(h, path_index, None, path_edge, path_dist)
+            handle.remove()
             conv.norm.running_mean.copy_(torch.cat(pres).mean(0))
             conv.norm.running_var.fill_(1.0 - conv.norm.eps)
             hs = [conv.mlp(conv.norm(pre)) for pre in pres]

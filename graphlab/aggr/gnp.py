@@ -194,11 +194,7 @@ class _GNPFunction(torch.autograd.Function):
         # arguments are clamped one above it
         exp_floor = floor + 1.0
         p_flat = p.reshape(1, -1)  # [1, B * C], branch-major
-        d_max = 0.0
-        if num_rows:
-            lo, hi = torch.aminmax(x)
-            d_max = math.log(max(-float(lo), float(hi)) + eps) - log_eps
-        per_channel_shift = float(p_flat.abs().max()) * d_max <= -FAST_RANGE * floor
+        d_max, per_channel_shift = shift_plan(x, float(p_flat.abs().max()), eps)
         ctx.fused, ctx.branches, ctx.log_eps = fused and num_rows > 0, branches, log_eps
         if ctx.fused:
             count = torch.bincount(index, minlength=dim_size)
@@ -327,6 +323,17 @@ FAST_RANGE = 0.7
 #: bytes of one block of rows (see _block_rows): 1 MiB was ~10% (10k rows) to ~20% (250k rows)
 #: faster than unblocked passes on the project's CPU; much smaller blocks pay per-call overhead
 BLOCK_BYTES = 2 ** 20
+
+
+def shift_plan(x: Tensor, p_abs_max: float, eps: float) -> tuple[float, bool]:
+    r"""``(d_max, per_channel)``: the largest :math:`\log(|x| + \epsilon) - \log\epsilon` over
+    ``x`` (0 if empty), and whether one shift per channel is safe for exponents up to
+    ``p_abs_max`` (else the exact per-segment maximum is taken)."""
+    d_max = 0.0
+    if x.numel():
+        lo, hi = torch.aminmax(x)
+        d_max = math.log(max(-float(lo), float(hi)) + eps) - math.log(eps)
+    return d_max, p_abs_max * d_max <= -FAST_RANGE * math.log(torch.finfo(x.dtype).tiny)
 
 
 def _block_rows(width: int) -> int:
