@@ -1,7 +1,7 @@
 """Speed and peak memory of ``EGNNConv`` against a reference written from the paper's equations.
 
-The reference (:class:`ReferenceEGCL`) is the straightforward implementation: gather both end
-points' features by ``edge_index``, concatenate ``[h_i, h_j, ||x_i - x_j||^2, a_ij]``, run the
+The reference (:class:`graphlab.testing.ReferenceEGCL`) is the straightforward implementation:
+gather both end points' features by ``edge_index``, concatenate ``[h_i, h_j, ||x_i - x_j||^2, a_ij]``, run the
 edge MLP on the concatenation, and scatter with ``index_add_``, the way the official code does (but
 with PyG's edge direction). Both layers share the same weights and give the same outputs
 (``tests/conv/test_egnn_conv.py`` checks this to 1e-12 in float64).
@@ -45,9 +45,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from graphlab.bench import register
+from graphlab.testing.reference_egnn import ReferenceEGCL, copy_egnn_weights
 
 WORKLOADS = {
     # name -> (graphs, nodes per graph, channels, edge_dim, velocity, radius)
@@ -55,80 +56,6 @@ WORKLOADS = {
     "radius": dict(graphs=1, nodes=20_000, channels=32, edge_dim=0, vel=False, radius=0.58),
 }
 PAPER = {"nbody": "paper: forward 6.2 ms per batch of 100 (GPU, 4 layers)"}
-
-
-class ReferenceEGCL(nn.Module):
-    """EGNN layer written directly from the paper's equations (the baseline of this benchmark).
-
-    Same options and parameter shapes as :class:`graphlab.conv.EGNNConv`; messages flow from
-    ``edge_index[0]`` to ``edge_index[1]``.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, hidden_channels: int,
-                 edge_dim: int = 0, update_pos: bool = True, pos_aggr: str = "mean",
-                 normalize: bool = False, tanh: bool = False, coords_range: float | None = None,
-                 attention: bool = False, residual: bool = True) -> None:
-        super().__init__()
-        act = nn.SiLU()
-        self.update_pos, self.pos_aggr, self.normalize = update_pos, pos_aggr, normalize
-        self.tanh, self.coords_range, self.residual = tanh, coords_range, residual
-        self.edge_mlp = nn.Sequential(nn.Linear(2 * in_channels + 1 + edge_dim, hidden_channels),
-                                      act, nn.Linear(hidden_channels, hidden_channels), act)
-        self.att_mlp = nn.Linear(hidden_channels, 1) if attention else None
-        self.node_mlp = nn.Sequential(nn.Linear(in_channels + hidden_channels, hidden_channels),
-                                      act, nn.Linear(hidden_channels, out_channels))
-        self.coord_mlp = nn.Sequential(nn.Linear(hidden_channels, hidden_channels), act,
-                                       nn.Linear(hidden_channels, 1, bias=False))
-        self.vel_mlp = nn.Sequential(nn.Linear(in_channels, hidden_channels), act,
-                                     nn.Linear(hidden_channels, 1))
-
-    def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None,
-                vel: Tensor | None = None):
-        src, dst = edge_index
-        diff = pos[dst] - pos[src]
-        radial = (diff * diff).sum(dim=-1, keepdim=True)
-        parts = [x[dst], x[src], radial] + ([edge_attr] if edge_attr is not None else [])
-        m = self.edge_mlp(torch.cat(parts, dim=-1))
-        if self.att_mlp is not None:
-            m = m * torch.sigmoid(self.att_mlp(m))
-        agg = torch.zeros(x.size(0), m.size(1), dtype=m.dtype).index_add_(0, dst, m)
-        h = self.node_mlp(torch.cat([x, agg], dim=-1))
-        if self.residual:
-            h = h + x
-        if not self.update_pos:
-            return h, pos
-        if self.normalize:
-            diff = diff / (torch.sqrt(radial).detach() + 1e-8)
-        phi = self.coord_mlp(m)
-        if self.tanh:
-            phi = torch.tanh(phi) * (1.0 if self.coords_range is None else self.coords_range)
-        elif self.coords_range is not None:
-            phi = phi.clamp(-self.coords_range, self.coords_range)
-        shift = torch.zeros_like(pos).index_add_(0, dst, diff * phi)
-        if self.pos_aggr == "mean":
-            count = torch.zeros(x.size(0), dtype=pos.dtype).index_add_(
-                0, dst, torch.ones_like(radial[:, 0]))
-            shift = shift / count.clamp(min=1).unsqueeze(-1)
-        if vel is None:
-            return h, pos + shift
-        vel_out = self.vel_mlp(x) * vel + shift
-        return h, pos + vel_out, vel_out
-
-
-def copy_weights(conv: nn.Module, ref: ReferenceEGCL) -> None:
-    """Give ``ref`` the parameters of a :class:`graphlab.conv.EGNNConv` (same layout)."""
-    pairs = [(conv.edge_lin1, ref.edge_mlp[0]), (conv.edge_lin2, ref.edge_mlp[2]),
-             (conv.node_lin1, ref.node_mlp[0]), (conv.node_lin2, ref.node_mlp[2])]
-    if conv.att_lin is not None:
-        pairs.append((conv.att_lin, ref.att_mlp))
-    if conv.update_pos:
-        pairs += [(conv.coord_lin1, ref.coord_mlp[0]), (conv.coord_lin2, ref.coord_mlp[2]),
-                  (conv.vel_lin1, ref.vel_mlp[0]), (conv.vel_lin2, ref.vel_mlp[2])]
-    with torch.no_grad():
-        for a, b in pairs:
-            b.weight.copy_(a.weight)
-            if a.bias is not None:
-                b.bias.copy_(a.bias)
 
 
 def make_inputs(name: str, quick: bool, seed: int = 0) -> dict:
@@ -168,7 +95,7 @@ def make_layers(name: str) -> tuple[nn.Module, nn.Module]:
     torch.manual_seed(0)
     ours = EGNNConv(c, c, c, edge_dim=cfg["edge_dim"])
     ref = ReferenceEGCL(c, c, c, edge_dim=cfg["edge_dim"])
-    copy_weights(ours, ref)
+    copy_egnn_weights(ours, ref)
     return ours, ref
 
 

@@ -11,6 +11,7 @@ from graphlab.testing.conformance import (
     conformance_params,
 )
 from graphlab.testing.graphs import permute_graph, random_graph
+from graphlab.testing.reference_egnn import ReferenceEGCL, copy_egnn_weights
 
 __all__ = [
     "CHECKS",
@@ -19,8 +20,10 @@ __all__ = [
     "INDEX_MUTATIONS",
     "TARGET_MUTATIONS",
     "LayerCase",
+    "ReferenceEGCL",
     "check_layer",
     "conformance_params",
+    "copy_egnn_weights",
     "permute_graph",
     "random_graph",
 ]

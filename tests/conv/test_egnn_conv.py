@@ -4,11 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.egnn_speed import ReferenceEGCL, copy_weights
 from graphlab.conv import EGNNConv
 from graphlab.testing import CHECKS, EDGE_INDEX_MUTATIONS, LayerCase, conformance_params
 from graphlab.testing.equivariance import assert_e_n_equivariant, random_orthogonal
 from graphlab.testing.graphs import random_graph
+from graphlab.testing.reference_egnn import ReferenceEGCL, copy_egnn_weights
 from graphlab.utils.geometry import radius_graph
 
 F, H = 6, 16
@@ -137,7 +137,7 @@ def test_matches_reference_from_the_equations(options, with_vel):
     torch.manual_seed(0)
     conv = EGNNConv(F, F, hidden_channels=H, **options).double()
     ref = ReferenceEGCL(F, F, H, **options).double()
-    copy_weights(conv, ref)
+    copy_egnn_weights(conv, ref)
     g = _graph(edge_dim=options.get("edge_dim"))
     args = (g.x, g.pos, g.edge_index, g.get("edge_attr"))
     vel = g.vel if with_vel else None
