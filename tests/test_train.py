@@ -16,7 +16,7 @@ from graphlab.utils.metrics import accuracy
 # the generated task of the GIN benchmark: no data files needed
 SCRIPT = """
 import sys, torch
-from benchmarks.gin_baseline import tree_or_cycle
+from graphlab.datasets import tree_or_cycle
 from graphlab.datasets import DatasetBundle, TaskSpec
 from graphlab.train import TrainConfig, train
 from graphlab.utils.metrics import accuracy
