@@ -22,29 +22,27 @@ Defaults are the papers' configurations (OGB's GIN/GCN: 5 layers, 300 channels, 
 Adam 1e-3, batch 32, 100 epochs, 10 seeds). ``--hidden`` / ``--layers`` / ``--epochs`` /
 ``--seeds`` shrink the budget; the recorded 2-core run states its budget in its results file.
 ``egnn`` runs EGNN in invariant mode (``update_pos=False``) on seeded RDKit ETKDG 3-D conformers
-(:func:`add_conformers`; the optional extra ``graphlab[rdkit]``); without RDKit it is skipped
-with a message.
+(:func:`graphlab.datasets.add_conformers`; the optional extra ``graphlab[rdkit]``); without
+RDKit it is skipped with a message.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from graphlab.bench import register
-from graphlab.datasets import DatasetBundle
-from graphlab.train import TrainConfig, atomic_torch_save, atomic_write_json
+from graphlab.datasets import DatasetBundle, add_conformers
+from graphlab.train import TrainConfig, atomic_write_json
 
 #: the five small molecule datasets of the offline mirror (molpcba for users who have it)
 SMALL_DATASETS = ["ogbg-molbace", "ogbg-molesol", "ogbg-molfreesolv", "ogbg-mollipo"]
@@ -95,107 +93,6 @@ def model_kwargs(model: str, hidden: int | None, layers: int | None) -> dict:
     if layers is not None:
         kw["num_layers"] = layers
     return kw
-
-
-def _rdkit():
-    try:
-        from rdkit import Chem, RDLogger
-        from rdkit.Chem import AllChem
-    except ImportError as exc:
-        raise SkipModel("rdkit is not installed: EGNN on RDKit 3-D conformers is skipped "
-                        "(pip install 'graphlab[rdkit]' to run it)") from exc
-    RDLogger.DisableLog("rdApp.*")  # RDKit logs every failed embedding attempt to stderr
-    return Chem, AllChem
-
-
-def conformer_positions(smiles: str, num_atoms: int, seed: int = 0) -> torch.Tensor:
-    """3-D coordinates :math:`(N, 3)` of one molecule's heavy atoms from a seeded RDKit ETKDGv3
-    embedding (hydrogens are added for the embedding and dropped afterwards).
-
-    Rows follow OGB's atom order: ``smiles2graph`` numbers atoms as ``MolFromSmiles`` does, and
-    ``AddHs`` appends the hydrogens after them. A molecule that ETKDG cannot embed from its
-    distance-geometry start is retried from random coordinates (RDKit's advice for large or
-    strained rings).
-
-    Raises:
-        SkipModel: RDKit is not installed.
-        ValueError: the SMILES does not parse, its heavy-atom count is not ``num_atoms`` or
-            neither embedding attempt succeeds.
-    """
-    chem, all_chem = _rdkit()
-    mol = chem.MolFromSmiles(smiles)
-    if mol is None:
-        raise ValueError(f"RDKit cannot parse the SMILES {smiles!r}")
-    if mol.GetNumAtoms() != num_atoms:
-        raise ValueError(f"SMILES {smiles!r} has {mol.GetNumAtoms()} heavy atoms, the graph has "
-                         f"{num_atoms} nodes")
-    mol_h = chem.AddHs(mol)
-    params = all_chem.ETKDGv3()
-    params.randomSeed = seed
-    status = all_chem.EmbedMolecule(mol_h, params)
-    if status != 0:
-        params.useRandomCoords = True
-        status = all_chem.EmbedMolecule(mol_h, params)
-    if status != 0:
-        raise ValueError(f"RDKit ETKDG could not embed a 3-D conformer for {smiles!r} (seed {seed})")
-    return torch.as_tensor(mol_h.GetConformer().GetPositions()[:num_atoms], dtype=torch.float)
-
-
-def _smiles(bundle: DatasetBundle) -> list[str]:
-    """Per-graph SMILES: a ``smiles`` attribute on the graphs, else OGB's ``mapping/mol.csv.gz``."""
-    first = bundle.dataset[0]
-    if isinstance(getattr(first, "smiles", None), str):
-        return [d.smiles for d in bundle.dataset]
-    mapping = Path(getattr(bundle.dataset, "root", "")) / "mapping" / "mol.csv.gz"
-    if not mapping.exists():
-        raise ValueError(f"EGNN on conformers needs SMILES: {bundle.name} has no per-graph "
-                         f"'smiles' attribute and no {mapping}")
-    import pandas as pd
-
-    return pd.read_csv(mapping)["smiles"].tolist()
-
-
-def add_conformers(bundle: DatasetBundle, seed: int = 0, strict: bool = False,
-                   cache: Path | None = None) -> DatasetBundle:
-    """A copy of a molecular bundle whose graphs carry RDKit 3-D conformer coordinates (``pos``).
-
-    Every molecule is embedded with :func:`conformer_positions` (ETKDGv3, ``seed``). A molecule
-    that fails raises its ``ValueError`` with ``strict=True``; otherwise it gets zero
-    coordinates (EGNN then sees all distances 0: an invariant MPNN on that molecule) and the
-    failures are counted in a warning. ``cache`` (a ``.pt`` file) stores the coordinates so a
-    resumed run does not embed again.
-
-    Raises:
-        SkipModel: RDKit is not installed.
-    """
-    _rdkit()
-    if cache is not None and Path(cache).exists():
-        positions = torch.load(cache, weights_only=True)
-    else:
-        positions, failed = [], []
-        for i, (data, smi) in enumerate(zip(bundle.dataset, _smiles(bundle))):
-            try:
-                positions.append(conformer_positions(smi, data.num_nodes, seed))
-            except ValueError:
-                if strict:
-                    raise
-                positions.append(torch.zeros(data.num_nodes, 3))
-                failed.append(i)
-        if failed:
-            warnings.warn(f"{bundle.name}: {len(failed)} of {len(positions)} molecules could not "
-                          f"be embedded in 3-D (graphs {failed[:5]}...); they get zero "
-                          f"coordinates", stacklevel=2)
-        if cache is not None:
-            atomic_torch_save(positions, Path(cache))
-    if len(positions) != len(bundle.dataset):
-        raise ValueError(f"{cache} holds {len(positions)} conformers, {bundle.name} has "
-                         f"{len(bundle.dataset)} graphs")
-    graphs = []
-    for data, pos in zip(bundle.dataset, positions):
-        data = data.clone()
-        data.pos = pos
-        graphs.append(data)
-    return dataclasses.replace(bundle, dataset=graphs)
 
 
 # --------------------------------------------------------------------------- machinery
@@ -307,10 +204,11 @@ def run_suite(datasets: list[str], models: list[str], out: Path, seeds: int = 10
                     raise error
                 data = bundle
                 if model == "egnn":  # rank 0 embeds and caches, the other ranks then read
-                    _rdkit()  # all ranks skip alike without RDKit
                     _ordered(env, first=False)
                     try:
                         data = add_conformers(bundle, cache=out / name / model / "conformers.pt")
+                    except ImportError as exc:  # every rank fails alike without RDKit
+                        raise SkipModel(f"{exc}: EGNN on RDKit 3-D conformers is skipped") from exc
                     finally:  # rank 0 must release the others even when it fails
                         _ordered(env, first=True)
                 res = train_distributed(config, data, env)

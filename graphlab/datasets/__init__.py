@@ -7,10 +7,12 @@ from graphlab.datasets.catalog import (
     known_datasets,
     locate_raw,
 )
+from graphlab.datasets.conformers import add_conformers, conformer_positions
 from graphlab.datasets.exp import EXPDataset
 from graphlab.datasets.nbody import NBody
 from graphlab.datasets.spec import TaskSpec
 from graphlab.datasets.sr25 import SR25Dataset
+from graphlab.datasets.synthetic import tree_or_cycle
 from graphlab.datasets.tree_neighbors_match import TreeNeighborsMatch
 
 __all__ = [
@@ -21,7 +23,10 @@ __all__ = [
     "SR25Dataset",
     "TaskSpec",
     "TreeNeighborsMatch",
+    "add_conformers",
+    "conformer_positions",
     "get_dataset",
     "known_datasets",
     "locate_raw",
+    "tree_or_cycle",
 ]
