@@ -74,6 +74,15 @@ _LOCK_NAME = ".lock"
 _CONFIG_NAME = "config.json"
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 # --------------------------------------------------------------------------- atomic writes
 def _fsync_dir(folder: Path) -> None:
     # makes the rename itself durable; not every filesystem allows opening a directory
@@ -93,6 +102,8 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=_TMP_SUFFIX)
     try:
+        # mkstemp creates 0600; give the file the mode an ordinary open() would
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

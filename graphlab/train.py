@@ -1,18 +1,31 @@
-"""A small, readable training loop: best-validation model selection over several seeds/folds.
+"""``graphlab train``: best-validation training of a registered model on a registered dataset.
 
-Each run (one seed on one split of the dataset's protocol) checkpoints atomically after every
-epoch into ``OUT/run_<i>/checkpoint.pt``; rerunning with the same ``out`` resumes where it stopped
-(finished runs are read back from their ``result.json``, an interrupted run continues from its
-last completed epoch with its RNG state restored). Checkpoints hold only tensors and plain
-Python values and are read with ``torch.load(..., weights_only=True)``.
+:func:`train` runs ``config.seeds`` runs (run ``i`` = seed ``i`` on split/fold
+``i % len(splits)`` of the dataset's protocol) with the one training loop,
+:func:`graphlab.engine.fit`, and returns a ``graphlab.results/1`` record
+(:func:`graphlab.runfolder.results_record`) that it also writes to ``OUT/results.json``:
+
+* ``summary``: ``test_mean``, ``test_std``, ``valid_mean``, ``valid_std`` (the scores at each
+  run's best-validation epoch), ``num_runs``, ``num_params``, ``higher_is_better``;
+* ``runs``: one entry per run (``run``, ``seed``, ``split``, ``best_epoch``, ``valid``, ``test``,
+  ``epochs``, ``seconds_per_epoch``, ``num_params``, ``world_size``);
+* ``timings``: ``seconds_per_epoch`` (mean over runs), ``seconds`` (sum over runs);
+* ``extra``: ``protocol``, ``data_source``, ``world_size``.
+
+The output folder is a :class:`~graphlab.runfolder.RunFolder`: it is locked while a process
+trains into it, records the configuration in ``config.json`` and refuses a different one (naming
+the keys; ``overwrite=True`` starts over). Each run checkpoints into ``OUT/run_<i>/`` after every
+epoch; rerunning the same command resumes: finished runs are read back from
+``run_<i>/result.json``, an interrupted run continues after its last completed epoch with its RNG
+state restored. The same function runs data-parallel under ``torchrun`` when given a
+:class:`~graphlab.distributed.DistEnv` of several ranks (:func:`graphlab.distributed.train_distributed`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,16 +40,39 @@ from tqdm.auto import tqdm
 
 from graphlab.datasets import DatasetBundle, get_dataset
 from graphlab.datasets.spec import TaskSpec
+from graphlab.distributed import (
+    DistEnv,
+    all_gather_object,
+    barrier,
+    distributed_evaluate,
+    shard_indices,
+)
+from graphlab.engine import fit
 from graphlab.models.registry import available_models, build_model
+from graphlab.runfolder import (
+    CorruptFileError,
+    RunFolder,
+    RunFolderError,
+    atomic_write_json,
+    results_record,
+    write_results,
+)
 
 __all__ = ["TrainConfig", "train", "fit_run", "compute_loss", "evaluate", "summarize_runs",
-           "resume_checkpoint", "is_better", "pretransform", "atomic_write_json",
-           "atomic_torch_save"]
+           "pretransform", "check_device", "RESUMABLE_KEYS"]
+
+#: TrainConfig fields that may change between invocations on one output folder: they do not
+#: change what a finished run computed (``seeds`` only adds or drops runs)
+RESUMABLE_KEYS = ("seeds", "out", "root", "device", "progress")
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training job (stored in ``results.json``)."""
+    """Everything that defines a training job (recorded in ``config.json``/``results.json``).
+
+    Budgets are validated on construction: ``epochs``, ``seeds`` and ``batch_size`` are positive
+    integers, ``lr`` is a positive finite number and ``weight_decay`` a finite non-negative one.
+    """
 
     dataset: str
     model: str
@@ -51,35 +87,19 @@ class TrainConfig:
     device: str = "cpu"
     progress: bool = True
 
-
-# --------------------------------------------------------------------------- atomic files
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write JSON so that a reader never sees a half-written file (write, fsync, rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=2, default=_json_default)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    if isinstance(obj, Tensor):
-        return obj.tolist()
-    return str(obj)
+    def __post_init__(self) -> None:
+        for name in ("epochs", "seeds", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
+                and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a non-negative number, got "
+                             f"{self.weight_decay!r}")
+        if not isinstance(self.model_kwargs, dict):
+            raise ValueError(f"model_kwargs must be a dict, got {type(self.model_kwargs).__name__}")
 
 
 # --------------------------------------------------------------------------- loss / eval
@@ -96,36 +116,13 @@ def compute_loss(spec: TaskSpec, pred: Tensor, y: Tensor) -> Tensor:
     raise ValueError(f"unknown loss {spec.loss!r}")
 
 
-@torch.no_grad()
-def _predict_graphs(model: nn.Module, loader: DataLoader, device: str) -> tuple[Tensor, Tensor]:
-    model.eval()
-    ys, preds = [], []
-    for batch in loader:
-        batch = batch.to(device)
-        preds.append(model(batch).cpu())
-        ys.append(batch.y.cpu())
-    return torch.cat(ys), torch.cat(preds)
-
-
 def evaluate(bundle: DatasetBundle, y_true: Tensor, y_pred: Tensor) -> float:
-    spec = bundle.spec
-    if spec.loss == "ce":
+    """The bundle's metric for predictions ``y_pred`` of targets ``y_true``."""
+    if bundle.spec.loss == "ce":
         y_true = y_true.view(-1)
     else:
         y_true = y_true.view(y_pred.shape)
     return bundle.evaluate(y_true, y_pred)
-
-
-# --------------------------------------------------------------------------- one run
-def is_better(spec: TaskSpec, new: float, best: float | None) -> bool:
-    """Whether validation score ``new`` improves on ``best`` for the task's metric direction.
-
-    ``best=None`` (no epoch yet) or NaN accepts any non-NaN score; a NaN ``new`` never wins.
-    Shared by single-process and distributed training so both select the same epoch.
-    """
-    if best is None or math.isnan(best):
-        return not math.isnan(new)
-    return new > best if spec.higher_is_better else new < best
 
 
 def pretransform(bundle: DatasetBundle, model: nn.Module) -> list | Any:
@@ -142,145 +139,204 @@ def pretransform(bundle: DatasetBundle, model: nn.Module) -> list | Any:
                                        disable=len(bundle.dataset) < 500)]
 
 
-def resume_checkpoint(ckpt_path: Path | None, model: nn.Module, optimizer: torch.optim.Optimizer,
-                      device: str) -> tuple[dict, dict | None]:
-    """Load model/optimizer from ``ckpt_path`` if it exists (``weights_only=True``).
+# --------------------------------------------------------------------------- one run
+def _check_split(split: dict[str, Tensor], run: int) -> None:
+    for key in ("train", "valid", "test"):
+        if key not in split or len(split[key]) == 0:
+            raise ValueError(f"the {key} split of run {run} is empty: nothing to "
+                             f"{'train on' if key == 'train' else 'evaluate'}")
 
-    Returns the run state (a fresh one when there is no checkpoint) and the raw checkpoint, whose
-    RNG entries the caller restores (single-process and DDP runs store them differently).
+
+def fit_run(bundle: DatasetBundle, config: TrainConfig, run: int, run_dir: Path | None,
+            env: DistEnv | None = None) -> dict:
+    """Train run ``run`` (seed ``run`` on split ``run % len(splits)``) with best-validation
+    selection through :func:`graphlab.engine.fit`; returns the run's record (with ``history``).
+
+    The global RNG is seeded for the run and restored afterwards (the caller's stream is not
+    consumed).
     """
-    if ckpt_path is None or not ckpt_path.exists():
-        return {"epoch": -1, "best_valid": None, "best_test": None, "best_epoch": -1,
-                "history": [], "seconds": 0.0}, None
-    ckpt = torch.load(ckpt_path, weights_only=True, map_location=device)
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    return ckpt["state"], ckpt
-
-
-def fit_run(bundle: DatasetBundle, config: TrainConfig, run: int, run_dir: Path | None) -> dict:
-    """Train one run (seed ``run`` on split ``run % len(splits)``) with best-validation selection."""
+    env = env or DistEnv()
     spec = bundle.spec
     split = bundle.splits[run % len(bundle.splits)]
-    seed = run
-    torch.manual_seed(seed)
-    model = build_model(config.model, spec, **config.model_kwargs).to(config.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
-                                 weight_decay=config.weight_decay)
-    data = pretransform(bundle, model)
+    _check_split(split, run)
+    if env.distributed and spec.level != "graph":
+        raise ValueError("distributed training shards graphs; node-level tasks run with one "
+                         "process")
+    seed, device = run, config.device
+    cuda = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    higher = spec.higher_is_better
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)  # identical initial weights on every rank
+        model = build_model(config.model, spec, **config.model_kwargs).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
+                                     weight_decay=config.weight_decay)
+        data = pretransform(bundle, model)
+        # dropout streams differ between replicas, as for one process over the full batch
+        torch.manual_seed(seed * 1_000 + env.rank)
 
-    ckpt_path = run_dir / "checkpoint.pt" if run_dir is not None else None
-    state, ckpt = resume_checkpoint(ckpt_path, model, optimizer, config.device)
-    if ckpt is not None:
-        torch.set_rng_state(ckpt["rng"])
+        if spec.level == "node":
+            graph = data[0].to(device)
+            train_idx = split["train"].to(device)
 
-    node_level = spec.level == "node"
-    if node_level:
-        graph = data[0].to(config.device)
-    else:
-        eval_loaders = {k: DataLoader([data[int(i)] for i in split[k]], batch_size=256)
-                        for k in ("valid", "test")}
-        train_set = [data[int(i)] for i in split["train"]]
+            def batches(epoch: int) -> list:
+                return [graph]
 
-    bar = tqdm(range(state["epoch"] + 1, config.epochs), desc=f"run {run}",
-               disable=not config.progress, leave=False)
-    for epoch in bar:
-        start = time.perf_counter()
-        model.train()
-        if node_level:
-            optimizer.zero_grad()
-            out = model(graph)
-            loss = compute_loss(spec, out[split["train"]], graph.y[split["train"]])
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                model.eval()
-                out = model(graph).cpu()
-            scores = {k: evaluate(bundle, graph.y.cpu()[split[k]], out[split[k]])
-                      for k in ("valid", "test")}
+            def step(m: nn.Module, g: Any) -> Tensor:
+                return compute_loss(spec, m(g)[train_idx], g.y[train_idx])
+
+            def scores(m: nn.Module) -> dict[str, float]:
+                out, y = m(graph).cpu(), graph.y.cpu()
+                return {k: evaluate(bundle, y[split[k]], out[split[k]]) for k in ("valid", "test")}
         else:
-            # the shuffle order is a function of (seed, epoch), so a resumed run replays it exactly
-            order = torch.Generator().manual_seed(seed * 100_003 + epoch)
-            loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True,
-                                generator=order, drop_last=len(train_set) > config.batch_size)
-            for batch in loader:
-                batch = batch.to(config.device)
-                optimizer.zero_grad()
-                loss = compute_loss(spec, model(batch), batch.y)
-                loss.backward()
-                optimizer.step()
-            scores = {k: evaluate(bundle, *_predict_graphs(model, loader_, config.device))
-                      for k, loader_ in eval_loaders.items()}
-        state["seconds"] += time.perf_counter() - start
-        state["history"].append({"epoch": epoch, "loss": loss.item(), **scores})
-        if is_better(spec, scores["valid"], state["best_valid"]):
-            state.update(best_valid=scores["valid"], best_test=scores["test"], best_epoch=epoch)
-        state["epoch"] = epoch
-        bar.set_postfix(valid=f"{scores['valid']:.4f}", test=f"{scores['test']:.4f}")
-        if ckpt_path is not None:
-            atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "rng": torch.get_rng_state(), "state": state}, ckpt_path)
-    epochs_run = len(state["history"])
+            train_set = [data[int(i)] for i in split["train"]]
+            eval_sets = {k: [data[int(i)] for i in split[k]] for k in ("valid", "test")}
+            per_rank = max(1, config.batch_size // env.world_size)
+
+            def batches(epoch: int) -> DataLoader:
+                # the order is a function of (seed, epoch): a resumed run replays it exactly
+                order = torch.Generator().manual_seed(seed * 100_003 + epoch)
+                mine = shard_indices(len(train_set), env.rank, env.world_size, order)
+                return DataLoader([train_set[int(i)] for i in mine], batch_size=per_rank,
+                                  drop_last=len(mine) > per_rank)
+
+            def step(m: nn.Module, batch: Any) -> Tensor:
+                batch = batch.to(device)
+                return compute_loss(spec, m(batch), batch.y)
+
+            def scores(m: nn.Module) -> dict[str, float]:
+                return {k: distributed_evaluate(bundle, m, graphs, env, device)
+                        for k, graphs in eval_sets.items()}
+
+        result = fit(model, optimizer, train_step=step, train_batches=batches,
+                     epochs=config.epochs, evaluate=scores,
+                     select=("valid", "max" if higher else "min"), run_dir=run_dir,
+                     progress=config.progress, env=env, desc=f"run {run}")
+    num_params = sum(p.numel() for p in model.parameters())
     return {
         "run": run, "seed": seed, "split": run % len(bundle.splits),
-        "best_epoch": state["best_epoch"], "valid": state["best_valid"],
-        "test": state["best_test"], "epochs": epochs_run,
-        "seconds_per_epoch": state["seconds"] / max(epochs_run, 1),
-        "num_params": sum(p.numel() for p in model.parameters()),
-        "history": state["history"],
+        "best_epoch": result.best_epoch, "valid": result.best.get("valid"),
+        "test": result.best.get("test"), "epochs": result.epochs,
+        "seconds_per_epoch": result.seconds_per_epoch, "num_params": num_params,
+        "world_size": env.world_size, "history": result.history,
     }
 
 
 # --------------------------------------------------------------------------- several runs
-def _summary(values: list[float]) -> tuple[float, float]:
-    arr = np.asarray([v for v in values if v is not None], dtype=float)
+def _summary(values: list[float | None]) -> tuple[float | None, float | None]:
+    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
     if arr.size == 0:
-        return float("nan"), float("nan")
+        return None, None
     return float(arr.mean()), float(arr.std())
 
 
-def summarize_runs(bundle: DatasetBundle, config: TrainConfig, runs: list[dict]) -> dict:
-    """The ``results.json`` summary of finished runs: mean ± std at best validation, and more."""
+def summarize_runs(bundle: DatasetBundle, config: TrainConfig, runs: list[dict],
+                   world_size: int = 1) -> dict:
+    """The ``graphlab.results/1`` record of finished runs (see the module docstring)."""
     test_mean, test_std = _summary([r["test"] for r in runs])
     valid_mean, valid_std = _summary([r["valid"] for r in runs])
-    return {
-        "dataset": bundle.name, "model": config.model, "metric": bundle.metric,
-        "higher_is_better": bundle.spec.higher_is_better,
-        "test_mean": test_mean, "test_std": test_std,
-        "valid_mean": valid_mean, "valid_std": valid_std,
-        "seeds": [{k: v for k, v in r.items() if k != "history"} for r in runs],
-        "num_runs": len(runs), "protocol": bundle.protocol, "data_source": bundle.source,
-        "num_params": runs[0]["num_params"] if runs else 0,
-        "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in runs])) if runs else 0,
-        "config": asdict(config),
-        "torch": torch.__version__,
-    }
+    per_epoch = [r["seconds_per_epoch"] for r in runs]
+    return results_record(
+        task="train", dataset=bundle.name, model=config.model, metric=bundle.metric,
+        config=asdict(config),
+        runs=[{k: v for k, v in r.items() if k != "history"} for r in runs],
+        summary={"test_mean": test_mean, "test_std": test_std, "valid_mean": valid_mean,
+                 "valid_std": valid_std, "num_runs": len(runs),
+                 "num_params": runs[0]["num_params"] if runs else 0,
+                 "higher_is_better": bundle.spec.higher_is_better},
+        timings={"seconds_per_epoch": float(np.mean(per_epoch)) if runs else None,
+                 "seconds": float(sum(r["seconds_per_epoch"] * r["epochs"] for r in runs))},
+        extra={"protocol": bundle.protocol, "data_source": bundle.source,
+               "world_size": world_size})
 
 
-def train(config: TrainConfig, bundle: DatasetBundle | None = None) -> dict:
-    """Run ``config.seeds`` runs and return (and write to ``OUT/results.json``) the summary."""
+def _folder_identity(config: TrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(config).items() if k not in ("out", "root", "progress")}
+
+
+@contextlib.contextmanager
+def _locked_folder(out: Path | None, config: TrainConfig, overwrite: bool, env: DistEnv):
+    """Rank 0 takes the run folder (lock + config check); every rank learns whether it could."""
+    with contextlib.ExitStack() as stack:
+        error = None
+        if out is not None and env.is_main:
+            try:
+                stack.enter_context(RunFolder(out, _folder_identity(config), overwrite=overwrite,
+                                              ignore=RESUMABLE_KEYS))
+            except RunFolderError as exc:
+                error = str(exc)
+        error = all_gather_object(error, env)[0]
+        if error is not None:
+            raise RunFolderError(error)
+        yield
+
+
+def _read_result(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise CorruptFileError(f"{path} is unreadable; delete it to train that run again, or "
+                               "start over with --overwrite") from None
+
+
+def check_device(device: str) -> None:
+    """Raise ``ValueError`` if ``device`` cannot be used by this torch build / machine."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but CUDA is not available (torch "
+                             f"{torch.__version__}, built with CUDA: "
+                             f"{torch.version.cuda or 'no'}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} asked for, but this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type not in ("cpu", "mps"):
+        raise ValueError(f"unsupported device {device!r}; use 'cpu' or 'cuda'")
+
+
+def train(config: TrainConfig, bundle: DatasetBundle | None = None, *,
+          env: DistEnv | None = None, overwrite: bool = False) -> dict:
+    """Run ``config.seeds`` runs and return (and write to ``OUT/results.json``) their record.
+
+    Args:
+        config: The job.
+        bundle: The data; default ``get_dataset(config.dataset, root=config.root)``.
+        env: This process's place in a data-parallel job (default: one process).
+        overwrite: Delete the output folder's contents and start over.
+
+    Raises:
+        ValueError: unknown model, unusable device, empty split.
+        RunFolderError: the output folder is locked, holds another configuration or cannot be
+            written.
+        CorruptFileError: a checkpoint or run result in the output folder is damaged.
+    """
+    env = env or DistEnv()
     if config.model.lower() not in available_models():  # fail before any data is loaded
         raise ValueError(f"unknown model {config.model!r}; known models: "
                          f"{', '.join(available_models())}")
-    bundle = bundle or get_dataset(config.dataset, root=config.root)
+    check_device(config.device)
     out = Path(config.out) if config.out else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-    runs = []
-    for run in range(config.seeds):
-        run_dir = out / f"run_{run}" if out is not None else None
-        done = run_dir / "result.json" if run_dir is not None else None
-        if done is not None and done.exists():
-            runs.append(json.loads(done.read_text()))
-            continue
-        if run_dir is not None:
-            run_dir.mkdir(exist_ok=True)
-        result = fit_run(bundle, config, run, run_dir)
-        if done is not None:
-            atomic_write_json(done, result)
-        runs.append(result)
-
-    results = summarize_runs(bundle, config, runs)
-    if out is not None:
-        atomic_write_json(out / "results.json", results)
-    return results
+    with _locked_folder(out, config, overwrite, env):
+        bundle = bundle or get_dataset(config.dataset, root=config.root)
+        runs = []
+        for run in range(config.seeds):
+            run_dir = out / f"run_{run}" if out is not None else None
+            done = run_dir / "result.json" if run_dir is not None else None
+            if done is not None and done.exists():
+                runs.append(_read_result(done))
+                continue
+            if run_dir is not None and env.is_main:
+                run_dir.mkdir(exist_ok=True)
+            barrier(env)
+            result = fit_run(bundle, config, run, run_dir, env)
+            if done is not None and env.is_main:
+                atomic_write_json(done, result)
+            barrier(env)
+            runs.append(result)
+        record = summarize_runs(bundle, config, runs, env.world_size)
+        if out is not None and env.is_main:
+            write_results(out / "results.json", record)
+        barrier(env)
+    return record
