@@ -8,22 +8,19 @@ reference GIN: 5 layers, 300 channels, batch norm, dropout 0.5, mean readout, Ad
 the epoch budget given by ``--epochs`` (the recorded run documents its budget).
 
     python -m benchmarks.gin_baseline --quick
-    python -m benchmarks.gin_baseline --epochs 20 --out benchmarks/results/gin_baseline
+    python -m benchmarks.gin_baseline --epochs 20 [--out runs/gin_baseline]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
+import sys
 from pathlib import Path
 
 import torch
-from torch_geometric.data import Data
 
-from graphlab.bench import register
-from graphlab.datasets import DatasetBundle, TaskSpec
+from benchmarks.common import TaskResult, TaskSkipped, load_dataset, register, run_script
+from graphlab.datasets import DatasetBundle, TaskSpec, tree_or_cycle
 from graphlab.train import TrainConfig, train
 from graphlab.utils.metrics import accuracy
 
@@ -36,27 +33,6 @@ PAPER = {
 }
 
 
-def tree_or_cycle(num_graphs: int = 400, seed: int = 0) -> list[Data]:
-    """Random trees (label 0) and the same kind of trees plus one cycle-closing edge (label 1)."""
-    gen = torch.Generator().manual_seed(seed)
-    graphs = []
-    for i in range(num_graphs):
-        n = int(torch.randint(8, 20, (1,), generator=gen))
-        parent = (torch.rand(n - 1, generator=gen) * torch.arange(1, n)).long()
-        src, dst = torch.arange(1, n), parent
-        label = i % 2
-        if label:
-            a, b = torch.randperm(n, generator=gen)[:2]
-            # avoid duplicating an existing tree edge so the graph really gains a cycle
-            while bool(((src == a) & (dst == b)).any() | ((src == b) & (dst == a)).any()):
-                a, b = torch.randperm(n, generator=gen)[:2]
-            src, dst = torch.cat([src, a.view(1)]), torch.cat([dst, b.view(1)])
-        edge_index = torch.stack([torch.cat([src, dst]), torch.cat([dst, src])])
-        graphs.append(Data(x=torch.ones(n, 1), edge_index=edge_index, y=torch.tensor([label]),
-                           num_nodes=n))
-    return graphs
-
-
 def _synthetic_bundle(seed: int = 0) -> DatasetBundle:
     graphs = tree_or_cycle(seed=seed)
     idx = torch.randperm(len(graphs), generator=torch.Generator().manual_seed(seed))
@@ -67,26 +43,33 @@ def _synthetic_bundle(seed: int = 0) -> DatasetBundle:
 
 
 def _row(res: dict, budget: str) -> dict:
+    """One table row from :func:`graphlab.train.train`'s results record."""
     paper = PAPER.get(res["dataset"], ("", ""))[1]
+    summary = res["summary"]
     return {"dataset": res["dataset"], "model": res["model"], "metric": res["metric"],
-            "ours": f"{res['test_mean']:.4f} ± {res['test_std']:.4f}", "runs": res["num_runs"],
-            "paper": paper, "budget": budget, "s/epoch": round(res["seconds_per_epoch"], 2)}
+            "ours": f"{summary['test_mean']:.4f} ± {summary['test_std']:.4f}",
+            "runs": summary["num_runs"], "paper": paper, "budget": budget,
+            "s/epoch": round(res["timings"]["seconds_per_epoch"], 2)}
 
 
-@register("gin-baseline", "GIN through the training harness (generated task; MUTAG when mirrored)")
-def run(quick: bool, out: Path, epochs: int = 20) -> list[dict]:
-    rows = []
-    tmp = Path(tempfile.mkdtemp(prefix="gin-baseline-"))
-    synth = _synthetic_bundle()
+def _train(cfg: TrainConfig, bundle: DatasetBundle, resumed: list[str]) -> dict:
+    """``train`` into ``cfg.out``; a folder that already holds runs is resumed, and said so."""
+    folder = Path(cfg.out)
+    if folder.is_dir() and any(folder.iterdir()):
+        resumed.append(f"{cfg.dataset} from {folder}")
+    return train(cfg, bundle=bundle)
+
+
+@register("gin-baseline", "GIN through the training harness (generated task; MUTAG, OGB)",
+          paper="Xu et al. 2019 (GIN); Hu et al. 2020 (OGB molbace)")
+def run(quick: bool, out: Path, epochs: int = 20) -> TaskResult:
+    rows, skipped, resumed = [], [], []
     cfg = TrainConfig(dataset="tree-or-cycle", model="gin", epochs=15 if quick else 50, seeds=2,
                       model_kwargs={"hidden_channels": 32, "num_layers": 3, "readout": "sum",
-                                    "dropout": 0.0}, out=str(tmp / "synthetic"))
-    res = train(cfg, bundle=synth)
+                                    "dropout": 0.0}, out=str(out / "tree-or-cycle"))
+    res = _train(cfg, _synthetic_bundle(), resumed)
     rows.append(_row(res, f"{cfg.epochs} epochs, 2 seeds") | {"paper": "(generated task)"})
 
-    if os.environ.get("GRAPHLAB_DATA_DIR") is None and quick:
-        print("GRAPHLAB_DATA_DIR not set: skipping the real-data part")
-        return rows
     jobs = [("MUTAG", 10, {"hidden_channels": 64, "num_layers": 5, "readout": "sum"}, 50)]
     if not quick:
         ref = {"hidden_channels": 300, "num_layers": 5, "readout": "mean", "dropout": 0.5}
@@ -94,32 +77,32 @@ def run(quick: bool, out: Path, epochs: int = 20) -> list[dict]:
     for name, seeds, kwargs, n_epochs in jobs:
         if quick:
             seeds, n_epochs = 2, 20
-        cfg = TrainConfig(dataset=name, model="gin", epochs=n_epochs, seeds=seeds,
-                          model_kwargs=kwargs, out=str((tmp if quick else out) / name),
-                          progress=True)
         try:
-            res = train(cfg)
-        except RuntimeError as exc:  # no mirror and offline: say so, keep the other rows
-            print(f"skipping {name}: {exc}")
+            bundle = load_dataset(name)
+        except TaskSkipped as exc:  # no mirror and offline: say so, keep the other rows
+            skipped.append(str(exc))
             continue
-        rows.append(_row(res, f"{n_epochs} epochs x {seeds} runs"))
-    if not quick:
-        (out / "summary.json").write_text(json.dumps(rows, indent=2))
-    return rows
+        cfg = TrainConfig(dataset=name, model="gin", epochs=n_epochs, seeds=seeds,
+                          model_kwargs=kwargs, out=str(out / name), progress=True)
+        rows.append(_row(_train(cfg, bundle, resumed), f"{n_epochs} epochs x {seeds} runs"))
+    mutag = next((r for r in rows if r["dataset"] == "MUTAG"), None)
+    return TaskResult(rows, paper=PAPER["MUTAG"][1],
+                      ours=f"MUTAG acc {mutag['ours']}" if mutag else "",
+                      notes="Test score at the best-validation epoch, mean ± std over runs.",
+                      skipped=skipped, resumed="; ".join(resumed),
+                      config={"epochs": epochs})
 
 
-def main() -> None:
-    from graphlab.cli import format_table
-
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--out", default="benchmarks/results/gin_baseline")
-    args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    print(format_table(run(args.quick, out, epochs=args.epochs)))
+    parser.add_argument("--out", type=Path, default=Path("runs/gin_baseline"))
+    args = parser.parse_args(argv)
+    return run_script("gin-baseline", argv, args.out, args.quick,
+                      lambda: run(args.quick, args.out, epochs=args.epochs))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
