@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from graphlab.utils.validation import check_floating
 
-__all__ = ["k_subset_marginals", "log_esp"]
+__all__ = ["k_subset_marginals", "log_esp", "resolve_infinite"]
 
 
 def _safe_logaddexp(a: Tensor, b: Tensor) -> Tensor:
@@ -68,7 +68,8 @@ def log_esp(theta: Tensor, max_k: int) -> Tensor:
     return torch.stack(tables, dim=0)
 
 
-def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = None) -> Tensor:
+def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = None, *,
+                       max_k: int | None = None) -> Tensor:
     r"""Exact marginals of the exactly-:math:`k` distribution over subsets, from the
     `"Probabilistically Rewired Message-Passing Neural Networks"
     <https://arxiv.org/abs/2310.02156>`_ paper (SIMPLE, `Ahmed et al. 2023
@@ -89,12 +90,28 @@ def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = No
     when that is 1 the distribution is categorical and :math:`\mu` is a masked softmax.
     Everything is ordinary autograd, so the Jacobian of :math:`\mu` (the SIMPLE gradient) is exact.
 
+    **Infinite logits** are the limits of the distribution, handled exactly: an entry with
+    :math:`\theta_i = -\infty` (or ``mask`` ``False``) is absent (:math:`\mu_i = 0`), one with
+    :math:`\theta_i = +\infty` is in every subset (:math:`\mu_i = 1`, counted against :math:`k`);
+    the remaining entries follow the exactly-:math:`(k - n_{+\infty})` distribution. Both kinds get
+    zero gradient, and all gradients are finite.
+
+    **Feasibility.** In eager mode a row with :math:`k` larger than its number of present entries
+    (neither masked nor :math:`-\infty`), with more :math:`+\infty` entries than :math:`k`, or with a
+    NaN among its present entries raises a ``ValueError``. This is the one host synchronisation of
+    the call (it also reads the size of the DP tables). Under :func:`torch.compile` the check is
+    skipped (it would need a value-dependent branch): :math:`k` is then clipped to the present
+    entries and surplus :math:`+\infty` entries all keep :math:`\mu = 1`.
+
     Args:
         logits (torch.Tensor): scores :math:`\theta` of shape ``[..., n]``.
         k (int or torch.Tensor): subset size; an int or an integer tensor of the leading shape
-            ``[...]`` (one ``k`` per row). It is clipped to the number of unmasked entries.
+            ``[...]`` (one ``k`` per row).
         mask (torch.Tensor, optional): boolean ``[..., n]``, ``True`` for real entries and
             ``False`` for padding; padded entries get marginal ``0`` and zero gradient.
+        max_k (int, optional): an upper bound on ``k`` for a tensor ``k``; under
+            :func:`torch.compile` it sizes the DP tables without reading ``k`` (an int ``k`` is
+            its own bound). Ignored in eager mode.
 
     Returns:
         torch.Tensor: marginals of shape ``[..., n]`` in ``[0, 1]`` whose rows sum to ``k``.
@@ -105,41 +122,114 @@ def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = No
                          f"{list(logits.shape)}")
     if logits.dtype in (torch.float16, torch.bfloat16):
         # the DP's finite stand-in for log 0 needs the range of float32
-        return k_subset_marginals(logits.float(), k, mask).to(logits.dtype)
+        return k_subset_marginals(logits.float(), k, mask, max_k=max_k).to(logits.dtype)
     shape = logits.shape
     n = shape[-1]
-    theta = logits.reshape(-1, n)
+    theta = logits.reshape(shape[:-1].numel(), n)  # (-1 is ambiguous for n = 0)
     rows = theta.size(0)
-    if mask is None:
-        mask_flat = torch.ones_like(theta, dtype=torch.bool)
-    else:
-        if mask.shape != shape:
-            raise ValueError(f"mask must have the shape of logits {list(shape)}, got "
-                             f"{list(mask.shape)}")
-        if mask.dtype != torch.bool:
-            raise ValueError(f"mask must be a bool tensor, got {mask.dtype}")
-        mask_flat = mask.reshape(-1, n)
+    mask_flat = _flat_mask(mask, shape, theta)
     k_rows = _k_per_row(k, shape[:-1], rows, theta.device)
     if rows == 0 or n == 0:
+        if not torch.compiler.is_compiling() and k_rows.numel() and bool((k_rows > 0).any()):
+            raise ValueError(f"k = {int(k_rows.max())} exceeds the number of entries per row "
+                             f"(0)")
         return logits * 0
-    n_valid = mask_flat.sum(dim=-1)
-    k_rows = torch.minimum(k_rows, n_valid)
-    flip = (n_valid - k_rows) < k_rows
-    k_small = torch.where(flip, n_valid - k_rows, k_rows)
-    max_k = int(k_small.max())
+    theta, free, forced, k_free, k_max = resolve_infinite(theta, mask_flat, k_rows)
+    n_free = free.sum(dim=-1)
+    flip = (n_free - k_free) < k_free
+    k_small = torch.where(flip, n_free - k_free, k_free)
+    if k_max is None:  # compiling: a static bound, else read it (a graph break)
+        bound = k if isinstance(k, int) else max_k
+        k_max = min(bound, n // 2) if bound is not None else int(k_small.max())
+    else:  # eager: the exact size, read together with the feasibility check
+        k_max = min(k_max, n // 2)
+    mu = _free_marginals(theta, k_small, flip, free, k_max)
+    out = torch.where(forced, torch.ones_like(mu), mu)
+    # ``+ 0 * logits`` keeps ``out`` attached to the graph when every entry is forced or absent
+    return (out + 0 * theta).reshape(shape)
+
+
+def _flat_mask(mask: Tensor | None, shape: torch.Size, theta: Tensor) -> Tensor:
+    if mask is None:
+        return torch.ones_like(theta, dtype=torch.bool)
+    if not isinstance(mask, Tensor) or mask.shape != shape:
+        got = list(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+        raise ValueError(f"mask must have the shape of logits {list(shape)}, got {got}")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor, got {mask.dtype}")
+    return mask.reshape(theta.shape)
+
+
+def resolve_infinite(theta: Tensor, mask: Tensor, k_rows: Tensor
+                     ) -> tuple[Tensor, Tensor, Tensor, Tensor, int | None]:
+    r"""Split ``[B, n]`` logits into absent, forced and free entries.
+
+    Returns ``(theta_free, free, forced, k_free, k_max)``: the logits with every non-free entry
+    replaced by 0 (through ``torch.where``, so non-free entries get zero gradient), the masks of
+    the free (finite, unmasked) and forced (``+inf``, unmasked) entries, the number of free
+    entries to pick per row (:math:`k - n_{+\infty}`), and, in eager mode, the largest
+    :math:`\min(k_\text{free}, n_\text{free} - k_\text{free})` (``None`` while compiling).
+
+    In eager mode this raises the ``ValueError`` of an infeasible row (see
+    :func:`k_subset_marginals`) with one host synchronisation; while compiling it clips instead.
+    """
+    present = mask & (theta != float("-inf"))
+    forced = present & (theta == float("inf"))
+    free = present & ~forced
+    n_present = present.sum(dim=-1)
+    n_forced = forced.sum(dim=-1)
+    k_max = None
+    if not torch.compiler.is_compiling():
+        nan_rows = (free & torch.isnan(theta)).any(dim=-1)
+        bad = (k_rows > n_present) | (n_forced > k_rows) | (k_rows < 0) | nan_rows
+        k_free = k_rows - n_forced
+        n_free = n_present - n_forced
+        k_small = torch.minimum(k_free, n_free - k_free)
+        any_bad, k_max = torch.stack([bad.any().long(), k_small.max().clamp(min=0)]).tolist()
+        if any_bad:
+            _raise_infeasible(k_rows, n_present, n_forced, nan_rows)
+    k_free = (torch.minimum(k_rows, n_present) - n_forced).clamp(min=0)
+    zero = torch.zeros((), dtype=theta.dtype, device=theta.device)
+    return torch.where(free, theta, zero), free, forced, k_free, k_max
+
+
+def _raise_infeasible(k_rows: Tensor, n_present: Tensor, n_forced: Tensor,
+                      nan_rows: Tensor) -> None:
+    """The error of the first infeasible row (only called once a problem is known)."""
+    if bool(nan_rows.any()):
+        row = int(nan_rows.nonzero()[0, 0])
+        raise ValueError(f"logits row {row} holds NaN at an unmasked entry")
+    if bool((k_rows < 0).any()):
+        raise ValueError(f"k must be non-negative, got {int(k_rows.min())}")
+    too_many = k_rows > n_present
+    if bool(too_many.any()):
+        row = int(too_many.nonzero()[0, 0])
+        raise ValueError(
+            f"k = {int(k_rows[row])} exceeds the number of unmasked entries ({int(n_present[row])}"
+            f", neither masked nor -inf) in row {row}; pass a smaller k for that row, e.g. "
+            f"torch.minimum(k, mask.sum(-1))")
+    row = int((n_forced > k_rows).nonzero()[0, 0])
+    raise ValueError(f"row {row} has {int(n_forced[row])} +inf logits (always selected) but "
+                     f"k = {int(k_rows[row])}")
+
+
+def _free_marginals(theta: Tensor, k_small: Tensor, flip: Tensor, free: Tensor,
+                    max_k: int) -> Tensor:
+    """Marginals of the free entries (finite ``theta``, ``k_small <= max_k``, flipped rows in
+    the complement); absent entries get 0."""
+    rows, n = theta.shape
     if max_k == 0:
         # every row selects nothing or everything: constant marginals
-        const = (flip.unsqueeze(-1) & mask_flat).to(logits.dtype)
-        return (const + 0 * theta).reshape(shape)
+        return (flip.unsqueeze(-1) & free).to(theta.dtype) + 0 * theta
 
     neg_inf = torch.tensor(float("-inf"), dtype=theta.dtype, device=theta.device)
     signed = torch.where(flip.unsqueeze(-1), -theta, theta)
-    th = torch.where(mask_flat, signed, neg_inf)
+    th = torch.where(free, signed, neg_inf)
     if max_k == 1:
         # exactly-1 is a categorical distribution: the marginals are a masked softmax
-        safe = torch.where(mask_flat.any(-1, keepdim=True), th, torch.zeros_like(th))
-        mu = torch.where(mask_flat, torch.softmax(safe, dim=-1), torch.zeros_like(theta))
-        return _finish(mu, k_small, flip, mask_flat).reshape(shape)
+        safe = torch.where(free.any(-1, keepdim=True), th, torch.zeros_like(th))
+        mu = torch.where(free, torch.softmax(safe, dim=-1), torch.zeros_like(theta))
+        return _finish(mu, k_small, flip, free)
     # one DP over the rows and their reversals: suffix[i] holds the items i..n-1
     both = log_esp(torch.cat([th, th.flip(-1)]), max_k)         # [n+1, 2B, K+1]
     prefix, suffix = both[:, :rows], both[:, rows:].flip(0)
@@ -158,8 +248,8 @@ def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = No
     log_others = torch.logsumexp(terms, dim=-1).transpose(0, 1)   # [B, n]
 
     log_mu = th + log_others - log_z.unsqueeze(1)
-    mu = torch.where(mask_flat, torch.exp(log_mu), torch.zeros_like(theta))
-    return _finish(mu, k_small, flip, mask_flat).reshape(shape)
+    mu = torch.where(free, torch.exp(log_mu), torch.zeros_like(theta))
+    return _finish(mu, k_small, flip, free)
 
 
 def _finish(mu: Tensor, k_small: Tensor, flip: Tensor, mask: Tensor) -> Tensor:
@@ -181,7 +271,8 @@ def _k_per_row(k: int | Tensor, lead: torch.Size, rows: int, device: torch.devic
     else:
         if isinstance(k, bool) or not isinstance(k, int):
             raise ValueError(f"k must be an int or an integer tensor, got {type(k).__name__}")
+        if k < 0:
+            raise ValueError(f"k must be non-negative, got {k}")
         k_rows = torch.full((rows,), k, dtype=torch.long, device=device)
-    if k_rows.numel() and int(k_rows.min()) < 0:
-        raise ValueError(f"k must be non-negative, got {int(k_rows.min())}")
+    # a negative tensor k is caught by the eager feasibility check of resolve_infinite
     return k_rows

@@ -119,7 +119,10 @@ class ProbabilisticRewirer(nn.Module):
         mask = torch.zeros(num_graphs, width, dtype=torch.bool, device=logits.device)
         dense = dense.index_put((row, col), logits)
         mask[row, col] = True
-        samples = sampler(dense, mask, generator=generator)      # [S, G, width]
+        # k is clipped per graph to its candidates (a -inf logit removes a candidate)
+        present = mask & (dense != float("-inf"))
+        k = torch.clamp(present.sum(-1), max=sampler.k)
+        samples = sampler(dense, mask, k=k, generator=generator)      # [S, G, width]
         return samples[:, row, col]
 
     def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from graphlab.rewiring.k_subset import _k_per_row, k_subset_marginals
+from graphlab.rewiring.k_subset import _k_per_row, k_subset_marginals, resolve_infinite
 from graphlab.utils.validation import check_floating
 
 __all__ = ["KSubsetSampler", "topk_mask"]
@@ -117,36 +117,59 @@ class KSubsetSampler(nn.Module):
     def forward(self, logits: Tensor, mask: Tensor | None = None, k: int | Tensor | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
         check_floating(logits, "logits")
+        if logits.dim() < 1:
+            raise ValueError(f"logits must have at least 1 dimension [..., n], got shape "
+                             f"{list(logits.shape)}")
         if mask is None:
             mask = torch.ones_like(logits, dtype=torch.bool)
-        elif mask.shape != logits.shape or mask.dtype != torch.bool:
-            raise ValueError(f"mask must be a bool tensor of shape {list(logits.shape)}, got "
-                             f"{mask.dtype} {list(mask.shape)}")
+        elif not isinstance(mask, Tensor) or mask.shape != logits.shape \
+                or mask.dtype != torch.bool:
+            got = f"{mask.dtype} {list(mask.shape)}" if isinstance(mask, Tensor) \
+                else type(mask).__name__
+            raise ValueError(f"mask must be a bool tensor of shape {list(logits.shape)}, "
+                             f"got {got}")
         k = self.k if k is None else k
-        lead = logits.shape[:-1]
-        k_rows = _k_per_row(k, lead, lead.numel(), logits.device).view(lead)
-        k_rows = torch.minimum(k_rows, mask.sum(-1))
+        lead, n = logits.shape[:-1], logits.size(-1)
+        k_rows = _k_per_row(k, lead, lead.numel(), logits.device)
+        # -inf / masked entries are absent, +inf ones forced; eager mode rejects infeasible k
+        rows = lead.numel()
+        _, free, forced, k_free, _ = resolve_infinite(logits.detach().reshape(rows, n),
+                                                      mask.reshape(rows, n), k_rows)
+        present = (free | forced).view(logits.shape)
+        free, forced = free.view(logits.shape), forced.view(logits.shape)
+        k_rows = (k_free + forced.sum(-1).view(rows)).view(lead)
+        k_free = k_free.view(lead)
+        # forced entries rank first in every top-k below; absent ones never rank
+        finite = torch.where(free, logits, torch.zeros((), dtype=logits.dtype,
+                                                       device=logits.device))
+        inf = torch.tensor(float("inf"), dtype=logits.dtype, device=logits.device)
 
         if not self.training:
             if self.num_eval_samples == 1:
-                return topk_mask(logits, k_rows, mask).to(logits.dtype).unsqueeze(0)
+                scores = torch.where(forced, inf, finite.detach())
+                return topk_mask(scores, k_rows, present).to(logits.dtype).unsqueeze(0)
             noise = _gumbel(torch.Size((self.num_eval_samples, *logits.shape)), logits, generator)
-            z = topk_mask(logits.detach().unsqueeze(0) + self.tau * noise, k_rows, mask)
-            return z.to(logits.dtype)
+            scores = torch.where(forced, inf, finite.detach().unsqueeze(0) + self.tau * noise)
+            return topk_mask(scores, k_rows, present).to(logits.dtype)
 
         shape = torch.Size((self.num_samples, *logits.shape))
         noise = _gumbel(shape, logits, generator)
         if self.estimator == "imle":
-            return _IMLE.apply(logits, self.tau * noise.detach(), k_rows, mask, self.imle_lambda)
+            noise = torch.where(forced, inf, self.tau * noise.detach())
+            return _IMLE.apply(finite, noise, k_rows, present, self.imle_lambda)
         if self.estimator == "simple":
-            z = topk_mask(logits.detach().unsqueeze(0) + self.tau * noise, k_rows, mask)
+            scores = torch.where(forced, inf, finite.detach().unsqueeze(0) + self.tau * noise)
+            z = topk_mask(scores, k_rows, present)
             mu = k_subset_marginals(logits, k_rows, mask)
             return z.to(logits.dtype) + (mu - mu.detach()).unsqueeze(0)
-        soft = self._relaxed_topk(logits.unsqueeze(0) + noise, k_rows, mask)
-        z = topk_mask(soft.detach(), k_rows, mask).to(logits.dtype)
+        bound = k if isinstance(k, int) else None
+        soft = self._relaxed_topk(finite.unsqueeze(0) + noise, k_free, free, bound)
+        soft = torch.where(forced, torch.ones_like(soft), soft)
+        z = topk_mask(torch.where(forced, inf, soft.detach()), k_rows, present).to(logits.dtype)
         return z + (soft - soft.detach())  # exactly z in the forward pass
 
-    def _relaxed_topk(self, scores: Tensor, k_rows: Tensor, mask: Tensor) -> Tensor:
+    def _relaxed_topk(self, scores: Tensor, k_rows: Tensor, mask: Tensor,
+                      bound: int | None = None) -> Tensor:
         # Xie & Ermon (2019): k rounds of softmax, each damping what was already taken.
         neg_inf = torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device)
         tiny = torch.finfo(scores.dtype).tiny
@@ -154,8 +177,10 @@ class KSubsetSampler(nn.Module):
         w = torch.where(mask, scores, neg_inf)
         w = torch.where(mask.any(-1, keepdim=True), w, torch.zeros_like(w))
         soft = torch.zeros_like(scores)
-        max_k = int(k_rows.max()) if k_rows.numel() else 0
-        for t in range(max_k):
+        # an int k bounds the rounds without reading k_rows (no host sync, no graph break)
+        if bound is None:
+            bound = int(k_rows.max()) if k_rows.numel() else 0
+        for t in range(bound):
             alpha = torch.softmax(w / self.tau, dim=-1)
             active = (k_rows > t).unsqueeze(-1).to(scores.dtype)
             soft = soft + active * alpha

@@ -13,12 +13,13 @@ def test_samples_hold_exactly_k_ones(estimator):
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(5, 12, generator=gen, requires_grad=True)
     mask = torch.rand(5, 12, generator=gen) > 0.2
-    mask[4, 3:] = False  # only 3 valid entries: k is clipped
+    mask[4, 3:] = False  # only 3 valid entries: k is clipped by the caller
     sampler = KSubsetSampler(4, estimator=estimator, num_samples=3)
-    z = sampler(logits, mask, generator=gen)
+    k = torch.clamp(mask.sum(-1), max=4)
+    z = sampler(logits, mask, k=k, generator=gen)
     assert z.shape == (3, 5, 12)
     assert set(z.detach().unique().tolist()) <= {0.0, 1.0}
-    expected = torch.clamp(mask.sum(-1), max=4).float()
+    expected = k.float()
     torch.testing.assert_close(z.detach().sum(-1), expected.expand(3, 5))
     assert (z.detach()[:, ~mask] == 0).all()
 
@@ -121,3 +122,65 @@ def test_gumbel_noise_is_finite_and_standard():
     # Gumbel(0, 1): mean = Euler-Mascheroni constant, variance = pi^2 / 6
     assert abs(g.mean().item() - 0.5772) < 0.01
     assert abs(g.var().item() - torch.pi ** 2 / 6) < 0.03
+
+
+# ----------------------------------------------------------------- infinite logits (issue 18)
+INF = float("inf")
+
+
+def _masked_and_forced_logits(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(4, 10, generator=gen)
+    absent = torch.rand(4, 10, generator=gen) < 0.3
+    forced = torch.zeros(4, 10, dtype=torch.bool)
+    forced[0, 2] = forced[2, 7] = forced[2, 8] = True
+    absent &= ~forced
+    return logits.masked_fill(absent, -INF).masked_fill(forced, INF), absent, forced
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_infinite_logits_are_never_or_always_sampled(estimator):
+    """-inf entries are never sampled, +inf always (counted against k); gradients are finite
+    and zero on infinite entries (every estimator returned NaN before)."""
+    logits, absent, forced = _masked_and_forced_logits(3)
+    logits.requires_grad_(True)
+    gen = torch.Generator().manual_seed(0)
+    sampler = KSubsetSampler(3, estimator=estimator, num_samples=50)
+    z = sampler(logits, generator=gen)
+    assert torch.isfinite(z).all()
+    assert (z.detach()[:, absent] == 0).all() and (z.detach()[:, forced] == 1).all()
+    assert (z.detach().sum(-1) == 3).all()
+    (z * torch.randn(10, generator=gen)).sum().backward()
+    assert torch.isfinite(logits.grad).all()
+    assert (logits.grad[absent | forced] == 0).all() and logits.grad.abs().sum() > 0
+    sampler.eval()
+    for num_eval in (1, 7):
+        sampler.num_eval_samples = num_eval
+        z = sampler(logits.detach(), generator=gen)
+        assert (z[:, absent] == 0).all() and (z[:, forced] == 1).all()
+        assert (z.sum(-1) == 3).all()
+
+
+def test_infinite_logits_sample_like_the_reduced_problem():
+    """With the same noise, -inf equals a masked entry and +inf equals a masked entry plus one
+    unit of k spent: the samples on the other entries are identical."""
+    logits = torch.tensor([[1.0, -INF, 0.0, 0.5, INF, -1.0]])
+    reduced = logits.masked_fill(torch.isinf(logits), 0.0)
+    mask = torch.isfinite(logits)
+    for estimator in ESTIMATORS:
+        sampler = KSubsetSampler(3, estimator, num_samples=200)
+        z = sampler(logits, generator=torch.Generator().manual_seed(1))
+        ref = sampler(reduced, mask, k=2, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(z.detach()[..., mask[0]], ref.detach()[..., mask[0]])
+        assert (z.detach()[..., 4] == 1).all()
+
+
+def test_k_larger_than_the_unmasked_entries_is_an_error():
+    logits = torch.tensor([[0.0, -INF, -INF], [0.0, 1.0, 2.0]])
+    for mode in ("train", "eval"):
+        sampler = KSubsetSampler(2)
+        getattr(sampler, mode)()
+        with pytest.raises(ValueError, match=r"k = 2 exceeds .* row 0"):
+            sampler(logits)
+    with pytest.raises(ValueError, match=r"\+inf"):
+        KSubsetSampler(1)(torch.tensor([[INF, INF, 0.0]]))
