@@ -347,22 +347,3 @@ def test_refinement_edge_cases_and_bad_inputs():
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="paths"):
         path_colour_refinement(HEXAGON, 6, 3, paths=enumerate_paths(HEXAGON, 6, 2))
-
-
-def test_per_graph_layered_refinement_matches_batched():
-    # the benchmark's memory-light variant (packed int64 path codes, one graph at a time)
-    from benchmarks.pathnn_expressivity import layered_refinement_per_graph
-
-    graphs = [Data(edge_index=HEXAGON, num_nodes=6), Data(edge_index=TWO_TRIANGLES, num_nodes=6)]
-    for seed in range(4):
-        ei, n = _random_multigraph(seed, max_nodes=7, max_edges=10, undirected=True)
-        graphs.append(Data(edge_index=ei, num_nodes=n))
-    sizes = [g.num_nodes for g in graphs]
-    offsets = torch.tensor([0] + sizes).cumsum(0)
-    ei = torch.cat([g.edge_index + o for g, o in zip(graphs, offsets)], dim=1)
-    ours = layered_refinement_per_graph(graphs, 3)
-    ref = path_colour_refinement(ei, int(offsets[-1]), 3)
-    assert len(ours) == len(ref) == 3
-    for a, b in zip(ours, ref):  # the same partition of the nodes after every layer
-        assert torch.unique(torch.stack([a, b], 1), dim=0).size(0) == a.unique().numel() \
-            == b.unique().numel()
