@@ -145,9 +145,27 @@ def test_suite_catches_graph_break():
         check_layer(case, ["compile_fullgraph"])
 
 
+class CallCounter(nn.Module):
+    """Broken on purpose: Python state steers the maths, so every call re-specialises the graph
+    (what ``if p.item() > 10:`` on a learnable parameter does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(CHANNELS, 4)
+        self.calls = 0
+
+    def forward(self, x, edge_index):
+        self.calls += 1
+        return self.lin(x) * min(self.calls, 1)  # always 1, but a guard on self.calls
+
+
 def test_suite_catches_too_many_compiles():
-    case = LayerCase(name="host-sync", make_module=HostSyncLayer, bad_inputs={}, max_compiles=2)
-    with pytest.raises(AssertionError, match="max_compiles=2"):
+    case = LayerCase(name="call-counter", make_module=CallCounter, bad_inputs={}, max_compiles=2)
+    with pytest.raises(AssertionError, match="compiled [3-9] graphs .* max_compiles=2"):
+        check_layer(case, ["recompiles"])
+    # and graph breaks count as graphs
+    case = LayerCase(name="host-sync", make_module=HostSyncLayer, bad_inputs={}, max_compiles=1)
+    with pytest.raises(AssertionError, match="max_compiles=1"):
         check_layer(case, ["recompiles"])
 
 
