@@ -51,7 +51,8 @@ def edge_candidates(edge_index: Tensor, num_nodes: int, batch: Tensor | None = N
     Args:
         edge_index (torch.Tensor): edges :math:`(2, |\mathcal{E}|)` (direction is ignored).
         num_nodes (int): number of nodes.
-        batch (torch.Tensor, optional): graph membership :math:`(|\mathcal{V}|)`, sorted.
+        batch (torch.Tensor, optional): graph membership :math:`(|\mathcal{V}|)`; it need not
+            be sorted (nodes of a graph are ranked in node order).
         num_candidates (int, optional): at most this many pairs per graph; ``None`` keeps all.
         heuristic (str): ``"all"`` (every non-adjacent pair; when capped, a uniformly random
             subset drawn with ``generator``), ``"distance"`` (the pairs farthest apart in hops,
@@ -79,11 +80,19 @@ def edge_candidates(edge_index: Tensor, num_nodes: int, batch: Tensor | None = N
     if batch is None:
         batch = torch.zeros(num_nodes, dtype=torch.long, device=device)
     check_batch_vector(batch, num_nodes)
+    batch = batch.long()
     num_graphs = int(batch.max()) + 1
     counts = torch.bincount(batch, minlength=num_graphs)
     ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-    local = torch.arange(num_nodes, device=device) - ptr[batch]
+    # local id = rank of a node among its graph's nodes, in node order: a stable sort makes this
+    # right for unsorted batch vectors too (for a sorted one it is ``arange - ptr[batch]``)
+    order = torch.argsort(batch, stable=True)
+    local = torch.empty_like(batch)
+    local[order] = torch.arange(num_nodes, device=device) - ptr[batch[order]]
     max_nodes = int(counts.max())
+    # global id of local node ``u`` of graph ``g``: ``node_of[g * max_nodes + u]``
+    node_of = torch.zeros(num_graphs * max_nodes, dtype=torch.long, device=device)
+    node_of[batch * max_nodes + local] = torch.arange(num_nodes, device=device)
 
     adj = torch.zeros(num_graphs, max_nodes, max_nodes, dtype=torch.bool, device=device)
     g = batch[edge_index[0]]
@@ -114,7 +123,9 @@ def edge_candidates(edge_index: Tensor, num_nodes: int, batch: Tensor | None = N
         k = torch.clamp(flat_valid.sum(-1), max=num_candidates)
         valid = topk_mask(score.view(num_graphs, -1), k, flat_valid).view_as(valid)
     gi, u, v = valid.nonzero(as_tuple=True)
-    return torch.stack([ptr[gi] + u, ptr[gi] + v])
+    a, b = node_of[gi * max_nodes + u], node_of[gi * max_nodes + v]
+    # local order is node order within a graph, so a < b holds for any batch order
+    return torch.stack([a, b])
 
 
 class EdgeCandidates(BaseTransform):

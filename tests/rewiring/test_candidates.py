@@ -113,3 +113,29 @@ def test_empty_and_bad_inputs():
         EdgeCandidates(3, heuristic="curvature")
     with pytest.raises(ValueError, match="range"):
         edge_candidates(torch.tensor([[0], [5]]), 3)
+
+
+def _interleave(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """A node order that interleaves the graphs but keeps each graph's own node order:
+    ``perm[new] = old``; also returns ``inv[old] = new``."""
+    local = torch.arange(batch.num_nodes) - batch.ptr[batch.batch]
+    perm = torch.argsort(local * batch.num_graphs + batch.batch)
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(perm.numel())
+    return perm, inv
+
+
+@pytest.mark.parametrize("heuristic", ["all", "distance", "reachable_distance",
+                                       "component_distance"])
+def test_unsorted_batch_gives_the_same_candidates(heuristic):
+    """Issue 18: an unsorted batch vector raised an IndexError."""
+    batch = Batch.from_data_list([random_graph(n, seed=n) for n in (5, 8, 6)])
+    perm, inv = _interleave(batch)
+    assert not bool((batch.batch[perm][1:] >= batch.batch[perm][:-1]).all())
+    for cap in (None, 4):
+        ref = edge_candidates(batch.edge_index, batch.num_nodes, batch.batch, cap, heuristic,
+                              generator=torch.Generator().manual_seed(0))
+        out = edge_candidates(inv[batch.edge_index], batch.num_nodes, batch.batch[perm], cap,
+                              heuristic, generator=torch.Generator().manual_seed(0))
+        assert (out[0] < out[1]).all()
+        assert _pairs(perm[out]) == _pairs(ref)

@@ -186,3 +186,25 @@ def test_on_the_fly_candidates_equal_the_pre_transform(heuristic):
         fly = rew(batch.x, batch.edge_index, batch.batch, None, None, batch.num_graphs)
     assert torch.equal(given.edge_index, fly.edge_index)
     assert torch.equal(given.edge_weight, fly.edge_weight)
+
+
+def test_unsorted_batch_vector_is_handled():
+    """Issue 18: an unsorted batch vector raised an IndexError in the rewirer (and so in PRMPNN);
+    interleaving the graphs' nodes relabels the rewired graph and changes nothing else."""
+    batch = Batch.from_data_list(_graphs([6, 9, 7]))
+    local = torch.arange(batch.num_nodes) - batch.ptr[batch.batch]
+    perm = torch.argsort(local * 3 + batch.batch)     # interleaved, each graph in node order
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(perm.numel())
+    rew = _rewirer(num_eval_samples=1).eval()
+    rew.num_candidates, rew.heuristic = 12, "distance"
+    with torch.no_grad():
+        ref = rew(batch.x, batch.edge_index, batch.batch, num_graphs=3)
+        out = rew(batch.x[perm], inv[batch.edge_index], batch.batch[perm], num_graphs=3)
+    assert torch.equal(batch.batch[perm][out.node_index], out.batch)
+
+    def edges(r, relabel):
+        src, dst = relabel[r.edge_index]
+        return sorted(zip(src.tolist(), dst.tolist(), r.edge_weight.tolist()))
+
+    assert edges(out, perm) == edges(ref, torch.arange(batch.num_nodes))
