@@ -42,6 +42,15 @@ _MAX_GRID_DIM = 3
 def _check_inputs(pos: Tensor, batch: Tensor | None) -> tuple[Tensor, int]:
     check_node_features(pos, "pos")
     check_batch_vector(batch, pos.size(0))
+    if not torch.compiler.is_compiling():
+        # a NaN compares false with every distance (kNN silently dropped every edge of the
+        # batch) and an inf overflows the integer cell keys: reject both (a value check, so
+        # eager mode only; these builders read sizes from the data and never run compiled)
+        bad = ~torch.isfinite(pos).all(dim=-1)
+        if bool(bad.any()):
+            node = int(bad.nonzero()[0, 0])
+            raise ValueError(f"pos must be finite, got NaN or inf coordinates at {int(bad.sum())} "
+                             f"node(s), first at node {node}: {pos[node].tolist()}")
     if batch is None:
         return torch.zeros(pos.size(0), dtype=torch.long, device=pos.device), 1
     batch = batch.long()
@@ -194,7 +203,8 @@ def radius_graph(pos: Tensor, r: float, batch: Tensor | None = None, loop: bool 
     r"""Edges from every point to the points strictly closer than ``r`` (same graph only).
 
     Args:
-        pos (torch.Tensor): Node coordinates :math:`(N, d)`, any :math:`d \ge 1`.
+        pos (torch.Tensor): Node coordinates :math:`(N, d)`, any :math:`d \ge 1`; finite (NaN
+            or inf is a ``ValueError``).
         r (float): The cutoff distance; pairs with :math:`\|p_i - p_j\| < r` are joined.
         batch (torch.Tensor, optional): Sorted graph assignment :math:`(N,)`; no edge crosses
             graphs.
@@ -280,7 +290,8 @@ def knn_graph(pos: Tensor, k: int, batch: Tensor | None = None, loop: bool = Fal
     graph has fewer than ``k`` other nodes gets all of them.
 
     Args:
-        pos (torch.Tensor): Node coordinates :math:`(N, d)`, any :math:`d \ge 1`.
+        pos (torch.Tensor): Node coordinates :math:`(N, d)`, any :math:`d \ge 1`; finite (NaN
+            or inf is a ``ValueError``).
         k (int): Number of neighbours.
         batch (torch.Tensor, optional): Sorted graph assignment :math:`(N,)`.
         loop (bool): Count the node itself as one of its neighbours. (default: :obj:`False`)

@@ -114,3 +114,16 @@ def test_invalid_arguments_and_repr():
     bad.edge_index[0, 0] = 17
     with pytest.raises(ValueError, match="edge_index"):
         AddPaths(2)(bad)
+
+
+@pytest.mark.parametrize(("mutate", "match"), [
+    (lambda ei: torch.cat([ei, ei[:1]]), r"shape \[2, E\], got \[3, "),
+    (lambda ei: ei.t().contiguous(), r"shape \[2, E\], got \[\d+, 2\]"),
+    (lambda ei: ei.float(), "int64"),
+    (lambda ei: ei.int(), "int32"),
+])
+def test_malformed_edge_index_is_a_value_error(mutate, match):
+    """Issue 18: transforms validate edge_index instead of repairing or misreading it."""
+    g = random_graph(7, seed=0)
+    with pytest.raises(ValueError, match=match):
+        AddPaths(2)(Data(x=g.x, edge_index=mutate(g.edge_index)))

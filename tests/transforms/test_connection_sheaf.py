@@ -122,3 +122,16 @@ CASES = [
 @pytest.mark.parametrize("case,check", conformance_params(CASES))
 def test_conformance(case, check):
     CHECKS[check](case)
+
+
+@pytest.mark.parametrize(("mutate", "match"), [
+    (lambda ei: torch.cat([ei, ei[:1]]), r"shape \[2, E\], got \[3, "),
+    (lambda ei: ei.t().contiguous(), r"shape \[2, E\], got \[\d+, 2\]"),
+    (lambda ei: ei.float(), "int64"),
+    (lambda ei: ei.int(), "int32"),
+])
+def test_malformed_edge_index_is_a_value_error(mutate, match):
+    """Issue 18: transforms validate edge_index instead of repairing or misreading it."""
+    g = random_graph(7, in_channels=4, seed=0)
+    with pytest.raises(ValueError, match=match):
+        ConnectionSheaf(2, num_points=3)(Data(x=g.x, edge_index=mutate(g.edge_index)))

@@ -34,3 +34,11 @@ def test_transform_validation_and_repr():
     with pytest.raises(ValueError, match="pos"):
         KNNGraph()(Data(x=torch.randn(3, 2)))
     assert repr(KNNGraph(5)) == "KNNGraph(k=5)"
+
+
+def test_nan_coordinate_is_a_value_error_not_an_empty_graph():
+    """Issue 18: one NaN coordinate made KNNGraph silently drop every edge of the batch."""
+    pos = torch.randn(10, 3, generator=torch.Generator().manual_seed(0))
+    pos[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="pos must be finite"):
+        KNNGraph(3)(Data(pos=pos))

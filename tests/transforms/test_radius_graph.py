@@ -32,3 +32,12 @@ def test_transform_validation_and_repr():
     with pytest.raises(ValueError, match="r must be positive"):
         RadiusGraph(-1.0)
     assert repr(RadiusGraph(2.0, 8)) == "RadiusGraph(r=2.0, max_num_neighbors=8)"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_coordinate_is_a_value_error_not_an_overflow(bad):
+    """Issue 18: a NaN coordinate raised an OverflowError from the cell-key computation."""
+    pos = torch.randn(10, 3, generator=torch.Generator().manual_seed(0))
+    pos[3, 1] = bad
+    with pytest.raises(ValueError, match="pos must be finite"):
+        RadiusGraph(0.5)(Data(pos=pos))

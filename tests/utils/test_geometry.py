@@ -118,3 +118,18 @@ def test_gradients_do_not_flow_into_the_graph():
     pos = torch.randn(30, 3, requires_grad=True)
     out = radius_graph(pos, 1.0)
     assert out.dtype == torch.long and not out.requires_grad
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("builder", ["knn", "radius"])
+def test_non_finite_coordinates_are_a_value_error(bad, builder):
+    """Issue 18: one NaN made knn_graph silently drop every edge of the batch and radius_graph
+    raise an OverflowError; now both name the problem and the node."""
+    pos = torch.randn(12, 3, generator=torch.Generator().manual_seed(0))
+    pos[7, 1] = bad
+    batch = torch.tensor([0] * 5 + [1] * 7)
+    with pytest.raises(ValueError, match=r"pos must be finite.*1 node\(s\), first at node 7"):
+        if builder == "knn":
+            knn_graph(pos, 3, batch)
+        else:
+            radius_graph(pos, 0.8, batch)
