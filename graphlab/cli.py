@@ -1,15 +1,28 @@
-"""The ``graphlab`` command line: ``datasets``, ``train`` and ``bench``."""
+"""The ``graphlab`` command line: ``datasets``, ``train`` and ``zoo``.
+
+Building the parser imports neither torch nor PyG (``graphlab --help`` is instant); each command
+imports what it needs. Mistakes a person can fix (unknown names, invalid budgets, missing data,
+no CUDA, an output folder that is locked, holds another run or cannot be written, a damaged
+checkpoint) print one line to stderr and exit with status 2; ``--debug`` shows the traceback.
+Anything else is a bug in graphlab and prints its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
-import time
+import traceback
 from pathlib import Path
 
-__all__ = ["main", "format_table"]
+__all__ = ["main", "build_parser", "format_table"]
+
+#: exit status for a mistake the user can fix (argparse uses the same for bad arguments)
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """A problem with the command's input, reported as one line (no traceback)."""
 
 
 def format_table(rows: list[dict], columns: list[str] | None = None) -> str:
@@ -35,6 +48,12 @@ def format_table(rows: list[dict], columns: list[str] | None = None) -> str:
     return "\n".join([line(columns), sep, *(line(b) for b in body)])
 
 
+def _version() -> str:
+    from graphlab import __version__
+
+    return __version__
+
+
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from graphlab.datasets import known_datasets, locate_raw
 
@@ -44,90 +63,71 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fmt(mean: float | None, std: float | None) -> str:
+    return "n/a" if mean is None else f"{mean:.4f} ± {std:.4f}"
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    from graphlab.train import TrainConfig, train
+    from graphlab.datasets.catalog import dataset_info
+    from graphlab.models.registry import available_models
+    from graphlab.train import TrainConfig, check_device, train
 
     kwargs = {}
     for key in ("hidden_channels", "num_layers", "dropout", "readout"):
         if getattr(args, key) is not None:
             kwargs[key] = getattr(args, key)
     out = args.out or f"runs/{args.dataset}-{args.model}"
+    # everything that can be checked without data is checked before anything is loaded
     config = TrainConfig(dataset=args.dataset, model=args.model, epochs=args.epochs,
                          seeds=args.seeds, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, model_kwargs=kwargs, out=out,
                          root=args.root, device=args.device, progress=not args.no_progress)
-    res = train(config)
+    dataset_info(args.dataset)
+    if args.model.lower() not in available_models():
+        raise UsageError(f"unknown model {args.model!r}; known models: "
+                         f"{', '.join(available_models())}")
+    check_device(args.device)
+
+    res = train(config, overwrite=args.overwrite)
+    metric, summary = res["metric"], res["summary"]
     rows = [{"run": s["run"], "split": s["split"], "best epoch": s["best_epoch"],
-             f"valid {res['metric']}": s["valid"], f"test {res['metric']}": s["test"],
-             "s/epoch": s["seconds_per_epoch"]} for s in res["seeds"]]
+             f"valid {metric}": s["valid"], f"test {metric}": s["test"],
+             "s/epoch": s["seconds_per_epoch"]} for s in res["runs"]]
     print(format_table(rows))
-    print(f"\n{res['dataset']} / {res['model']}: test {res['metric']} "
-          f"{res['test_mean']:.4f} ± {res['test_std']:.4f} (valid {res['valid_mean']:.4f} ± "
-          f"{res['valid_std']:.4f}) over {res['num_runs']} run(s); {res['num_params']:,} "
-          f"parameters; protocol: {res['protocol']}")
+    print(f"\n{res['dataset']} / {res['model']}: test {metric} "
+          f"{_fmt(summary['test_mean'], summary['test_std'])} (valid "
+          f"{_fmt(summary['valid_mean'], summary['valid_std'])}) over {summary['num_runs']} "
+          f"run(s); {summary['num_params']:,} parameters; protocol: {res['extra']['protocol']}")
     print(f"results: {Path(out) / 'results.json'}")
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from graphlab.bench import discover
-
-    tasks = discover()
-    if args.list:
-        print(format_table([{"task": t.name, "quick suite": t.in_quick_suite,
-                             "description": t.description} for t in tasks.values()]))
-        return 0
-    names = args.tasks or [n for n, t in tasks.items() if t.in_quick_suite or not args.quick]
-    unknown = [n for n in names if n not in tasks]
-    if unknown:
-        print(f"unknown benchmark task(s): {', '.join(unknown)}; known: {', '.join(tasks)}",
-              file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    results: dict[str, list[dict]] = {}
-    summary: list[dict] = []
-    for name in names:
-        task = tasks[name]
-        print(f"== {name}: {task.description}", flush=True)
-        start = time.perf_counter()
-        task_out = out / name
-        task_out.mkdir(parents=True, exist_ok=True)
-        try:
-            results[name] = task.fn(args.quick, task_out)
-            status = "ok"
-        except Exception as exc:  # noqa: BLE001 - one failing task must not hide the others
-            status = f"FAILED: {type(exc).__name__}: {exc}"
-            print(f"   {status}", file=sys.stderr)
-        elapsed = time.perf_counter() - start
-        summary.append({"task": name, "status": status, "rows": len(results.get(name, [])),
-                        "seconds": round(elapsed, 1)})
-        print(f"   done in {elapsed:.0f} s", flush=True)
-    # each task's rows have their own columns: one table per task, then the run summary
-    for name, task_rows in results.items():
-        print(f"\n### {name}\n")
-        print(format_table(task_rows))
-    print("\n### summary\n")
-    print(format_table(summary))
-    (out / "bench.json").write_text(json.dumps({"summary": summary, "results": results},
-                                               indent=2, default=str))
-    failed = [row["task"] for row in summary if row["status"] != "ok"]
-    if failed:
-        print(f"\nfailed tasks: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+def _add_debug(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show the full traceback of an error")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="graphlab", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The ``graphlab`` argument parser (imports no torch)."""
+    parser = argparse.ArgumentParser(
+        prog="graphlab", description="graphlab: drop-in PyTorch Geometric layers for published "
+        "methods, weight-space metanetworks and their benchmarks.")
+    parser.add_argument("--version", action="version", version=f"graphlab {_version()}")
+    _add_debug(parser, False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("datasets", help="list datasets, their size and where raw files are")
-    p.add_argument("--root", default=None)
+    p.add_argument("--root", default=None, help="dataset root (default: the cache)")
+    _add_debug(p, argparse.SUPPRESS)
     p.set_defaults(fn=_cmd_datasets)
 
-    p = sub.add_parser("train", help="train a model on a dataset over several seeds")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--model", required=True)
+    p = sub.add_parser(
+        "train", help="train a model on a dataset over several seeds",
+        description="Train a registered model on a registered dataset with best-validation "
+        "selection over several seeds/folds. The output folder records the configuration; "
+        "rerunning the same command resumes where it stopped.")
+    p.add_argument("--dataset", required=True, help="dataset name (see `graphlab datasets`)")
+    p.add_argument("--model", required=True, help="registered model name (gin, gcn, ...)")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--seeds", type=int, default=1,
                    help="number of runs (seed i on split/fold i of the dataset's protocol)")
@@ -138,28 +138,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-layers", type=int, default=None)
     p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--readout", default=None, help="graph readout aggregation (mean, sum, max, ...)")
-    p.add_argument("--out", default=None, help="output folder (rerun to resume)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default runs/DATASET-MODEL); rerun to resume")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the output folder's contents and start over")
     p.add_argument("--root", default=None, help="dataset root (default: the cache)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--no-progress", action="store_true")
+    _add_debug(p, argparse.SUPPRESS)
     p.set_defaults(fn=_cmd_train)
 
-    p = sub.add_parser("bench", help="run registered benchmarks and reproductions")
-    p.add_argument("tasks", nargs="*")
-    p.add_argument("--quick", action="store_true", help="the minutes-scale configuration")
-    p.add_argument("--list", action="store_true", help="list registered tasks")
-    p.add_argument("--out", default="runs/bench")
-    p.set_defaults(fn=_cmd_bench)
-
-    from graphlab.metanets.cli import add_zoo_parser  # noqa: PLC0415 - `graphlab zoo ...`
+    from graphlab.zoo.cli import add_zoo_parser  # noqa: PLC0415 - `graphlab zoo ...`
 
     add_zoo_parser(sub)
     return parser
 
 
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    # imported lazily: only once a command has run (and imported torch) can these occur
+    types: list[type[BaseException]] = [UsageError, ValueError, OSError]
+    try:
+        from graphlab.datasets.catalog import DataUnavailableError
+
+        types.append(DataUnavailableError)
+    except ImportError:  # pragma: no cover - a broken install is itself a bug to show
+        pass
+    return tuple(types)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``graphlab`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
-    return args.fn(args)
+    debug = getattr(args, "debug", False)
+    try:
+        return args.fn(args)
+    except KeyboardInterrupt:
+        print(f"graphlab {args.command}: interrupted (rerun the same command to resume)",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place errors become exit statuses
+        if debug:
+            raise
+        if isinstance(exc, _user_error_types()):
+            message = str(exc) or type(exc).__name__
+            if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+                message = f"{exc.filename}: {exc.strerror}"
+            print(f"graphlab {args.command}: error: {message}", file=sys.stderr)
+            return USAGE_ERROR
+        traceback.print_exc()
+        print(f"graphlab {args.command}: internal error ({type(exc).__name__}); this is a bug in "
+              "graphlab, please report it with the traceback above", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,13 +8,28 @@ Resolution order for the files of a dataset:
    are copied into the cache and processed there; the mirror is never written to), or else from
 4. the standard download of PyG / OGB; when the machine is offline the error says how to point
    ``GRAPHLAB_DATA_DIR`` at raw files.
+
+**Never unpickling.** Processed files in the cache (or under ``root``) are as untrusted as any
+file on disk: a pickle planted there must not run. PyG's ``fs.torch_load`` retries a refused
+safe load with ``weights_only=False``, PyG's ``Dataset._process`` reads ``pre_transform.pt`` with
+``weights_only=False`` and ``ogb`` calls ``torch.load`` itself, so instead of overriding each
+loader, every dataset load runs inside :func:`safe_torch_loads`: for the duration of the load
+``torch.load`` and ``torch_geometric.io.fs.torch_load`` are replaced by a loader that always uses
+``weights_only=True`` (with PyG's storage classes allow-listed) and never retries. A processed
+file that a safe load refuses, or that is truncated, is deleted with a warning and the dataset is
+re-processed from its raw files; a raw file that is refused is an error naming the file. The
+patch is process-global while it is active, so loading datasets from several threads at once is
+not supported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
 import shutil
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +39,24 @@ from torch import Tensor
 from torch_geometric.data import InMemoryDataset
 
 from graphlab.datasets.spec import TaskSpec
+from graphlab.runfolder import CorruptFileError
 
 __all__ = ["DatasetBundle", "DatasetInfo", "get_dataset", "known_datasets", "locate_raw",
-           "cache_dir", "data_mirror"]
+           "cache_dir", "data_mirror", "dataset_info", "safe_torch_loads",
+           "DataUnavailableError", "UnsafeFileError"]
+
+
+class DataUnavailableError(RuntimeError):
+    """A dataset's files are neither on this machine nor downloadable (in a safe format)."""
+
+
+class UnsafeFileError(CorruptFileError):
+    """A dataset file cannot be read with a safe (weights-only) load: tampered, foreign or
+    truncated. ``path`` is the file."""
+
+    def __init__(self, message: str, path: str | None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -87,6 +117,12 @@ _ALIASES = {"actor": "film"}
 
 def known_datasets() -> list[DatasetInfo]:
     return list(_CATALOG.values())
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The catalog entry of ``name`` (case-insensitive); ``ValueError`` listing the known
+    datasets if there is none."""
+    return _info(name)
 
 
 def _info(name: str) -> DatasetInfo:
@@ -168,18 +204,112 @@ def _make_writable(path: Path) -> None:
         p.chmod(p.stat().st_mode | 0o200)
 
 
-def _allow_pyg_data_in_weights_only_load() -> None:
-    # ogb reloads its processed file with torch.load, which defaults to weights_only=True on
-    # torch >= 2.6 and rejects PyG's Data classes unless they are registered as safe.
+def _pyg_safe_globals() -> list:
+    # PyG registers Data, HeteroData, ... itself; the storages and attribute classes that
+    # InMemoryDataset and ogb pickle inside a Data object are not registered
     from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
-    from torch_geometric.data.storage import GlobalStorage
+    from torch_geometric.data.storage import EdgeStorage, GlobalStorage, NodeStorage
 
-    torch.serialization.add_safe_globals([DataEdgeAttr, DataTensorAttr, GlobalStorage])
+    return [DataEdgeAttr, DataTensorAttr, GlobalStorage, NodeStorage, EdgeStorage]
 
 
-def _offline_error(info: DatasetInfo, base: Path, exc: Exception) -> RuntimeError:
-    return RuntimeError(
-        f"could not download {info.name!r} ({type(exc).__name__}: {exc}). This machine looks "
+def _name_of(f: object) -> str | None:
+    if isinstance(f, (str, os.PathLike)):
+        return os.fspath(f)
+    name = getattr(f, "name", None) or getattr(f, "path", None)
+    return str(name) if name is not None else None
+
+
+#: the only classes CSL's raw pickle holds (scipy sparse matrices of numpy arrays)
+_CSL_PICKLE_GLOBALS = {
+    ("numpy", "dtype"), ("numpy", "ndarray"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"), ("scipy.sparse.coo", "coo_matrix"),
+    ("scipy.sparse._coo", "coo_matrix"),
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and scipy COO matrices only (PyG reads CSL's raw file with
+    ``pickle.load``); any other global, such as a planted ``timeit.timeit``, is refused."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _CSL_PICKLE_GLOBALS:
+            path = getattr(self, "path", None)
+            raise UnsafeFileError(f"{path} refers to {module}.{name}, which graphlab does not "
+                                  "unpickle", path)
+        return super().find_class(module, name)
+
+
+class _RestrictedPickleModule:
+    """Stands in for the ``pickle`` module inside PyG's CSL loader."""
+
+    @staticmethod
+    def load(file, **kwargs):
+        unpickler = _RestrictedUnpickler(file, **kwargs)
+        unpickler.path = _name_of(file)
+        return unpickler.load()
+
+
+@contextlib.contextmanager
+def safe_torch_loads() -> Iterator[None]:
+    """Within the block, every ``torch.load`` and PyG ``fs.torch_load`` is ``weights_only=True``.
+
+    A caller's ``weights_only=False`` is overridden and nothing is retried unsafely. A file that
+    the safe load refuses or cannot parse raises :class:`UnsafeFileError` naming it. See the
+    module docstring for why this is a patch rather than an override per loader.
+    """
+    import fsspec
+    import torch_geometric.datasets.gnn_benchmark_dataset as pyg_gnnbench
+    import torch_geometric.io.fs as pyg_fs
+
+    real_load, real_fs_load, real_pickle = torch.load, pyg_fs.torch_load, pyg_gnnbench.pickle
+
+    def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None,
+             **kwargs):
+        del pickle_module, weights_only  # a custom unpickler or weights_only=False: refused
+        name = _name_of(f)
+        try:
+            return real_load(f, map_location=map_location, weights_only=True, mmap=mmap,
+                             **kwargs)
+        except pickle.UnpicklingError:
+            raise UnsafeFileError(
+                f"{name} holds objects that a safe (weights-only) load refuses; graphlab never "
+                "unpickles dataset files", name) from None
+        except (EOFError, RuntimeError) as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+            raise UnsafeFileError(f"{name} is truncated or not a torch file ({first})",
+                                  name) from None
+
+    def fs_load(path, map_location=None):
+        with fsspec.open(path, "rb") as fh:
+            try:
+                return load(fh, map_location)
+            except UnsafeFileError as exc:
+                raise UnsafeFileError(str(exc).replace(str(exc.path), str(path)),
+                                      str(path)) from None
+
+    torch.load, pyg_fs.torch_load = load, fs_load
+    pyg_gnnbench.pickle = _RestrictedPickleModule
+    try:
+        with torch.serialization.safe_globals(_pyg_safe_globals()):
+            yield
+    finally:
+        torch.load, pyg_fs.torch_load = real_load, real_fs_load
+        pyg_gnnbench.pickle = real_pickle
+
+
+def _offline_error(info: DatasetInfo, base: Path, exc: Exception) -> DataUnavailableError:
+    if info.family == "exp":
+        # the only public release of EXP is a pickle, which graphlab does not unpickle: there is
+        # nothing safe to download, offline or not
+        return DataUnavailableError(
+            f"EXP cannot be downloaded in a safe format (it is published only as a Python "
+            f"pickle). Put a converted 'exp.npz' (arrays x, edge_index, y, num_nodes, "
+            f"num_edges) in '{base / info.raw_dir}', or point GRAPHLAB_DATA_DIR at a mirror "
+            f"holding exp/exp.npz.")
+    reason = (str(exc).splitlines() or [""])[0][:160]
+    return DataUnavailableError(
+        f"could not download {info.name!r} ({type(exc).__name__}: {reason}); this machine may be "
         f"offline. Point GRAPHLAB_DATA_DIR at a folder laid out like shared/data (it should hold "
         f"'{info.subdir}/'), or put the raw files under '{base / info.raw_dir}'.")
 
@@ -190,7 +320,6 @@ def _load(info: DatasetInfo, base: Path) -> InMemoryDataset:
 
     fam = info.family
     if fam == "ogb":
-        _allow_pyg_data_in_weights_only_load()
         from ogb.graphproppred import PygGraphPropPredDataset
 
         return PygGraphPropPredDataset(name=info.name, root=str(base / "ogb"))
@@ -302,13 +431,32 @@ def get_dataset(name: str, root: str | Path | None = None, seed: int = 0) -> Dat
     base.mkdir(parents=True, exist_ok=True)
     source = f"root: {base / info.subdir}" if root is not None and _raw_present(info, base) \
         else _fill_from_mirror(info, base)
+    processed = base / info.subdir / "processed"
     try:
-        dataset = _load(info, base)
-    except Exception as exc:
-        if source == "download" and not _raw_present(info, base):
-            raise _offline_error(info, base, exc) from exc
-        raise
-    return _bundle(info, dataset, source, seed)
+        return _load_bundle(info, base, source, seed)
+    except UnsafeFileError as exc:
+        if exc.path is None or not processed.is_dir() or \
+                Path(processed.resolve()) not in Path(exc.path).resolve().parents:
+            raise UnsafeFileError(f"{exc}. Delete {base / info.subdir} to fetch and process "
+                                  f"{info.name} again.", exc.path) from None
+        warnings.warn(f"{exc}; deleting {processed} and processing {info.name} again from its "
+                      "raw files", stacklevel=2)
+        shutil.rmtree(processed)
+    return _load_bundle(info, base, source, seed)
+
+
+def _load_bundle(info: DatasetInfo, base: Path, source: str, seed: int) -> DatasetBundle:
+    with safe_torch_loads():
+        try:
+            dataset = _load(info, base)
+        except UnsafeFileError:
+            raise
+        except Exception as exc:
+            if source == "download" and not _raw_present(info, base):
+                raise _offline_error(info, base, exc) from exc
+            raise
+        # the split of an OGB dataset is read (torch.load) here, so this is inside the guard too
+        return _bundle(info, dataset, source, seed)
 
 
 def _bundle(info: DatasetInfo, dataset: InMemoryDataset, source: str, seed: int) -> DatasetBundle:

@@ -7,6 +7,12 @@ import pytest
 import torch
 
 from graphlab.datasets import get_dataset, known_datasets, locate_raw
+from graphlab.datasets.catalog import (
+    DataUnavailableError,
+    UnsafeFileError,
+    dataset_info,
+    safe_torch_loads,
+)
 
 
 def test_unknown_name_lists_known_ones():
@@ -30,8 +36,60 @@ def test_offline_without_mirror_says_how_to_fix(monkeypatch, tmp_path):
 
     monkeypatch.setattr("torch_geometric.datasets.TUDataset.download", offline)
     assert locate_raw("MUTAG") == "download (not found locally)"
-    with pytest.raises(RuntimeError, match="offline.*GRAPHLAB_DATA_DIR"):
+    with pytest.raises(DataUnavailableError, match="offline.*GRAPHLAB_DATA_DIR") as info:
         get_dataset("mutag")
+    assert "\n" not in str(info.value)  # one line for the CLI
+
+
+def test_exp_without_mirror_says_it_cannot_be_downloaded_safely(monkeypatch, tmp_path):
+    """Regression (issue 18): EXP without a mirror claimed the machine looked offline."""
+    monkeypatch.delenv("GRAPHLAB_DATA_DIR", raising=False)
+    monkeypatch.setenv("GRAPHLAB_CACHE", str(tmp_path))
+    with pytest.raises(DataUnavailableError, match="EXP cannot be downloaded in a safe format") \
+            as info:
+        get_dataset("EXP")
+    assert "offline" not in str(info.value) and "exp.npz" in str(info.value)
+
+
+def test_dataset_info_is_the_name_check():
+    assert dataset_info("mutag").name == "MUTAG" and dataset_info("actor").name == "film"
+    with pytest.raises(ValueError, match="unknown dataset 'nope'"):
+        dataset_info("nope")
+
+
+def test_safe_torch_loads_never_unpickles(tmp_path):
+    """Inside the guard, torch.load and PyG's fs.torch_load refuse pickles (no unsafe retry)."""
+    import pickle
+    import timeit
+
+    from torch_geometric.io import fs
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return timeit.timeit, (f"open({str(marker)!r}, 'w').close()",)
+
+    path = tmp_path / "data.pt"
+    torch.save({"x": Payload()}, path)
+    with safe_torch_loads():
+        with pytest.raises(UnsafeFileError, match="safe") as info:
+            fs.torch_load(str(path))
+        assert info.value.path == str(path)
+        with pytest.raises(UnsafeFileError):
+            torch.load(path, weights_only=False)  # the caller's opt-out is overridden
+        good = tmp_path / "good.pt"
+        torch.save({"x": torch.ones(2)}, good)
+        assert torch.equal(fs.torch_load(str(good))["x"], torch.ones(2))
+        # PyG's CSL loader reads its raw file with pickle.load: restricted to numpy/scipy
+        import torch_geometric.datasets.gnn_benchmark_dataset as gnnbench
+
+        raw = tmp_path / "graphs.pkl"
+        raw.write_bytes(pickle.dumps([Payload()]))
+        with open(raw, "rb") as fh, pytest.raises(UnsafeFileError, match="timeit"):
+            gnnbench.pickle.load(fh)
+    assert not marker.exists()
+    assert torch.load is not None and fs.torch_load.__module__ == "torch_geometric.io.fs"
 
 
 def _mirror_untouched(mirror: Path, sub: str) -> None:
