@@ -14,32 +14,28 @@ cosine decay, width 64, no dropout; ~10 CPU-minutes for the six models) and the 
 accuracy is recorded every 500 steps, so the table shows where each aggregation stands at this
 budget and how fast it is climbing.
 Longer budgets: ``--steps N`` sets the cosine schedule's length, ``--stop-at K`` stops a model at
-step K of that schedule (its curve is then comparable step for step with a full run). Session 3:
-graphlab LCM 30,000 steps (``aggr_second_min_lcm_30k.json``), PyG's LCM and the recurrent
-aggregator on the same schedule, stopped at 20,000 and 12,000 steps.
-graphlab LCM's associativity regulariser is off by default (``--aux-weight``): at 1,200 steps it
-lowers the test accuracy from 11.3% to 6.5% at weight 0.01 and 5.4% at 0.1, and makes steps
-~1.7x slower (``aggr_second_min_aux_probe.json``).
+step K of that schedule (its curve is then comparable step for step with a full run).
+graphlab LCM's associativity regulariser is off by default (``--aux-weight``): in a 1,200-step
+comparison it lowered the test accuracy (11.3% -> 6.5% at weight 0.01) and made steps ~1.7x
+slower.
 
     python -m benchmarks.aggr_second_min [--quick] [--steps N] [--stop-at K] [--models a,b]
-                                         [--aux-weight W] [--out DIR]
+                                         [--aux-weight W] [--out runs/aggr_second_min]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphlab.bench import register
+from benchmarks.common import TaskResult, register, run_script
+from benchmarks.common.figures import line_chart
 
 BITS = 8
 PAPER = "PyG example (its LCM, 512k steps): ~95% (size-32 sets)"
@@ -173,9 +169,10 @@ FULL = {"dim": 64, "lr": 3e-3, "steps": {"default": 5000}, "eval_every": 500, "a
 QUICK = {"dim": 32, "lr": 3e-3, "steps": {"default": 150}, "eval_every": 150, "aux_weight": 0.0}
 
 
-@register("aggr-second-min", "second minimum of 8-bit multisets, train size 2-16, test size 32")
+@register("aggr-second-min", "second minimum of 8-bit multisets, train size 2-16, test size 32",
+          paper="Ong & Velickovic 2022 (LCM), PyG examples/lcm_aggr_2nd_min.py")
 def run(quick: bool, out: Path, steps: int | None = None, models: list[str] | None = None,
-        stop_at: int | None = None, aux_weight: float | None = None) -> list[dict]:
+        stop_at: int | None = None, aux_weight: float | None = None) -> TaskResult:
     torch.set_num_threads(1)
     cfg = {**(QUICK if quick else FULL)}
     if steps:
@@ -189,17 +186,21 @@ def run(quick: bool, out: Path, steps: int | None = None, models: list[str] | No
     rows = [_job(name, cfg, quick) for name in models]
     for row in rows:
         row["paper"] = PAPER if "LCM" in row["aggregation"] else ""
-    if not quick:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "aggr_second_min.json").write_text(json.dumps({"config": cfg, "rows": rows},
-                                                              indent=2))
-    return rows
+    figure = line_chart(out / "aggr-second-min.png",
+                        {row["aggregation"]: row["curve"] for row in rows},
+                        xlabel="Adam steps (batch 128)", ylabel="test accuracy (size-32 sets)",
+                        title="Second minimum: accuracy during training")
+    acc = {row["aggregation"]: row["test acc (size 32)"] for row in rows}
+    return TaskResult(rows, paper=PAPER,
+                      ours="size-32 acc " + ", ".join(f"{k} {v:.2f}" for k, v in acc.items()),
+                      notes="One seed, batch 128, one thread; `curve` (step, size-32 test "
+                            "accuracy) per model is in the JSON record.",
+                      figures=[figure] if figure else [], config=cfg)
 
 
-def main() -> None:
-    from graphlab.cli import format_table
-
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--steps", type=int, default=None, help="schedule length (steps per model)")
     parser.add_argument("--stop-at", type=int, default=None,
@@ -207,27 +208,13 @@ def main() -> None:
     parser.add_argument("--aux-weight", type=float, default=None,
                         help="weight of graphlab LCM's associativity regulariser (default 0)")
     parser.add_argument("--models", default=None, help="comma-separated subset of " + ", ".join(MODELS))
-    parser.add_argument("--out", default="benchmarks/results")
-    args = parser.parse_args()
-    out = Path(args.out)
-    rows = run(args.quick, out, args.steps, args.models.split(",") if args.models else None,
-               args.stop_at, args.aux_weight)
-    table = format_table([{k: v for k, v in row.items() if k != "curve"} for row in rows])
-    print(table)
-    curves = "\n".join(f"- {row['aggregation']}: " + ", ".join(f"{s}: {a}" for s, a in row["curve"])
-                       for row in rows)
-    print(curves)
-    if not args.quick:
-        cfg = FULL if not args.steps else {**FULL, "steps": {"default": args.steps}}
-        cfg = {**cfg, **({"stop_at": args.stop_at} if args.stop_at else {}),
-               **({"aux_weight": args.aux_weight} if args.aux_weight is not None else {})}
-        date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        cmd = "python -m benchmarks.aggr_second_min " + shlex.join(sys.argv[1:])
-        (out / "aggr_second_min.md").write_text(
-            f"# aggr-second-min\n\n`{cmd}`, {date}, machine: 2-core CPU (shared), torch 2.13 "
-            f"CPU, one thread; one seed, batch 128, config {json.dumps(cfg)}.\n\n```\n{table}\n```\n\n"
-            f"Test accuracy (size-32 sets) during training (step: accuracy):\n\n{curves}\n")
+    parser.add_argument("--out", type=Path, default=Path("runs/aggr_second_min"))
+    args = parser.parse_args(argv)
+    models = args.models.split(",") if args.models else None
+    return run_script("aggr-second-min", argv, args.out, args.quick,
+                      lambda: run(args.quick, args.out, args.steps, models, args.stop_at,
+                                  args.aux_weight))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,23 +1,19 @@
 """Speed and peak memory of the aggregations on power-law in-degrees, against PyG's classes.
 
-Each (aggregation, graph) pair runs in its own subprocess (one thread): the peak-memory figure is
-the growth of the process's peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs``
-just before; ``getrusage`` where that is not writable) over its resident set just before one
-forward + backward pass, so it covers every tensor that pass allocates, autograd's saved tensors
-included. ``graphlab GNP (fused)`` compiles its kernels (``torch.compile``) in its first call: that
-call's time is reported in the row's note, and memory and time are measured after it. The time is
-the median of
-``torch.utils.benchmark.Timer(..., timer=time.process_time).blocked_autorange()`` over
-forward + backward (process CPU time: the 2-core machine is shared, so wall time would mostly
-measure the other tenants; a step over 2 s, i.e. PyG's padded classes, is timed by its first
-run alone). Inputs are sorted
-by index (PyG's LCM and LSTM need that); 32 channels.
+Each (aggregation, graph) pair runs in its own subprocess (one thread) through
+:func:`benchmarks.common.measure.measure_in_subprocess`: the peak-memory figure is the growth of
+the process's peak resident set over one forward + backward pass, so it covers every tensor that
+pass allocates, autograd's saved tensors included. ``graphlab GNP (fused)`` compiles its kernels
+(``torch.compile``) in its first call: that call's time is reported in the row's note, and memory
+and time are measured after it. The time is the median CPU time of forward + backward
+(:func:`benchmarks.common.measure.cpu_time`; a step over 2 s, i.e. PyG's padded classes, is timed
+by its first run alone). Inputs are sorted by index (PyG's LCM and LSTM need that); 32 channels.
 
 PyG's ``LCMAggregation`` and ``LSTMAggregation`` pad to ``[nodes, max degree, channels]``: on the
 100,000-node graph with maximum degree 2,000 the padded input alone is 25.6 GB, so they are not run
 there (the machine has 23 GB).
 
-    python -m benchmarks.aggr_speed [--quick] [--out benchmarks/results] [--rerun gnp]
+    python -m benchmarks.aggr_speed [--quick] [--out runs/aggr_speed]
     python -m benchmarks.aggr_speed --floor [--graphs 10k,100k]   # GNP's unavoidable passes
     python -m benchmarks.aggr_speed --ab [--graphs 10k,100k] [--rounds 5] [--p 2]   # GNP A/B
 """
@@ -25,18 +21,15 @@ there (the machine has 23 GB).
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-from graphlab.bench import register
+from benchmarks.common import TaskResult, format_table, register, run_script
+from benchmarks.common.figures import bar_chart
+from benchmarks.common.measure import cpu_time, measure_in_subprocess
 
 CHANNELS = 32
 #: name -> (nodes, target edges, max degree)
@@ -86,33 +79,8 @@ def build(method: str):
     }[method]()
 
 
-def _rss_kb() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() // 1024
-
-
-def _reset_peak() -> bool:
-    """Reset the process's peak resident set (Linux >= 4.0); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_kb(reset: bool) -> int:
-    if reset:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def worker(method: str, graph: str, min_run_time: float, memory: bool = True) -> dict:
-    """One measurement in a fresh process (called through ``--worker``)."""
-    from torch.utils.benchmark import Timer
-
-    torch.set_num_threads(1)
+def make_step(method: str, graph: str):
+    """One forward + backward of ``method`` on ``graph`` (the factory the measurement calls)."""
     torch.manual_seed(0)
     nodes, edges, max_deg = GRAPHS[graph]
     index = power_law_index(nodes, edges, max_deg)
@@ -120,43 +88,31 @@ def worker(method: str, graph: str, min_run_time: float, memory: bool = True) ->
     module = build(method)
 
     def step() -> None:
-        out = module(x, index, dim_size=nodes)
-        out.sum().backward()
+        module(x, index, dim_size=nodes).sum().backward()
 
-    start = time.process_time()
-    if method in COMPILED:
-        step()  # compiles
-    compile_s = time.process_time() - start
-    before = _rss_kb()
-    reset = _reset_peak()
-    start = time.process_time()
-    step()
-    first = time.process_time() - start
-    peak_mb = (_peak_kb(reset) - before) / 1024
-    # CPU time of this (single-threaded) process: the machine is shared, and wall time would
-    # mostly measure the other tenants
-    timer = Timer("step()", globals={"step": step}, timer=time.process_time)
-    if first > 2.0:  # PyG's padded classes: the first run is all the time budget allows
-        median = first
-    else:
-        median = timer.blocked_autorange(min_run_time=min_run_time).median
-    res = {"edges": int(index.numel()), "time_s": median,
-           "peak_mb": peak_mb if memory else float("nan")}
-    if method in COMPILED:
-        res["note"] = f"first call (compiles) {compile_s:.1f} s CPU, not in the time"
+    return step
+
+
+def measure(method: str, graph: str, min_run_time: float, memory: bool = True) -> dict:
+    """Time (and, with ``memory``, peak memory in a fresh process) of one method on one graph."""
+    if memory:
+        res = measure_in_subprocess("benchmarks.aggr_speed:make_step",
+                                    {"method": method, "graph": graph},
+                                    warmup=method in COMPILED, min_run_time=min_run_time,
+                                    slow_s=2.0)
+    else:  # in-process: time only (quick mode)
+        torch.set_num_threads(1)
+        step = make_step(method, graph)
+        start = time.process_time()
+        if method in COMPILED:
+            step()
+        res = {"warmup_s": time.process_time() - start,
+               "time_s": cpu_time(step, min_run_time, slow_s=2.0), "peak_mb": float("nan")}
+    if "error" not in res:
+        res["edges"] = int(power_law_index(*GRAPHS[graph]).numel())
+        if method in COMPILED:
+            res["note"] = f"first call (compiles) {res['warmup_s']:.1f} s CPU, not in the time"
     return res
-
-
-def _measure(method: str, graph: str, min_run_time: float) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.aggr_speed", "--worker", method, graph,
-           str(min_run_time)]
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    except subprocess.TimeoutExpired:
-        return {"error": "timed out after 900 s"}
-    if res.returncode != 0:
-        return {"error": (res.stderr.strip().splitlines() or ["failed"])[-1][:120]}
-    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def primitive_floor(graph: str, min_run_time: float = 0.5) -> list[dict]:
@@ -246,56 +202,42 @@ def interleaved_ab(graph: str, rounds: int, min_run_time: float = 0.5, p: float 
     return rows
 
 
-@register("aggr-speed", "LCM / recurrent / GNP speed and memory vs PyG on power-law degrees")
-def run(quick: bool, out: Path, graphs: list[str] | None = None,
-        rerun: list[str] | None = None) -> list[dict]:
-    """Measure every (aggregation, graph) case; with ``rerun`` (groups such as ``["gnp"]``), only
-    those groups' cases are measured again and the other rows are kept from ``aggr_speed.json``
-    (each row records when it was measured)."""
+NOTES = ("Separate-process rows: one process per (aggregation, graph), one thread; peak MB = "
+         "growth of the peak resident set over one forward + backward pass. A/B rows: PyG Sum and "
+         "the eager and fused GNP timed one after the other in each round of one process, so all "
+         "three see the same load; median over rounds and the per-round ratio to Sum. Times are "
+         "process CPU time (the machine is shared).")
+
+
+@register("aggr-speed", "LCM / recurrent / GNP speed and memory vs PyG on power-law degrees",
+          paper="PyG issue on LCMAggregation memory; Ong & Velickovic 2022; Ko et al. 2021")
+def run(quick: bool, out: Path, graphs: list[str] | None = None, ab_rounds: int = 9) -> TaskResult:
+    """Measure every (aggregation, graph) case in its own process (quick: in-process, time
+    only), then (full run) the same-process A/B of GNP against PyG Sum."""
     from tqdm import tqdm
 
     graphs = graphs or (["2k"] if quick else ["10k", "100k"])
     min_run_time = 0.2 if quick else 0.5
     jobs = [(m, g) for g in graphs for m in METHODS]
     results: dict[tuple[str, str], dict] = {}
-    if rerun:
-        for row in json.loads((out / "aggr_speed.json").read_text()):
-            if METHODS[row["aggregation"]][0] not in rerun and "fwd+bwd ms" in row:
-                results[row["aggregation"], row["graph"]] = {
-                    "edges": row["edges"], "time_s": row["fwd+bwd ms"] / 1e3,
-                    "peak_mb": row["peak MB"], "measured": row.get("measured", ""),
-                    "note": row.get("note", "")}
-    todo = []
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    for method, graph in jobs:
-        if (method, graph) in results:
-            continue
+    for method, graph in tqdm(jobs, desc="aggr-speed"):
         if graph == "100k" and method in PADDING:
             results[method, graph] = {"skipped": "not run: pads to [nodes, max degree, C] = "
                                                  "25.6 GB for the input alone"}
         else:
-            todo.append((method, graph))
-    if quick:
-        # quick mode (the demo) measures time in-process: starting one interpreter per case costs
-        # more than the measurements; the full run isolates each case to read its peak memory
-        for method, graph in tqdm(todo, desc="aggr-speed"):
-            results[method, graph] = worker(method, graph, min_run_time, memory=False)
-    else:
-        # each case is its own single-threaded process, one after the other (the machine is
-        # shared; CPU time is measured per process)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            futures = {pool.submit(_measure, m, g, min_run_time): (m, g) for m, g in todo}
-            for fut in tqdm(as_completed(futures), total=len(futures), desc="aggr-speed"):
-                results[futures[fut]] = fut.result()
-                print(json.dumps({" / ".join(futures[fut]): results[futures[fut]]}), flush=True)
+            # quick mode (the demo) times in-process: starting one interpreter per case costs
+            # more than the measurements; the full run isolates each case to read its memory
+            results[method, graph] = measure(method, graph, min_run_time, memory=not quick)
     rows = []
     for method, graph in jobs:
         res = results[method, graph]
-        group, base = METHODS[method]
-        row = {"graph": graph, "aggregation": method, "baseline": base}
+        _, base = METHODS[method]
+        row = {"bench": "in-process" if quick else "separate processes", "graph": graph,
+               "aggregation": method,
+               "baseline": base}
         if "time_s" in res:
             row |= {"edges": res["edges"], "fwd+bwd ms": round(1e3 * res["time_s"], 2),
-                    "peak MB": round(res["peak_mb"], 1), "measured": res.get("measured", now)}
+                    "peak MB": round(res["peak_mb"], 1)}
             ref = results.get((base, graph), {})
             if "time_s" in ref:
                 row["time / baseline"] = round(res["time_s"] / ref["time_s"], 3)
@@ -307,66 +249,64 @@ def run(quick: bool, out: Path, graphs: list[str] | None = None,
         if method in PAPER:
             row["paper"] = PAPER[method]
         rows.append(row)
-    if not quick:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "aggr_speed.json").write_text(json.dumps(rows, indent=2))
-    return rows
+    if not quick:  # the GNP headline: same-process A/B against PyG Sum
+        rows += [{"bench": "A/B same process", **r} for g in graphs
+                 for r in interleaved_ab(g, ab_rounds, min_run_time)]
+    figure = bar_chart(out / "aggr-speed.png", graphs,
+                       {m: [1e3 * results[m, g].get("time_s", float("nan")) for g in graphs]
+                        for m in METHODS},
+                       ylabel="forward + backward CPU ms (log)", log=True,
+                       title="Aggregations on power-law in-degrees")
+    return TaskResult(rows, paper=PAPER["PyG LCM"], ours=_headline(rows), notes=NOTES,
+                      figures=[figure] if figure else [],
+                      config={"graphs": graphs, "channels": CHANNELS,
+                              "min_run_time": min_run_time, "ab_rounds": ab_rounds})
 
 
-def _write_markdown(rows: list[dict], path: Path, command: str) -> None:
-    from graphlab.cli import format_table
+def _headline(rows: list[dict]) -> str:
+    """graphlab LCM vs PyG LCM on the largest graph both ran, and the fused GNP vs Sum."""
+    parts = []
+    for ours, base in (("graphlab LCM", "PyG LCM"), ("graphlab GNP (fused)", "PyG Sum")):
+        pair = [r for r in rows if r["aggregation"] == ours and r["bench"] != "A/B same process"
+                and "baseline / time" in r]
+        if pair:
+            r = pair[-1]
+            parts.append(f"{ours} {r['fwd+bwd ms']:.4g} ms vs {base} "
+                         f"{r['fwd+bwd ms'] * r['baseline / time']:.4g} ms ({r['graph']})")
+    ab = [r for r in rows if r["bench"] == "A/B same process"
+          and r["aggregation"] == "graphlab GNP (fused)"]
+    if ab:
+        parts.append("A/B fused GNP " + ", ".join(f"{r['x sum (median)']}x sum ({r['graph']})"
+                                                  for r in ab))
+    return "; ".join(parts)
 
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    # the notes below the table are written by hand: keep them
-    notes = path.read_text().partition("\nNotes\n") if path.exists() else ("", "", "")
-    path.write_text(f"# aggr-speed\n\n`{command}`, {date}, machine: 2-core CPU (shared), torch 2.13 "
-                    f"CPU, one thread per measurement (column `measured`: when each row was "
-                    f"measured).\n\n```\n{format_table(rows)}\n```\n" + "".join(notes[1:]))
 
-
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        method, graph, mrt = sys.argv[2], sys.argv[3], float(sys.argv[4])
-        print(json.dumps(worker(method, graph, mrt)))
-        return
-    from graphlab.cli import format_table
-
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--out", type=Path, default=Path("runs/aggr_speed"))
     parser.add_argument("--graphs", default=None, help="comma-separated subset of " + ",".join(GRAPHS))
+    parser.add_argument("--rounds", type=int, default=9, help="rounds of the A/B timing")
     parser.add_argument("--floor", action="store_true",
-                        help="time the passes GNP cannot skip against PyG sum (see primitive_floor)")
+                        help="only time the passes GNP cannot skip against PyG sum "
+                             "(see primitive_floor)")
     parser.add_argument("--ab", action="store_true",
-                        help="same-process interleaved timing of PyG Sum and the eager and fused GNP")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of --ab")
+                        help="only the same-process interleaved timing of PyG Sum and the eager "
+                             "and fused GNP")
     parser.add_argument("--p", type=float, default=2.0, help="GNP exponent of --ab")
-    parser.add_argument("--rerun", default=None,
-                        help="comma-separated groups (lcm, recurrent, gnp) to measure again; the "
-                             "other rows are kept from aggr_speed.json")
-    args = parser.parse_args()
-    if args.floor:
-        print(format_table([row for g in (args.graphs or "10k").split(",")
-                            for row in primitive_floor(g)]))
-        return
-    out = Path(args.out)
+    args = parser.parse_args(argv)
+    graphs = args.graphs.split(",") if args.graphs else None
+    if args.floor:  # diagnostics, printed only
+        print(format_table([row for g in graphs or ["10k"] for row in primitive_floor(g)]))
+        return 0
     if args.ab:
-        rows = [row for g in (args.graphs or "10k,100k").split(",")
-                for row in interleaved_ab(g, args.rounds, p=args.p)]
-        print(format_table(rows))
-        date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        name = "aggr_speed_ab.json" if args.p == 2.0 else f"aggr_speed_ab_p{args.p:g}.json"
-        (out / name).write_text(json.dumps(
-            {"command": "python -m benchmarks.aggr_speed " + " ".join(sys.argv[1:]), "date": date,
-             "rows": rows}, indent=2))
-        return
-    rerun = args.rerun.split(",") if args.rerun else None
-    rows = run(args.quick, out, args.graphs.split(",") if args.graphs else None, rerun)
-    print(format_table(rows))
-    if not args.quick:
-        _write_markdown(rows, out / "aggr_speed.md", "python -m benchmarks.aggr_speed"
-                        + (f" --rerun {args.rerun}" if rerun else ""))
+        print(format_table([row for g in graphs or ["10k", "100k"]
+                            for row in interleaved_ab(g, args.rounds, p=args.p)]))
+        return 0
+    return run_script("aggr-speed", argv, args.out, args.quick,
+                      lambda: run(args.quick, args.out, graphs, args.rounds))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

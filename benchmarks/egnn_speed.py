@@ -27,27 +27,21 @@ of a second forward + backward pass minus the resident set just before it: every
 pass, autograd's saved tensors included. A ``torch.profiler`` table of our layer shows where the time
 goes.
 
-    python -m benchmarks.egnn_speed [--quick] [--out benchmarks/results]
+    python -m benchmarks.egnn_speed [--quick] [--out runs/egnn_speed]
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from graphlab.bench import register
+from benchmarks.common import TaskResult, register, run_script
+from benchmarks.common.measure import cpu_time, measure_in_subprocess
 from graphlab.testing.reference_egnn import ReferenceEGCL, copy_egnn_weights
 
 WORKLOADS = {
@@ -110,57 +104,33 @@ def _step_fn(layer: nn.Module, inputs: dict):
     return step
 
 
-def _rss_kb() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() // 1024
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def memory_worker(which: str, inputs_path: str, name: str) -> dict:
-    """Peak resident-set growth of one forward + backward in this (fresh) process.
-
-    A first full-size pass loads every kernel's code and initialises autograd; its tensors are
-    then freed (the parent sets ``MALLOC_MMAP_THRESHOLD_`` so large tensors are unmapped on free
-    and the resident set follows the live tensor bytes), the kernel's peak-RSS counter is reset
-    (``/proc/self/clear_refs``), and the second pass is measured: peak ``VmHWM`` minus ``VmRSS``
-    just before it.
-    """
-    torch.set_num_threads(1)
+def memory_step(which: str, inputs_path: str, name: str):
+    """The measured step of the peak-memory worker: one forward + backward of our layer
+    (``which="ours"``) or the reference on the saved inputs; every call starts without
+    gradients, so that the measured call allocates them as the first one did."""
     inputs = torch.load(inputs_path, weights_only=True)
     ours, ref = make_layers(name)
     layer = ours if which == "ours" else ref
-    _step_fn(layer, inputs)()
-    layer.zero_grad(set_to_none=True)
-    gc.collect()
-    step = _step_fn(layer, inputs)
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset the peak resident set (Linux >= 4.0)
-        before = _status_kb("VmRSS")
-        step()
-        peak = _status_kb("VmHWM")
-    except OSError:  # no clear_refs: fall back to getrusage (includes the warm-up pass)
-        before = _rss_kb()
-        step()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"peak_mb": (peak - before) / 1024}
+    x = inputs["x"].clone().requires_grad_(True)
+    pos = inputs["pos"].clone().requires_grad_(True)
+
+    def step() -> None:
+        out = layer(x, pos, inputs["edge_index"], inputs["edge_attr"], vel=inputs["vel"])
+        sum(o.sum() for o in out).backward()
+        x.grad = pos.grad = None
+        layer.zero_grad(set_to_none=True)
+
+    return step
 
 
 def _memory(which: str, inputs_path: str, name: str) -> float | None:
-    cmd = [sys.executable, "-m", "benchmarks.egnn_speed", "--worker", which, inputs_path, name]
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS="1")
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    if res.returncode != 0:
-        print(res.stderr[-2000:], file=sys.stderr)
+    res = measure_in_subprocess("benchmarks.egnn_speed:memory_step",
+                                {"which": which, "inputs_path": inputs_path, "name": name},
+                                warmup=True, timeout=600)
+    if "error" in res:
+        print(f"egnn-speed memory worker ({which}, {name}): {res['error']}", file=sys.stderr)
         return None
-    return json.loads(res.stdout.strip().splitlines()[-1])["peak_mb"]
+    return res["peak_mb"]
 
 
 def _profile(layer: nn.Module, inputs: dict, rows: int = 12) -> str:
@@ -175,12 +145,13 @@ def _profile(layer: nn.Module, inputs: dict, rows: int = 12) -> str:
 
 
 @register("egnn-speed", "EGNNConv forward+backward time and peak memory vs a from-the-paper "
-                        "reference (5-body batch, 20k-node radius graph)")
-def run(quick: bool, out: Path, profiles: dict | None = None) -> list[dict]:
-    from torch.utils.benchmark import Timer
+                        "reference (5-body batch, 20k-node radius graph)",
+          paper="Satorras et al. 2021 (EGNN)")
+def run(quick: bool, out: Path, profiles: dict | None = None) -> TaskResult:
     from tqdm import tqdm
 
     torch.set_num_threads(1)
+    profiles = {} if profiles is None else profiles  # the full run keeps them in its record
     min_run_time = 0.3 if quick else 1.0
     rounds = 1 if quick else 3
     rows = []
@@ -198,11 +169,9 @@ def run(quick: bool, out: Path, profiles: dict | None = None) -> list[dict]:
             for which, layer in (("ours", ours), ("ref", ref)):
                 step = _step_fn(layer, inputs)
                 step()  # warm-up
-                t = Timer("step()", globals={"step": step}, timer=time.process_time
-                          ).blocked_autorange(min_run_time=min_run_time)
-                times[which].append(t.median)
+                times[which].append(cpu_time(step, min_run_time))
         med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
-        if profiles is not None and not quick:
+        if not quick:
             profiles[name] = _profile(ours, inputs)
         row = {
             "workload": name, "nodes": inputs["x"].size(0),
@@ -217,38 +186,30 @@ def run(quick: bool, out: Path, profiles: dict | None = None) -> list[dict]:
         if name in PAPER:
             row["paper"] = PAPER[name]
         rows.append(row)
-    if not quick:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "egnn_speed.json").write_text(json.dumps(rows, indent=2))
-    return rows
+    ours = "; ".join(f"{r['workload']}: {r['speedup (ref/ours)']}x faster"
+                     + (f", {r['memory ratio (ours/ref)']}x memory" if "memory ratio (ours/ref)"
+                        in r else "") for r in rows)
+    return TaskResult(rows, paper=PAPER["nbody"], ours=f"vs the reference: {ours}",
+                      notes=f"{rounds} round(s) of alternating timing, median of the round "
+                            "medians (process CPU time, one thread); peak memory in a fresh "
+                            "process per (layer, workload).",
+                      config={"min_run_time": min_run_time, "rounds": rounds},
+                      extra={"profiles": profiles})
 
 
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        print(json.dumps(memory_worker(sys.argv[2], sys.argv[3], sys.argv[4])))
-        return
-    from graphlab.cli import format_table
-
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default="benchmarks/results")
-    args = parser.parse_args()
-    out = Path(args.out)
+    parser.add_argument("--out", type=Path, default=Path("runs/egnn_speed"))
+    args = parser.parse_args(argv)
     profiles: dict[str, str] = {}
-    rows = run(args.quick, out, profiles=profiles)
-    table = format_table(rows)
-    print(table)
+    code = run_script("egnn-speed", argv, args.out, args.quick,
+                      lambda: run(args.quick, args.out, profiles=profiles))
     for name, prof in profiles.items():
         print(f"\nprofile of EGNNConv, {name} (3 x forward+backward, self CPU time):\n{prof}")
-    if not args.quick:
-        date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        text = (f"# egnn-speed\n\n`python -m benchmarks.egnn_speed`, {date}, machine: 2-core "
-                f"CPU (shared with other jobs), torch 2.13 CPU, one thread.\n\n```\n{table}\n```\n")
-        for name, prof in profiles.items():
-            text += f"\n## Profile of EGNNConv: {name}\n\n```\n{prof}\n```\n"
-        (out / "egnn_speed.md").write_text(text)
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
