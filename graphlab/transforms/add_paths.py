@@ -10,7 +10,12 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.transforms import BaseTransform
 
-from graphlab.utils.paths import PATH_KINDS, enumerate_paths, feature_node_keys
+from graphlab.utils.paths import (
+    DEFAULT_MAX_PATHS,
+    PATH_KINDS,
+    enumerate_paths,
+    feature_node_keys,
+)
 
 __all__ = ["AddPaths", "PathData", "path_keys", "parse_path_key"]
 
@@ -87,10 +92,15 @@ class AddPaths(BaseTransform):
         distance_encoding (bool): store ``path_dist_L``. (default: ``True``)
         max_paths_per_node (int, optional): keep at most this many paths of each length per node;
             more triggers a warning and a deterministic truncation. (default: ``None``)
+        max_paths (int, optional): memory cap: a growth step of the enumeration that would create
+            more rows is a ``ValueError`` raised before allocating, naming the high-degree node
+            responsible (see :func:`~graphlab.utils.paths.enumerate_paths`); ``None``: no cap.
+            (default: ``10_000_000``)
     """
 
     def __init__(self, max_length: int, kind: str = "all_simple", distance_encoding: bool = True,
-                 max_paths_per_node: int | None = None) -> None:
+                 max_paths_per_node: int | None = None,
+                 max_paths: int | None = DEFAULT_MAX_PATHS) -> None:
         if kind not in PATH_KINDS:
             raise ValueError(f"kind must be one of {PATH_KINDS}, got {kind!r}")
         if not isinstance(max_length, int) or max_length < 1:
@@ -99,6 +109,10 @@ class AddPaths(BaseTransform):
         self.kind = kind
         self.distance_encoding = distance_encoding
         self.max_paths_per_node = max_paths_per_node
+        if max_paths is not None and (isinstance(max_paths, bool)
+                                      or not isinstance(max_paths, int) or max_paths < 1):
+            raise ValueError(f"max_paths must be a positive int or None, got {max_paths!r}")
+        self.max_paths = max_paths
 
     def forward(self, data: Data) -> PathData:
         num_nodes = data.num_nodes if data.num_nodes is not None else 0
@@ -110,7 +124,8 @@ class AddPaths(BaseTransform):
             node_key = feature_node_keys(data.x)
         paths = enumerate_paths(edge_index, num_nodes, self.max_length, kind=self.kind,
                                 distance_encoding=self.distance_encoding,
-                                max_paths_per_node=self.max_paths_per_node, node_key=node_key)
+                                max_paths_per_node=self.max_paths_per_node, node_key=node_key,
+                                max_paths=self.max_paths)
         # a collated Batch is annotated in place (enumerating a batch equals enumerating its
         # graphs); a single graph becomes a PathData so that it batches its paths correctly
         if isinstance(data, (PathData, Batch)):
@@ -130,7 +145,7 @@ class AddPaths(BaseTransform):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(max_length={self.max_length}, kind={self.kind!r}, "
                 f"distance_encoding={self.distance_encoding}, "
-                f"max_paths_per_node={self.max_paths_per_node})")
+                f"max_paths_per_node={self.max_paths_per_node}, max_paths={self.max_paths})")
 
 
 def get_paths(data: Data, length: int) -> tuple[Tensor, Tensor, Tensor | None]:

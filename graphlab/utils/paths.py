@@ -21,8 +21,9 @@ from torch import Tensor
 
 from graphlab.utils.validation import check_edge_index
 
-__all__ = ["PATH_KINDS", "Paths", "enumerate_paths", "feature_node_keys", "lookup_distance",
-           "multiset_ids", "path_colour_refinement", "shortest_path_distances", "wl_node_keys"]
+__all__ = ["DEFAULT_MAX_PATHS", "PATH_KINDS", "Paths", "enumerate_paths", "feature_node_keys",
+           "lookup_distance", "multiset_ids", "path_colour_refinement", "shortest_path_distances",
+           "wl_node_keys"]
 
 #: the path families of the PathNN paper: SP, SP+ and AP
 PATH_KINDS = ("shortest", "all_shortest", "all_simple")
@@ -94,6 +95,35 @@ def _expand(first: Tensor, rowptr: Tensor, perm: Tensor) -> tuple[Tensor, Tensor
     return row, perm[pos]
 
 
+#: default cap on the rows one expansion step may create (candidate paths, or node pairs of
+#: the breadth-first search): about 0.5-1.5 GB of int64 index tensors for paths of 2-6 edges
+DEFAULT_MAX_PATHS = 10_000_000
+
+
+def _check_expansion(first: Tensor, rowptr: Tensor, max_rows: int | None, what: str,
+                     option: str = "max_paths") -> None:
+    """Fail fast, before allocating, when expanding the rows whose first node is ``first``
+    along all incoming edges would create more than ``max_rows`` rows.
+
+    The count is exact (the in-degrees of the first nodes); the error names the node most
+    rows go through and its in-degree.
+    """
+    if max_rows is None or first.numel() == 0:
+        return
+    deg = rowptr[1:] - rowptr[:-1]
+    total = int(deg[first].sum())
+    if total <= max_rows:
+        return
+    load = torch.bincount(first, minlength=deg.numel()) * deg
+    node = int(load.argmax())
+    raise ValueError(
+        f"{what} would create {total} rows, above {option}={max_rows}: {int(load[node])} of "
+        f"them extend paths through node {node} (in-degree {int(deg[node])}). High-degree "
+        f"nodes make the number of paths explode; raise the cap ({option}=..., None for no cap; "
+        f"also AddPaths({option}=...)) if the memory allows (~{total * 64 // 2**20} MiB or "
+        f"more), or lower max_length.")
+
+
 def _contains(sorted_keys: Tensor, query: Tensor) -> Tensor:
     """Membership of ``query`` in a sorted 1-D tensor (binary search; faster than ``isin``)."""
     if sorted_keys.numel() == 0:
@@ -102,7 +132,9 @@ def _contains(sorted_keys: Tensor, query: Tensor) -> Tensor:
     return sorted_keys[pos] == query
 
 
-def _bfs_levels(edge_index: Tensor, num_nodes: int, max_distance: int) -> list[Tensor]:
+def _bfs_levels(edge_index: Tensor, num_nodes: int, max_distance: int,
+                max_pairs: int | None = DEFAULT_MAX_PATHS, option: str = "max_pairs"
+                ) -> list[Tensor]:
     """``levels[d]``: sorted keys ``v * N + u`` of the pairs with :math:`d(u \\to v) = d`."""
     device = edge_index.device
     rowptr, perm = _in_csr(edge_index, num_nodes)
@@ -110,7 +142,9 @@ def _bfs_levels(edge_index: Tensor, num_nodes: int, max_distance: int) -> list[T
     node = target
     seen = target * num_nodes + node  # sorted
     levels = [seen]
-    for _ in range(1, max_distance + 1):
+    for d in range(1, max_distance + 1):
+        _check_expansion(node, rowptr, max_pairs, f"the breadth-first search to distance {d}",
+                         option)
         row, eid = _expand(node, rowptr, perm)
         keys = torch.unique(target[row] * num_nodes + edge_index[0, eid])
         keys = keys[~_contains(seen, keys)]
@@ -125,16 +159,22 @@ def _bfs_levels(edge_index: Tensor, num_nodes: int, max_distance: int) -> list[T
 
 
 def shortest_path_distances(
-    edge_index: Tensor, num_nodes: int, max_distance: int
+    edge_index: Tensor, num_nodes: int, max_distance: int,
+    max_pairs: int | None = DEFAULT_MAX_PATHS,
 ) -> tuple[Tensor, Tensor]:
     """Sparse BFS distances up to ``max_distance`` between all node pairs of a (batched) graph.
 
     Returns ``(keys, dist)``: sorted ``keys = v * num_nodes + u`` for every pair with
     :math:`d(u \\to v) \\le` ``max_distance`` (distance along edge directions, ``d(v, v) = 0``)
     and the matching distances. Memory is linear in the number of such pairs, never
-    :math:`O(N^2)`. Look distances up with :func:`lookup_distance`.
+    :math:`O(N^2)`. Look distances up with :func:`lookup_distance`. A breadth-first step that
+    would expand more than ``max_pairs`` (node pair, edge) rows is a ``ValueError`` naming the
+    node of largest in-degree responsible (``None``: no cap).
     """
-    levels = _bfs_levels(edge_index, num_nodes, max_distance)
+    return _distances(_bfs_levels(edge_index, num_nodes, max_distance, max_pairs))
+
+
+def _distances(levels: list[Tensor]) -> tuple[Tensor, Tensor]:
     keys = torch.cat(levels)
     dist = torch.cat([torch.full_like(k, d) for d, k in enumerate(levels)])
     order = torch.argsort(keys)
@@ -233,6 +273,7 @@ def enumerate_paths(
     distance_encoding: bool = False,
     max_paths_per_node: int | None = None,
     node_key: Tensor | None = None,
+    max_paths: int | None = DEFAULT_MAX_PATHS,
 ) -> Paths:
     r"""Enumerate the paths of a (batched) graph with up to ``max_length`` edges.
 
@@ -259,6 +300,11 @@ def enumerate_paths(
             first ones in enumeration order, which is deterministic); warns when it truncates.
             Truncation is applied while growing, so longer paths extend only kept ones.
         node_key: optional ``[N]`` int64 node labels seeding the ``"shortest"`` tie-break.
+        max_paths: cap on the rows one growth step (or breadth-first step) may create. Before
+            every step the exact number of candidate rows is computed from the in-degrees of the
+            paths' first nodes; above the cap a ``ValueError`` names the node most of them go
+            through and its in-degree, before anything is allocated (a star with 5,000 leaves
+            has ~25M paths of 2 edges). ``None`` disables the cap. (default: ``10_000_000``)
 
     Returns:
         :class:`Paths` with per-length node, edge and (optionally) distance tensors.
@@ -269,14 +315,17 @@ def enumerate_paths(
         raise ValueError(f"max_length must be a positive int, got {max_length!r}")
     if max_paths_per_node is not None and max_paths_per_node < 1:
         raise ValueError(f"max_paths_per_node must be >= 1 or None, got {max_paths_per_node}")
+    if max_paths is not None and (isinstance(max_paths, bool) or not isinstance(max_paths, int)
+                                  or max_paths < 1):
+        raise ValueError(f"max_paths must be a positive int or None, got {max_paths!r}")
     check_edge_index(edge_index, num_nodes)
     device = edge_index.device
     n = int(num_nodes)
     rowptr, perm = _in_csr(edge_index, n)
-    if kind != "all_simple":
-        levels = _bfs_levels(edge_index, n, max_length)
-    elif distance_encoding:
-        keys, dist = shortest_path_distances(edge_index, n, max_length)
+    if kind != "all_simple" or distance_encoding:
+        levels = _bfs_levels(edge_index, n, max_length, max_paths, "max_paths")
+        if kind == "all_simple":
+            keys, dist = _distances(levels)
     wl = None
     if kind == "shortest":
         wl = wl_node_keys(edge_index, n, node_key, num_iterations=max_length + 1)
@@ -289,6 +338,8 @@ def enumerate_paths(
     out_edges: list[Tensor] = []
     dropped_total = 0
     for length in range(1, max_length + 1):
+        _check_expansion(nodes[:, 0], rowptr, max_paths,
+                         f"enumerate_paths: growing paths to {length} edges")
         row, eid = _expand(nodes[:, 0], rowptr, perm)
         w = edge_index[0, eid]
         prev = nodes[row]

@@ -127,3 +127,20 @@ def test_malformed_edge_index_is_a_value_error(mutate, match):
     g = random_graph(7, seed=0)
     with pytest.raises(ValueError, match=match):
         AddPaths(2)(Data(x=g.x, edge_index=mutate(g.edge_index)))
+
+
+def test_high_degree_node_fails_fast_with_a_clear_error():
+    """Issue 18: AddPaths on a node of degree 5,000 ran out of memory after minutes."""
+    leaves = torch.arange(1, 5001)
+    ei = torch.cat([torch.stack([leaves, 0 * leaves]), torch.stack([0 * leaves, leaves])], 1)
+    star = Data(x=torch.randn(5001, 2), edge_index=ei)
+    with pytest.raises(ValueError, match=r"node 0 \(in-degree 5000\)"):
+        AddPaths(3)(star)
+    small = Data(x=torch.randn(31, 2), edge_index=ei[:, (ei < 31).all(0)])
+    with pytest.raises(ValueError, match="max_paths=500"):
+        AddPaths(2, max_paths=500)(small.clone())
+    out = AddPaths(2, distance_encoding=False, max_paths=None)(small)
+    assert out.path_index_2.size(0) == 30 * 29
+    with pytest.raises(ValueError, match="max_paths"):
+        AddPaths(2, max_paths=0)
+    assert "max_paths=None" in repr(AddPaths(2, max_paths=None))

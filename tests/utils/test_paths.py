@@ -347,3 +347,34 @@ def test_refinement_edge_cases_and_bad_inputs():
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="paths"):
         path_colour_refinement(HEXAGON, 6, 3, paths=enumerate_paths(HEXAGON, 6, 2))
+
+
+def _star(num_leaves: int) -> torch.Tensor:
+    leaves = torch.arange(1, num_leaves + 1)
+    centre = torch.zeros_like(leaves)
+    return torch.cat([torch.stack([leaves, centre]), torch.stack([centre, leaves])], dim=1)
+
+
+@pytest.mark.parametrize(("kind", "distance_encoding"), [
+    ("all_simple", False), ("all_simple", True), ("all_shortest", False), ("shortest", True)])
+def test_star_graph_hits_the_path_cap_before_allocating(kind, distance_encoding):
+    """Issue 18: a node of degree 5,000 ran past 60 s and out of memory (~25M paths of 2 edges);
+    now the exact row count is read from the degrees before each step and the error names the
+    node, its degree and the way out."""
+    ei = _star(5000)
+    with pytest.raises(ValueError, match=r"25005000 rows, above max_paths=10000000: 25000000 of "
+                                         r"them .* node 0 \(in-degree 5000\).*max_paths="):
+        enumerate_paths(ei, 5001, 3, kind=kind, distance_encoding=distance_encoding)
+
+
+def test_path_cap_is_exact_and_can_be_raised_or_disabled():
+    ei = _star(40)   # 40 * 40 rows to grow paths of 2 edges (39 * 40 of them are paths)
+    with pytest.raises(ValueError, match=r"1640 rows, above max_paths=1000"):
+        enumerate_paths(ei, 41, 2, max_paths=1000)
+    assert enumerate_paths(ei, 41, 2, max_paths=1640).counts() == [80, 40 * 39]
+    assert enumerate_paths(ei, 41, 2, max_paths=None).counts() == [80, 40 * 39]
+    with pytest.raises(ValueError, match="max_pairs=100"):
+        shortest_path_distances(ei, 41, 2, max_pairs=100)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="max_paths must be a positive int"):
+            enumerate_paths(ei, 41, 2, max_paths=bad)
