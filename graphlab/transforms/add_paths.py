@@ -16,6 +16,7 @@ from graphlab.utils.paths import (
     enumerate_paths,
     feature_node_keys,
 )
+from graphlab.utils.safe_globals import register_safe_globals
 
 __all__ = ["AddPaths", "PathData", "path_keys", "parse_path_key"]
 
@@ -62,6 +63,10 @@ class PathData(Data):
         if parse_path_key(key) is not None:
             return 0
         return super().__cat_dim__(key, value, *args, **kwargs)
+
+
+# datasets pre-transformed with AddPaths store PathData by reference: allow it in the safe loader
+register_safe_globals(PathData)
 
 
 class AddPaths(BaseTransform):

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Batch, Data, InMemoryDataset
 from torch_geometric.loader import DataLoader
 
 from graphlab.testing import random_graph
@@ -144,3 +146,35 @@ def test_high_degree_node_fails_fast_with_a_clear_error():
     with pytest.raises(ValueError, match="max_paths"):
         AddPaths(2, max_paths=0)
     assert "max_paths=None" in repr(AddPaths(2, max_paths=None))
+
+
+class _PathGraphs(InMemoryDataset):
+    """A small generated dataset, processed once with a pre_transform, as a user would."""
+
+    def __init__(self, root: str, pre_transform=None) -> None:
+        super().__init__(root, pre_transform=pre_transform)
+        self.load(self.processed_paths[0], data_cls=PathData)
+
+    @property
+    def processed_file_names(self) -> list[str]:
+        return ["data.pt"]
+
+    def process(self) -> None:
+        graphs = [random_graph(n, seed=n) for n in (5, 7, 6)]
+        self.save([self.pre_transform(g) for g in graphs], self.processed_paths[0])
+
+
+def test_pre_transformed_dataset_reloads_with_the_safe_loader(tmp_path):
+    """Issue 17: a dataset built with pre_transform=AddPaths warned 'Weights only load failed
+    ... add_safe_globals([PathData])' on every load (and PyG then unpickled it in full)."""
+    first = _PathGraphs(str(tmp_path), pre_transform=AddPaths(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")    # any warning fails the test
+        again = _PathGraphs(str(tmp_path), pre_transform=AddPaths(2))
+        raw = torch.load(again.processed_paths[0], weights_only=True)
+    assert raw[2] is PathData
+    assert isinstance(again[1], PathData)
+    for length in (1, 2):
+        assert torch.equal(get_paths(again[1], length)[0], get_paths(first[1], length)[0])
+    batch = Batch.from_data_list([again[0], again[1]])
+    assert int(batch.path_index_1.max()) < batch.num_nodes
