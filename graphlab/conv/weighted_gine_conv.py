@@ -6,13 +6,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.inits import reset
+from torch_geometric.typing import Adj, OptTensor, PairTensor, Size
 
-from graphlab.utils.validation import (
-    check_edge_features,
-    check_edge_index,
-    check_finite,
-    check_node_features,
-)
+from graphlab.conv._adj import adj_sizes, check_pair_features, pair, validated_adj
+from graphlab.utils.validation import check_edge_features, check_finite, check_input_dtype
 
 __all__ = ["WeightedGINEConv"]
 
@@ -40,11 +37,21 @@ class WeightedGINEConv(MessagePassing):
         edge_dim (int, optional): edge feature width; when given, edge features are projected to
             the node width by a linear layer (needed when they differ).
 
+    Inputs follow PyG's contract: ``edge_index`` may be a ``[2, E]`` tensor, an ``EdgeIndex``, a
+    ``torch.sparse`` ``adj_t`` (COO/CSR/CSC, row = target) or a ``SparseTensor``; the values of a
+    sparse ``adj_t`` are edge weights when 1-D and edge features when 2-D (as in PyG's
+    ``GINEConv``/``GCNConv``), unless ``edge_weight``/``edge_attr`` are passed, in the adjacency's
+    storage order. ``x`` may be a pair ``(x_src, x_dst)`` (of equal width) with ``size=(N_src,
+    N_dst)`` for bipartite message passing.
+
     Shapes:
-        - **input:** node features :math:`(|\mathcal{V}|, F_{in})`, edge indices
-          :math:`(2, |\mathcal{E}|)`, edge features :math:`(|\mathcal{E}|, D)` *(optional)*,
+        - **input:** node features :math:`(|\mathcal{V}|, F_{in})` or
+          :math:`((|\mathcal{V_s}|, F_{in}), (|\mathcal{V_t}|, F_{in}))` if bipartite,
+          edge indices :math:`(2, |\mathcal{E}|)` or a sparse :math:`(|\mathcal{V_t}|,
+          |\mathcal{V_s}|)` ``adj_t``, edge features :math:`(|\mathcal{E}|, D)` *(optional)*,
           edge weights :math:`(|\mathcal{E}|)` *(optional)*
-        - **output:** node features :math:`(|\mathcal{V}|, F_{out})`
+        - **output:** node features :math:`(|\mathcal{V}|, F_{out})` or
+          :math:`(|\mathcal{V}_t|, F_{out})` if bipartite
     """
 
     def __init__(self, nn: torch.nn.Module, eps: float = 0.0, train_eps: bool = False,
@@ -72,16 +79,27 @@ class WeightedGINEConv(MessagePassing):
         if self.lin is not None:
             self.lin.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None,
-                edge_weight: Tensor | None = None) -> Tensor:
-        check_node_features(x)
-        check_edge_index(edge_index, x.size(0))
+    def forward(self, x: Tensor | PairTensor, edge_index: Adj, edge_attr: OptTensor = None,
+                edge_weight: OptTensor = None, size: Size = None) -> Tensor:
+        x_src, x_dst = pair(x)
+        n_src, n_dst = adj_sizes(edge_index, size, x_src.size(0), x_dst.size(0))
+        check_pair_features(x_src, x_dst, n_src, n_dst)
+        if x_src.size(-1) != x_dst.size(-1):
+            raise ValueError(f"x[0] (source) and x[1] (target) must have the same width, got "
+                             f"{x_src.size(-1)} and {x_dst.size(-1)}")
+        check_input_dtype(x_dst, self, "x")
+        edge_index, values = validated_adj(edge_index, n_src, n_dst)
+        if values is not None:  # PyG's convention for sparse values: [E] weights, [E, D] features
+            if values.dim() == 1 and edge_weight is None:
+                edge_weight = values
+            elif values.dim() == 2 and edge_attr is None:
+                edge_attr = values
         num_edges = edge_index.size(1)
         if edge_attr is not None:
             check_edge_features(edge_attr, num_edges, name="edge_attr")
-            if self.lin is None and edge_attr.size(-1) != x.size(-1):
+            if self.lin is None and edge_attr.size(-1) != x_src.size(-1):
                 raise ValueError(f"edge_attr has {edge_attr.size(-1)} channels but x has "
-                                 f"{x.size(-1)}; set edge_dim to project edge features")
+                                 f"{x_src.size(-1)}; set edge_dim to project edge features")
         if edge_weight is not None:
             check_edge_features(edge_weight, num_edges, name="edge_weight")
             if edge_weight.dim() != 1:
@@ -90,14 +108,16 @@ class WeightedGINEConv(MessagePassing):
             check_finite(edge_weight, "edge_weight")
         if edge_attr is not None and self.lin is not None:
             edge_attr = self.lin(edge_attr)
-        out = self.propagate(edge_index, x=x, edge_attr=edge_attr, edge_weight=edge_weight)
-        return self.nn(out + (1 + self.eps) * x)
+        # message arguments are named e/w, not edge_attr/edge_weight, so that propagate never
+        # substitutes a sparse adjacency's values for them behind our back
+        out = self.propagate(edge_index, x=(x_src, x_dst), e=edge_attr, w=edge_weight,
+                             size=(n_src, n_dst))
+        return self.nn(out + (1 + self.eps) * x_dst)
 
-    def message(self, x_j: Tensor, edge_attr: Tensor | None,
-                edge_weight: Tensor | None) -> Tensor:
-        msg = x_j if edge_attr is None else x_j + edge_attr
+    def message(self, x_j: Tensor, e: OptTensor, w: OptTensor) -> Tensor:
+        msg = x_j if e is None else x_j + e
         msg = msg.relu()
-        return msg if edge_weight is None else msg * edge_weight.unsqueeze(-1)
+        return msg if w is None else msg * w.unsqueeze(-1).to(msg.dtype)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(nn={self.nn})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch_geometric.data import Data
 
-__all__ = ["random_graph", "permute_graph"]
+__all__ = ["random_graph", "permute_graph", "adjacency_forms", "toy_hetero_graph", "HETERO_METADATA"]
 
 
 def random_graph(
@@ -73,3 +73,56 @@ def permute_graph(
             if key in data and data[key] is not None:
                 out[key] = data[key][edge_perm]
     return out
+
+
+def adjacency_forms(edge_index: torch.Tensor, size: tuple[int, int],
+                    value: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """``edge_index`` in the other forms a PyG layer must accept, keyed by a readable name.
+
+    ``size`` is ``(num_src, num_dst)``. Returns an ``EdgeIndex`` and the transposed adjacency
+    ``adj_t[dst, src]`` as CSR, CSC and COO (coalesced), built directly from the flipped index,
+    plus ``"csr_via_t"``: ``to_torch_csc_tensor(edge_index).t()`` as PyG's own tests build it
+    (only without multi-dimensional values, which torch cannot transpose in compressed form).
+    Edges inside the sparse forms are sorted, so per-edge values must travel inside the tensor.
+    """
+    from torch_geometric import EdgeIndex
+    from torch_geometric.utils import to_torch_coo_tensor, to_torch_csc_tensor, to_torch_csr_tensor
+
+    size_t = (size[1], size[0])
+    flipped = edge_index.flip(0)
+    forms: dict[str, torch.Tensor] = {
+        "EdgeIndex": EdgeIndex(edge_index, sparse_size=size),
+        "csr": to_torch_csr_tensor(flipped, value, size=size_t),
+        "csc": to_torch_csc_tensor(flipped, value, size=size_t),
+        "coo": to_torch_coo_tensor(flipped, value, size=size_t).coalesce(),
+    }
+    if value is None or value.dim() == 1:
+        forms["csr_via_t"] = to_torch_csc_tensor(edge_index, value, size=size).t()
+    return forms
+
+
+#: node and edge types of :func:`toy_hetero_graph` (``to_hetero``'s ``metadata``)
+HETERO_METADATA: tuple[list[str], list[tuple[str, str, str]]] = (
+    ["paper", "author"],
+    [("paper", "cites", "paper"), ("author", "writes", "paper"), ("paper", "rev_writes", "author")],
+)
+
+
+def toy_hetero_graph(channels: int, seed: int = 0, pos_dim: int | None = None
+                     ) -> tuple[dict[str, torch.Tensor], dict[tuple[str, str, str], torch.Tensor],
+                                dict[str, torch.Tensor]]:
+    """``(x_dict, edge_index_dict, pos_dict)`` of a 6-paper / 4-author graph typed by
+    :data:`HETERO_METADATA`, for ``to_hetero`` tests (``pos_dict`` is empty without ``pos_dim``)."""
+    gen = torch.Generator().manual_seed(seed)
+    x_dict = {"paper": torch.randn(6, channels, generator=gen),
+              "author": torch.randn(4, channels, generator=gen)}
+    pos_dict = {} if pos_dim is None else {k: torch.randn(v.size(0), pos_dim, generator=gen)
+                                            for k, v in x_dict.items()}
+    cites = torch.tensor([[0, 1, 2, 3, 4, 5, 1], [1, 2, 3, 4, 5, 0, 3]])
+    writes = torch.tensor([[0, 1, 2, 3, 3], [0, 1, 2, 4, 5]])
+    edge_index_dict = {
+        ("paper", "cites", "paper"): cites,
+        ("author", "writes", "paper"): writes,
+        ("paper", "rev_writes", "author"): writes.flip(0),
+    }
+    return x_dict, edge_index_dict, pos_dict
