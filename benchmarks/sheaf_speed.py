@@ -7,21 +7,17 @@ diagonal blocks, then ``coalesce``) in each forward and applies it with ``torch.
 the Neural Sheaf Diffusion code does with ``torch_sparse``. Both are checked to give the same
 output before timing.
 
-Timing: ``torch.utils.benchmark.Timer.blocked_autorange`` median of one training epoch
-(forward, backward, Adam step) on one thread. Memory: each method runs in a fresh subprocess and
-reports the growth of peak resident memory (``resource.getrusage(...).ru_maxrss``) over two
-training epochs, after the data and model are loaded.
+Each method runs in a fresh subprocess (:func:`benchmarks.common.measure.measure_in_subprocess`,
+one thread): memory is the growth of the peak resident set over the first two training epochs
+(forward, backward, Adam step), after the data and model are loaded; time is the median CPU time
+of one epoch (``blocked_autorange``).
 
-    python -m benchmarks.sheaf_speed [--quick]
+    python -m benchmarks.sheaf_speed [--quick] [--out runs/sheaf_speed]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from graphlab.bench import register
+from benchmarks.common import TaskResult, load_dataset, register, run_script
+from benchmarks.common.measure import measure_in_subprocess
 from graphlab.conv.sheaf_conv import SheafConv
 from graphlab.nn.orthogonal import sym_inv_sqrt
 
@@ -80,10 +77,7 @@ class SparseAssemblySheafConv(SheafConv):
 
 
 def _film(quick: bool):
-    from graphlab.datasets import get_dataset
-    from graphlab.models.sheaf_diffusion import SheafDiffusion  # noqa: F401 (registry import)
-
-    data = get_dataset("film").dataset[0]
+    data = load_dataset("film").dataset[0]
     if quick:  # the first 1,000 nodes: same structure of work, a minute on 2 cores
         from torch_geometric.utils import subgraph
 
@@ -103,7 +97,9 @@ def _build(variant: str, num_features: int, num_classes: int, method: str):
     spec = TaskSpec("node", num_features, num_classes, "ce", "acc")
     model = build_model(variant, spec, **MODEL)
     if method == "sparse-assembly":
-        for conv in model.convs:  # identical parameters, only the Laplacian product differs
+        # identical parameters, only the Laplacian product differs; build_model may wrap the
+        # model for Data inputs (DataModel.model)
+        for conv in getattr(model, "model", model).convs:
             conv.__class__ = SparseAssemblySheafConv
     return model
 
@@ -121,34 +117,24 @@ def _epoch_fn(model, data, opt):
     return epoch
 
 
-def worker(path: str, variant: str, method: str, min_time: float) -> dict:
-    """One method in a fresh process: peak-memory growth over two epochs, then timing."""
-    from torch.utils.benchmark import Timer
-
-    torch.set_num_threads(1)
-    saved = torch.load(path, weights_only=True)
+def epoch_step(path: str, variant: str, method: str):
+    """One training epoch of ``variant`` with ``method`` on the saved graph (the factory the
+    measurement calls in a fresh process)."""
     from torch_geometric.data import Data
 
-    data = Data(**saved)
+    data = Data(**torch.load(path, weights_only=True))
     model = _build(variant, data.x.size(1), int(data.y.max()) + 1, method)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    epoch = _epoch_fn(model, data, opt)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    epoch()
-    epoch()
-    peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    timer = Timer("epoch()", globals={"epoch": epoch}, num_threads=1)
-    median = timer.blocked_autorange(min_run_time=min_time).median
-    return {"ms_per_epoch": 1000 * median, "peak_rss_growth_mb": peak_mb}
+    return _epoch_fn(model, data, opt)
 
 
-def _run_worker(path: str, variant: str, method: str, min_time: float) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.sheaf_speed", "--worker", path, variant, method,
-           str(min_time)]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
-    return json.loads(res.stdout.strip().splitlines()[-1])
+def _measure(path: str, variant: str, method: str, min_time: float) -> dict:
+    res = measure_in_subprocess("benchmarks.sheaf_speed:epoch_step",
+                                {"path": path, "variant": variant, "method": method},
+                                warmup=False, steps=2, min_run_time=min_time)
+    if "error" in res:
+        raise RuntimeError(f"sheaf-speed worker ({variant}, {method}) failed: {res['error']}")
+    return {"ms_per_epoch": 1000 * res["time_s"], "peak_rss_growth_mb": res["peak_mb"]}
 
 
 def _check_same_output(data, variant: str) -> float:
@@ -158,14 +144,11 @@ def _check_same_output(data, variant: str) -> float:
         return float((ours(data) - ref(data)).abs().max())
 
 
-@register("sheaf-speed", "SheafDiffusion epoch time/memory on Film vs sparse nd x nd assembly")
-def run(quick: bool, out: Path) -> list[dict]:
-    from benchmarks.sheaf_webkb import _data_available
+@register("sheaf-speed", "SheafDiffusion epoch time/memory on Film vs sparse nd x nd assembly",
+          paper="Bodnar et al. 2022 (NSD reference code's sparse Laplacian)")
+def run(quick: bool, out: Path) -> TaskResult:
     from graphlab.transforms import ConnectionSheaf
 
-    if not _data_available():
-        print("sheaf-speed: Film data not found (set GRAPHLAB_DATA_DIR); skipping")
-        return []
     torch.set_num_threads(1)
     from torch_geometric.transforms import RemoveSelfLoops, ToUndirected
 
@@ -179,7 +162,7 @@ def run(quick: bool, out: Path) -> list[dict]:
                     "train_mask": data.train_mask}, path)
         for variant in variants:
             err = _check_same_output(data, variant)
-            res = {m: _run_worker(path, variant, m, min_time)
+            res = {m: _measure(path, variant, m, min_time)
                    for m in ("message-passing", "sparse-assembly")}
             ours, base = res["message-passing"], res["sparse-assembly"]
             rows.append({
@@ -196,40 +179,24 @@ def run(quick: bool, out: Path) -> list[dict]:
     prep = time.perf_counter() - start
     rows.append({"model": "ConnectionSheaf preprocessing (d=3, once)", "nodes": data.num_nodes,
                  "edges": data.edge_index.size(1), "ours ms/epoch": f"{1000 * prep:.0f} ms total"})
-    if not quick:
-        _write(rows, out)
-    return rows
+    timed = [r for r in rows if "speed-up" in r]
+    return TaskResult(rows, paper="(no timing in the paper: the baseline is its code's approach)",
+                      ours="; ".join(f"{r['model']} {r['speed-up']}x faster, "
+                                     f"{r['sparse-assembly peak MB']} -> {r['ours peak MB']} MB"
+                                     for r in timed),
+                      notes=f"Model {MODEL}; one epoch = forward + backward + Adam step on the "
+                            "full graph (train mask of split 0).",
+                      config={"model": MODEL, "variants": list(variants), "min_time": min_time})
 
 
-def _write(rows: list[dict], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sheaf_speed.json").write_text(json.dumps({"rows": rows, "model": MODEL}, indent=1))
-    head = list(rows[0])
-    lines = ["# SheafDiffusion on Film: message passing vs sparse nd x nd assembly", "",
-             "Command: `python -m benchmarks.sheaf_speed`",
-             f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-             "Machine: 2-core CPU (shared with other jobs), torch 2.13 CPU, 1 thread", "",
-             f"Model: {json.dumps(MODEL)}; one epoch = forward + backward + Adam step on the "
-             "full graph (train mask of split 0).",
-             "Time: median of `torch.utils.benchmark.Timer.blocked_autorange`. Memory: growth of "
-             "peak RSS (`ru_maxrss`) over two epochs in a fresh subprocess per method.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(r.get(h, "")) for h in head) + " |" for r in rows]
-    (out / "sheaf_speed.md").write_text("\n".join(lines) + "\n")
-
-
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        path, variant, method, min_time = sys.argv[2:6]
-        print(json.dumps(worker(path, variant, method, float(min_time))))
-        return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args()
-    for row in run(args.quick, args.out):
-        print(row)
+    parser.add_argument("--out", type=Path, default=Path("runs/sheaf_speed"))
+    args = parser.parse_args(argv)
+    return run_script("sheaf-speed", argv, args.out, args.quick, lambda: run(args.quick, args.out))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

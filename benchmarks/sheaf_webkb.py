@@ -7,15 +7,14 @@ there, so it uses the parser defaults with a CPU budget (fewer epochs, early sto
 Selection: the epoch with the best validation accuracy (ties: lower validation loss).
 
     python -m benchmarks.sheaf_webkb --quick
-    python -m benchmarks.sheaf_webkb --datasets texas cornell
-    python -m benchmarks.sheaf_webkb --datasets film --variants sheaf-orth
+    python -m benchmarks.sheaf_webkb              # the recorded plan (FULL_PLAN)
+    python -m benchmarks.sheaf_webkb --datasets film --variants sheaf-orth [--epochs 60]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from graphlab.bench import register
+from benchmarks.common import TaskResult, load_dataset, register, run_script
 
 VARIANTS = ("sheaf-diag", "sheaf-orth", "sheaf-general", "sheaf-conn")
 FULL_EPOCHS, FULL_PATIENCE = 150, 75
@@ -64,21 +63,6 @@ PAPER: dict[tuple[str, str], str] = {
     ("film", "sheaf-orth"): "37.81 ± 1.15",
     ("film", "sheaf-general"): "37.80 ± 1.22",
 }
-
-
-def _load(name: str):
-    from graphlab.datasets import get_dataset
-
-    return get_dataset(name)
-
-
-def _data_available() -> bool:
-    mirror = os.environ.get("GRAPHLAB_DATA_DIR")
-    if mirror and (Path(mirror) / "webkb").is_dir():
-        return True
-    from graphlab.datasets.catalog import cache_dir
-
-    return (cache_dir() / "webkb").is_dir() or Path("/work/shared/data/webkb").is_dir()
 
 
 def train_split(bundle, variant: str, split: int, cfg: dict, epochs: int, patience: int,
@@ -145,7 +129,7 @@ def evaluate(datasets: list[str], variants: list[str], splits: list[int],
     """Train every (dataset, variant, split); ``on_split(rows, runs)`` sees partial results."""
     rows, runs = [], []
     for name in datasets:
-        bundle = _load(name)
+        bundle = load_dataset(name)
         cfg = CONFIGS[name]
         epochs = min(cfg["epochs"], epoch_cap) if epoch_cap else cfg["epochs"]
         patience = min(cfg["patience"], epochs, patience_cap or epochs)
@@ -162,111 +146,64 @@ def evaluate(datasets: list[str], variants: list[str], splits: list[int],
     return rows, runs
 
 
-def _config_text(datasets: list[str], epoch_cap: int | None,
-                 patience_cap: int | None = None) -> list[str]:
-    lines = []
-    for name in datasets:
-        cfg = dict(CONFIGS[name])
-        if epoch_cap:
-            cfg["epochs"] = min(cfg["epochs"], epoch_cap)
-        cfg["patience"] = min(cfg["patience"], cfg["epochs"], patience_cap or cfg["epochs"])
-        lines.append(f"- {name}: `{json.dumps(cfg)}`")
-    return lines
+#: the recorded run: (datasets, variants, splits, epoch cap, patience cap) per part. CPU budget:
+#: 150 epochs with patience 75 instead of the authors' 500 / 200; Film (7,600 nodes) O(d) only,
+#: 60 epochs, patience 20
+FULL_PLAN = [(["texas", "cornell"], list(VARIANTS), list(range(10)), FULL_EPOCHS, FULL_PATIENCE),
+             (["film"], ["sheaf-orth"], list(range(10)), 60, 20)]
+#: 2 splits of the two small graphs, 100 epochs: about a minute on 2 cores
+QUICK_PLAN = [(["texas", "cornell"], ["sheaf-diag", "sheaf-conn"], [0, 1], 100, None)]
 
 
-def write_results(rows: list[dict], runs: list[dict], out: Path, command: str,
-                  datasets: list[str], epoch_cap: int | None, stem: str,
-                  patience_cap: int | None = None) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps({"rows": rows, "runs": runs,
-                                                  "command": command,
-                                                  "configs": {d: CONFIGS[d] for d in datasets}},
-                                                 indent=1))
-    head = list(rows[0]) if rows else []
-    table = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    table += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in rows]
-    text = [f"# Sheaf diffusion on WebKB / Film ({stem})", "",
-            f"Command: `{command}`", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-            "Machine: 2-core CPU (shared), torch 2.13 CPU, 1 thread", "",
-            *table, "", "Configurations:", *_config_text(datasets, epoch_cap, patience_cap), ""]
-    (out / f"{stem}.md").write_text("\n".join(text))
+def _configs(plan: list) -> dict:
+    out = {}
+    for datasets, variants, splits, epoch_cap, patience_cap in plan:
+        for name in datasets:
+            cfg = dict(CONFIGS[name])
+            if epoch_cap:
+                cfg["epochs"] = min(cfg["epochs"], epoch_cap)
+            cfg["patience"] = min(cfg["patience"], cfg["epochs"], patience_cap or cfg["epochs"])
+            out[name] = cfg | {"variants": variants, "splits": len(splits)}
+    return out
 
 
-def merge_results(out: Path) -> list[dict]:
-    """Collect the rows of every ``sheaf_webkb_*.json`` in ``out`` into ``sheaf_webkb.md/json``
-    (the full runs are split into several commands to stay under ~10 minutes each)."""
-    rows, sources = [], []
-    for path in sorted(out.glob("sheaf_webkb_*.json")):
-        res = json.loads(path.read_text())
-        rows += [{"run": path.stem.removeprefix("sheaf_webkb_"), **row} for row in res["rows"]]
-        sources.append((path.stem, res["command"]))
-    order = {d: i for i, d in enumerate(CONFIGS)}
-    rows.sort(key=lambda r: (order[r["dataset"]], VARIANTS.index(r["model"])))
-    (out / "sheaf_webkb.json").write_text(json.dumps({"rows": rows, "sources": sources},
-                                                     indent=1))
-    head = list(rows[0]) if rows else []
-    lines = ["# Sheaf diffusion on Texas / Cornell / Film (10 Geom-GCN splits) vs the papers", "",
-             "Collected by `python -m benchmarks.sheaf_webkb --merge` from the runs below; "
-             "each run's own table, configuration and date are in its file.",
-             "Machine: 2-core CPU shared with ~7 other jobs, torch 2.13 CPU, 1 thread.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in rows]
-    lines += ["", "Runs:", *[f"- `{stem}.md`: `{cmd}`" for stem, cmd in sources], ""]
-    (out / "sheaf_webkb.md").write_text("\n".join(lines))
-    return rows
-
-
-@register("sheaf-webkb", "Sheaf diffusion (diag/O(d)/general/connection) on Texas, Cornell, Film")
-def run(quick: bool, out: Path) -> list[dict]:
-    if not _data_available():
-        print("sheaf-webkb: WebKB data not found (set GRAPHLAB_DATA_DIR); skipping")
-        return []
+@register("sheaf-webkb", "Sheaf diffusion (diag/O(d)/general/connection) on Texas, Cornell, Film",
+          paper="Bodnar et al. 2022 (NSD), Barbero et al. 2022 (connection sheaf)")
+def run(quick: bool, out: Path, plan: list | None = None) -> TaskResult:
     torch.set_num_threads(1)
-    if quick:  # 2 splits of the two small graphs, 100 epochs: about a minute on 2 cores
-        rows, _ = evaluate(["texas", "cornell"], ["sheaf-diag", "sheaf-conn"], [0, 1],
-                           epoch_cap=100)
-        return rows
-    # CPU budget: 150 epochs with patience 75 instead of the authors' 500 / 200
-    rows, runs = evaluate(["texas", "cornell"], list(VARIANTS), list(range(10)),
-                          FULL_EPOCHS, FULL_PATIENCE)
-    write_results(rows, runs, out, "python -m benchmarks.sheaf_webkb", ["texas", "cornell"],
-                  FULL_EPOCHS, "sheaf_webkb", FULL_PATIENCE)
-    return rows
+    plan = plan or (QUICK_PLAN if quick else FULL_PLAN)
+    rows, runs = [], []
+    for datasets, variants, splits, epoch_cap, patience_cap in plan:
+        part_rows, part_runs = evaluate(datasets, variants, splits, epoch_cap, patience_cap)
+        rows += part_rows
+        runs += part_runs
+    best = max(rows, key=lambda r: float(r["ours (test acc)"].split()[0]))
+    return TaskResult(rows, paper=f"{best['dataset']} {best['model']}: {best['paper']}",
+                      ours=f"{best['dataset']} {best['model']}: {best['ours (test acc)']}",
+                      notes="Test accuracy (%) at the epoch of best validation accuracy (ties: "
+                            "lower validation loss), mean ± std over the Geom-GCN splits.",
+                      config={"configs": _configs(plan)}, extra={"runs": runs})
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--datasets", nargs="+", default=None, choices=list(CONFIGS))
+    parser.add_argument("--out", type=Path, default=Path("runs/sheaf_webkb"))
+    parser.add_argument("--datasets", nargs="+", default=None, choices=list(CONFIGS),
+                        help="run these datasets instead of the recorded plan")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--splits", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=None, help="cap on the configured epochs")
     parser.add_argument("--patience", type=int, default=None, help="cap on the patience")
-    parser.add_argument("--merge", action="store_true", help="collect sheaf_webkb_*.json")
-    parser.add_argument("--stem", default=None, help="results file name (default from datasets)")
-    args = parser.parse_args()
-    if args.merge:
-        rows = merge_results(args.out)
-    elif args.quick or args.datasets is None:
-        rows = run(args.quick, args.out)
-    else:
-        torch.set_num_threads(1)
-        import sys
-
-        command = "python -m benchmarks.sheaf_webkb " + " ".join(sys.argv[1:])
-        stem = args.stem or "sheaf_webkb_" + "_".join(args.datasets)
-
-        def save(rows: list[dict], runs: list[dict]) -> None:  # after every split
-            write_results(rows, runs, args.out, command, args.datasets, args.epochs, stem,
-                          args.patience)
-
-        rows, runs = evaluate(args.datasets, args.variants, list(range(args.splits)),
-                              args.epochs, args.patience, on_split=save)
-        save(rows, runs)
-    for r in rows:
-        print(r)
+    args = parser.parse_args(argv)
+    plan = None
+    if args.datasets:
+        plan = [(args.datasets, args.variants, list(range(args.splits)), args.epochs,
+                 args.patience)]
+    return run_script("sheaf-webkb", argv, args.out, args.quick,
+                      lambda: run(args.quick, args.out, plan))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
