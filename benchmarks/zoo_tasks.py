@@ -39,10 +39,10 @@ def _clean(r: dict) -> dict:
 
 
 def run_parts(quick: bool, out: Path, parts: list[str], zoo_root: Path) -> list[dict]:
-    from graphlab.metanets.analysis import barrier_vs_width, collapse_curve
-    from graphlab.metanets.tasks import predict, predict_edges
-    from graphlab.metanets.zoo import build_zoo, load_zoo
-    from graphlab.metanets.zoo_graph import node_task
+    from graphlab.zoo import build_zoo, load_zoo
+    from graphlab.zoo.analysis import barrier_vs_width, collapse_curve
+    from graphlab.zoo.graph import node_task
+    from graphlab.zoo.tasks import predict, predict_edges
 
     torch.set_num_threads(1)
     n_mlp, n_rn, n_af, n_cnn = (40, 60, 45, 30) if quick else (300, 200, 150, 120)

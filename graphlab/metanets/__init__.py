@@ -2,28 +2,33 @@
 
 Convert a ``torch.nn.Module`` into a neural, parameter or op graph (:func:`to_graph`), invert it
 exactly (:func:`graph_to_state_dict`), evaluate it by message passing (:func:`graph_forward`),
-derive its neuron-permutation symmetries (:func:`permutation_spec`, :func:`random_symmetry`) and
-embed it with :class:`GMN`, :class:`NeuralGraphEncoder` or the :class:`StatNN` baseline.
+derive its neuron-permutation symmetries (:func:`permutation_spec`, :func:`random_symmetry`),
+align two networks (:func:`weight_matching`) and embed them with :class:`GMN`, :class:`EdgeGMN`,
+:class:`NeuralGraphEncoder`, :class:`OpGraphEncoder` or the :class:`StatNN` baseline.
+
+The modules: :mod:`~graphlab.metanets.spec` (the IR and type vocabularies),
+:mod:`~graphlab.metanets.trace` (fx tracing into the IR), :mod:`~graphlab.metanets.views` (the
+three graph views), :mod:`~graphlab.metanets.interpreter` (:func:`graph_forward`),
+:mod:`~graphlab.metanets.inverse` (:func:`graph_to_state_dict`). Model zoos and the tasks over
+them live in :mod:`graphlab.zoo`, which builds on this package (never the other way round).
 """
 
-from graphlab.metanets.convert import (
+from graphlab.metanets.edge_gmn import EdgeGMN
+from graphlab.metanets.gmn import GMN
+from graphlab.metanets.init import init_parameters
+from graphlab.metanets.interpreter import graph_forward
+from graphlab.metanets.inverse import graph_to_state_dict
+from graphlab.metanets.matching import interpolation_barrier, weight_matching
+from graphlab.metanets.neural_graph_encoder import NeuralGraphEncoder
+from graphlab.metanets.op_graph_encoder import OpGraphEncoder
+from graphlab.metanets.spec import (
     ACT_TYPES,
     EDGE_TYPES,
     NODE_TYPES,
     OP_TYPES,
     X_COLUMNS,
     UnsupportedModuleError,
-    graph_forward,
-    graph_to_state_dict,
-    pad_edge_attr,
-    to_graph,
 )
-from graphlab.metanets.edge_gmn import EdgeGMN
-from graphlab.metanets.gmn import GMN
-from graphlab.metanets.io import load_state_dict_safe, save_state_dict_safe
-from graphlab.metanets.matching import interpolation_barrier, weight_matching
-from graphlab.metanets.neural_graph_encoder import NeuralGraphEncoder
-from graphlab.metanets.op_graph_encoder import OpGraphEncoder
 from graphlab.metanets.statnn import StatNN, weight_statistics
 from graphlab.metanets.symmetry import (
     PermGroup,
@@ -34,9 +39,7 @@ from graphlab.metanets.symmetry import (
     permute_module,
     random_symmetry,
 )
-from graphlab.metanets.tasks import edge_importance, layer_collapse, predict, predict_edges
-from graphlab.metanets.zoo import PRESETS, Zoo, build_zoo, load_zoo
-from graphlab.metanets.zoo_graph import zoo_graph
+from graphlab.metanets.views import pad_edge_attr, to_graph
 
 __all__ = [
     "to_graph",
@@ -59,20 +62,10 @@ __all__ = [
     "GMN",
     "EdgeGMN",
     "NeuralGraphEncoder",
+    "OpGraphEncoder",
     "StatNN",
     "weight_statistics",
-    "load_state_dict_safe",
-    "save_state_dict_safe",
-    "build_zoo",
-    "load_zoo",
-    "Zoo",
-    "PRESETS",
-    "predict",
-    "edge_importance",
-    "predict_edges",
-    "layer_collapse",
     "weight_matching",
     "interpolation_barrier",
-    "zoo_graph",
-    "OpGraphEncoder",
+    "init_parameters",
 ]

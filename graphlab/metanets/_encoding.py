@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.utils import scatter
 
-from graphlab.metanets.convert import ACT_TYPES, EDGE_TYPES, NODE_TYPES
+from graphlab.metanets.spec import ACT_TYPES, EDGE_TYPES, NODE_TYPES
 from graphlab.utils.validation import (
     check_batch_vector,
     check_edge_features,

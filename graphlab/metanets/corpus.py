@@ -1,6 +1,6 @@
 """A corpus of small architectures covering every layer the converters support.
 
-Used by the metanet tests and benchmarks (and by model zoos): an MLP, a CNN with BatchNorm and
+Used by the metanet tests and benchmarks: an MLP, a CNN with BatchNorm and
 Flatten, a 1-D CNN, a ResNet basic block (identity and projection shortcuts), grouped
 convolutions, a transformer encoder block with multi-head attention, and a tiny language model
 with tied embedding / output weights; plus a CIFAR-style ResNet-18 for scale.
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from graphlab.metanets.init import seeded_module
 
 __all__ = ["Arch", "CORPUS", "BasicBlock", "ResNet", "TransformerBlock", "TinyLM", "resnet18",
            "make_mlp"]
@@ -138,9 +140,9 @@ class Arch:
     example_input: Callable[[int, int], Tensor]
 
     def build(self, seed: int = 0, dtype: torch.dtype = torch.float64) -> nn.Module:
-        """A seeded instance with random (non-default) BatchNorm statistics, in eval mode."""
-        torch.manual_seed(seed)
-        m = self.make().to(dtype)
+        """A seeded instance with random (non-default) BatchNorm statistics, in eval mode. Its
+        weights come from generators seeded with ``seed``; the global RNG is left untouched."""
+        m = seeded_module(self.make, torch.Generator().manual_seed(seed)).to(dtype)
         gen = torch.Generator().manual_seed(seed + 1000)
         with torch.no_grad():
             for mod in m.modules():

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GINConv, global_max_pool, global_mean_pool
 
-from graphlab.metanets.convert import OP_TYPES
+from graphlab.metanets.spec import OP_TYPES
 from graphlab.utils.validation import check_edge_index, check_node_features
 
 __all__ = ["OpGraphEncoder"]

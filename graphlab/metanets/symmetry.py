@@ -24,7 +24,9 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from graphlab.metanets.convert import NetSpec, graph_to_state_dict, to_graph
+from graphlab.metanets.inverse import graph_to_state_dict
+from graphlab.metanets.spec import NetSpec
+from graphlab.metanets.views import to_graph
 
 __all__ = ["PermGroup", "PermutationSpec", "permutation_spec", "random_symmetry",
            "permute_graph_nodes", "permute_module", "is_automorphism"]

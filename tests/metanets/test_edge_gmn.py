@@ -49,7 +49,7 @@ def test_learns_a_per_edge_target_and_repr():
     net = EdgeGMN.from_graph(graphs[0], 1, hidden_channels=16, num_layers=2)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     losses = []
-    for _ in range(60):
+    for _ in range(120):  # 60 steps fit some seeds only; 120 fit every seed tried by > 100x
         loss = torch.nn.functional.mse_loss(net(batch)[:, 0], y)
         opt.zero_grad()
         loss.backward()

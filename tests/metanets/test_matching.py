@@ -8,7 +8,7 @@ from torch import nn
 
 from graphlab.metanets import permutation_spec, random_symmetry
 from graphlab.metanets.matching import interpolation_barrier, weight_matching
-from graphlab.metanets.zoo import CNN2d, ResMLP, digits_data, train_member
+from graphlab.zoo import CNN2d, ResMLP, digits_data, train_member
 
 
 def _mlp(seed: int, width: int = 12) -> nn.Module:

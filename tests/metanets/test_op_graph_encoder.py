@@ -5,8 +5,8 @@ import torch
 from torch_geometric.data import Batch
 
 from graphlab.metanets import OpGraphEncoder, to_graph
-from graphlab.metanets.zoo import ResMLP
 from graphlab.testing import CHECKS, EDGE_INDEX_MUTATIONS, LayerCase, conformance_params
+from graphlab.zoo import ResMLP
 
 
 def _op_graph(seed: int):

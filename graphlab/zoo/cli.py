@@ -1,4 +1,8 @@
-"""``graphlab zoo build | predict | analyze | graph``: model zoos from the command line."""
+"""``graphlab zoo build | predict | analyze``: model zoos from the command line.
+
+Building the parser imports no torch (``graphlab --help`` stays fast): the command functions
+import what they need.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +21,12 @@ MODEL_NAMES = ["statnn", "hparams", "neural", "gmn", "opgnn"]
 def _cmd_build(args: argparse.Namespace) -> int:
     import torch
 
-    from graphlab.metanets.zoo import build_zoo, load_zoo
+    from graphlab.zoo import build_zoo, load_zoo
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     out = build_zoo(args.preset, args.size, args.out, seed=args.seed, workers=args.workers,
-                    shard=args.shard, progress=not args.no_progress)
+                    shard=args.shard, progress=not args.no_progress, overwrite=args.overwrite)
     zoo = load_zoo(out)
     print(f"{zoo}: {len(zoo)} finished members in {out} ({time.perf_counter() - t0:.1f} s)")
     return 0
@@ -31,8 +35,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
-    from graphlab.metanets.tasks import predict
-    from graphlab.metanets.zoo import load_zoo
+    from graphlab.zoo import load_zoo, predict
 
     torch.set_num_threads(1)
     zoo = load_zoo(args.zoo)
@@ -69,8 +72,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     import torch
 
-    from graphlab.metanets.analysis import analyze
-    from graphlab.metanets.zoo import load_zoo
+    from graphlab.zoo import analyze, load_zoo
 
     torch.set_num_threads(1)
     models = args.models.split(",") if args.models else None
@@ -93,6 +95,8 @@ def add_zoo_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--shard", default=None, help="I/N: build members with index %% N == I")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="if --out holds a zoo of another preset/seed, delete it and start over")
     p.set_defaults(fn=_cmd_build)
 
     p = sub.add_parser("predict", help="predict a member property from weights or graphs")

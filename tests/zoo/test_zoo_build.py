@@ -1,23 +1,15 @@
-"""Model zoos: determinism, resumability, sharding, safetensors-only storage, splits."""
+"""Building zoos: determinism, resumability, sharding, workers, safetensors-only storage and
+refusing to mix zoos of different configurations."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from graphlab.metanets.zoo import (
-    PRESETS,
-    build_zoo,
-    function_complexity,
-    load_zoo,
-    member_config,
-    train_member,
-    zoo_splits,
-)
+from graphlab.zoo import build_zoo, load_zoo
 
 SIZE = 4
 
@@ -30,18 +22,6 @@ def _hashes(path: Path) -> dict[int, str]:
 def zoo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
     return build_zoo("digits-mlp", SIZE, tmp_path_factory.mktemp("zoo") / "z", seed=3)
-
-
-def test_member_config_deterministic_and_varied():
-    a = [member_config("digits-mlp", 0, i) for i in range(20)]
-    b = [member_config("digits-mlp", 0, i) for i in range(20)]
-    assert a == b
-    assert len({json.dumps(c, sort_keys=True) for c in a}) == 20
-    assert member_config("digits-mlp", 1, 0) != a[0]
-    for name in PRESETS:
-        assert "seed" in member_config(name, 0, 0)
-    with pytest.raises(ValueError, match="unknown preset"):
-        member_config("nope", 0, 0)
 
 
 def test_records_and_safetensors_only(zoo_dir: Path):
@@ -57,7 +37,7 @@ def test_records_and_safetensors_only(zoo_dir: Path):
         assert {"arch", "width", "depth", "lr", "batch_size", "weight_decay"} <= set(r["config"])
         assert len(r["hash"]) == 64
     # the stored weights reproduce the recorded accuracy
-    from graphlab.metanets.zoo import digits_data
+    from graphlab.zoo import digits_data
 
     _, _, xt, yt = digits_data()
     i = zoo.indices[0]
@@ -79,7 +59,8 @@ def test_resume_rebuilds_only_missing_or_corrupt(zoo_dir: Path, tmp_path: Path):
     mtimes = {p.name: p.stat().st_mtime_ns for p in (z / "members").iterdir()}
     (z / "members" / "000001.json").unlink()  # killed after writing weights, before the record
     (z / "members" / "000002.safetensors").write_bytes(b"garbage")  # torn / corrupt weights
-    (z / "members" / ".000003.safetensors.tmp").write_bytes(b"partial")  # leftover temp file
+    orphan = z / "members" / ".000003.safetensors.tmp"
+    orphan.write_bytes(b"partial")  # leftover temp file of a killed write
     build_zoo("digits-mlp", SIZE, z, seed=3)
     assert _hashes(z) == before
     after = {p.name: p.stat().st_mtime_ns for p in (z / "members").iterdir()}
@@ -110,24 +91,10 @@ def test_bad_arguments(tmp_path: Path):
     build_zoo("random-nets", 1, tmp_path / "c", seed=0)
     with pytest.raises(ValueError, match="refusing to mix"):
         build_zoo("digits-mlp", 1, tmp_path / "c", seed=0)
+    with pytest.raises(ValueError, match="size must be"):
+        build_zoo("digits-mlp", -1, tmp_path / "d")
     with pytest.raises(ValueError, match="not a zoo"):
         load_zoo(tmp_path / "nothing")
-
-
-def test_splits_partition_and_ood():
-    size = 40
-    for preset in PRESETS:
-        sp = zoo_splits(preset, size, 0)
-        assert {"id", "hparam", "width", "depth"} <= set(sp)
-        cfgs = [member_config(preset, 0, i) for i in range(size)]
-        for s in sp.values():
-            assert not set(s["train"]) & set(s["test"])
-            assert sorted(s["train"] + s["test"]) == list(range(size))
-        wmax = max(c["width"] for c in cfgs)
-        assert all(cfgs[i]["width"] == wmax for i in sp["width"]["test"])
-        assert all(cfgs[i]["width"] < wmax for i in sp["width"]["train"])
-    fam = zoo_splits("arch-family", size, 0)["family"]
-    assert all(member_config("arch-family", 0, i)["arch"] == "resmlp" for i in fam["test"])
 
 
 def test_other_presets_build(tmp_path: Path):
@@ -142,24 +109,28 @@ def test_other_presets_build(tmp_path: Path):
         assert all(r["metrics"][key] is not None for r in zoo.records)
 
 
-def test_function_complexity_orders_frequencies():
-    class Sine(torch.nn.Module):
-        def __init__(self, f: float) -> None:
-            super().__init__()
-            self.f = f
-            self.p = torch.nn.Parameter(torch.zeros(1))
+def test_refuses_a_zoo_of_another_config_naming_the_keys(tmp_path: Path):
+    """Regression (issue 18): `zoo build` into a folder holding another zoo names the differing
+    keys and refuses, unless overwrite=True, which starts over."""
+    z = tmp_path / "z"
+    build_zoo("random-nets", 2, z, seed=0)
+    with pytest.raises(ValueError, match=r"preset: 'random-nets' here, 'digits-cnn' requested"):
+        build_zoo("digits-cnn", 2, z, seed=0)
+    with pytest.raises(ValueError, match=r"seed: 0 here, 1 requested") as err:
+        build_zoo("random-nets", 2, z, seed=1)
+    assert "preset" not in str(err.value).split("(")[1].split(")")[0]  # only the differing key
+    assert load_zoo(z).meta["seed"] == 0  # nothing was touched
+    before = _hashes(z)
+    build_zoo("random-nets", 2, z, seed=1, overwrite=True)
+    zoo = load_zoo(z)
+    assert zoo.meta["seed"] == 1 and len(zoo) == 2 and _hashes(z) != before
+    assert all(r["zoo_seed"] == 1 for r in zoo.records)
+    # the same configuration with a larger size extends the zoo (resume, not a mismatch)
+    build_zoo("random-nets", 3, z, seed=1)
+    assert len(load_zoo(z)) == 3 and load_zoo(z).meta["size"] == 3
+    (z / "zoo.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        build_zoo("random-nets", 3, z, seed=1)
+    build_zoo("random-nets", 1, z, seed=1, overwrite=True)
+    assert len(load_zoo(z)) == 1
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.sin(self.f * x[:, :1]) + self.p
-
-    assert function_complexity(Sine(0.0)) == 0.0
-    assert function_complexity(Sine(2.0)) < function_complexity(Sine(20.0))
-
-
-def test_train_member_random_nets_untrained():
-    cfg = member_config("random-nets", 0, 5)
-    m1, r1 = train_member(cfg)
-    m2, r2 = train_member(cfg)
-    assert r1 == r2 and r1["complexity"] > 0
-    for a, b in zip(m1.parameters(), m2.parameters()):
-        assert torch.equal(a, b)

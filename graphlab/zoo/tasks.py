@@ -34,10 +34,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
-from graphlab.metanets.convert import EDGE_TYPES, pad_edge_attr, to_graph
-from graphlab.metanets.edge_gmn import EdgeGMN
-from graphlab.metanets.statnn import StatNN, weight_statistics
-from graphlab.metanets.zoo import Zoo
+from graphlab.metanets import EDGE_TYPES, EdgeGMN, StatNN, pad_edge_attr, to_graph, weight_statistics
+from graphlab.metanets.init import seeded_module
+from graphlab.zoo.architectures import input_shape
+from graphlab.zoo.store import Zoo
+from graphlab.zoo.training import digits_data
 
 __all__ = ["MODELS", "predict", "statnn_features", "hparam_features", "zoo_graphs",
            "fit_graph_regressor", "edge_importance", "layer_collapse", "prune_mask",
@@ -127,9 +128,7 @@ def zoo_graphs(zoo: Zoo, indices: Sequence[int], view: str) -> list[Data]:
 
 
 def _make_encoder(model: str, example: Data, out: int, hidden: int, layers: int) -> nn.Module:
-    from graphlab.metanets.gmn import GMN
-    from graphlab.metanets.neural_graph_encoder import NeuralGraphEncoder
-    from graphlab.metanets.op_graph_encoder import OpGraphEncoder
+    from graphlab.metanets import GMN, NeuralGraphEncoder, OpGraphEncoder
 
     if model == "neural":
         return NeuralGraphEncoder.from_graph(example, out, hidden_channels=hidden,
@@ -148,8 +147,8 @@ def fit_graph_regressor(model: str, train_graphs: list[Data], y_train: np.ndarra
                         lr: float = 3e-3, num_classes: int = 0) -> np.ndarray:
     """Train a graph encoder on ``(train_graphs, y_train)`` and predict ``test_graphs``
     (regression on standardised targets, or classification if ``num_classes > 0``)."""
-    torch.manual_seed(seed)
-    enc = _make_encoder(model, train_graphs[0], max(num_classes, 1), hidden, layers)
+    enc = seeded_module(lambda: _make_encoder(model, train_graphs[0], max(num_classes, 1),
+                                              hidden, layers), torch.Generator().manual_seed(seed))
     opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
     if num_classes:
         yt = torch.as_tensor(y_train, dtype=torch.long)
@@ -203,7 +202,7 @@ def predict(zoo: Zoo, target: str, model: str, split: str = "id",
     """Fit ``model`` on the split's train members and evaluate on its test members.
 
     Args:
-        zoo: a :class:`~graphlab.metanets.zoo.Zoo`.
+        zoo: a :class:`~graphlab.zoo.Zoo`.
         target: a member metric (``test_acc``, ``gen_gap``, ``complexity``, ``sharpness``, ...)
             or ``phase`` (classification).
         model: one of :data:`MODELS`.
@@ -367,8 +366,6 @@ def prunable_edges(graph: Data) -> Tensor:
 def snip_data(zoo: Zoo, index: int, n: int = 256) -> tuple[Tensor, Tensor]:
     """The fixed digits mini-batch ``(x, y)`` SNIP scores of member ``index`` are computed on
     (the first ``n`` training images, shaped for the member's architecture)."""
-    from graphlab.metanets.zoo import digits_data, input_shape
-
     x_tr, y_tr, _, _ = digits_data()
     return x_tr[:n].view(-1, *input_shape(zoo.record(index)["config"])), y_tr[:n]
 
@@ -478,8 +475,9 @@ def predict_edges(zoo: Zoo, target: str = "prune_snip", split: str = "id",
                         trues, top)
     runs = []
     for seed in seeds:
-        torch.manual_seed(seed)
-        net = EdgeGMN.from_graph(g_tr[0], 1, hidden_channels=hidden, num_layers=layers)
+        net = seeded_module(lambda: EdgeGMN.from_graph(g_tr[0], 1, hidden_channels=hidden,
+                                                       num_layers=layers),
+                            torch.Generator().manual_seed(seed))
         opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
         gen = torch.Generator().manual_seed(seed)

@@ -1,4 +1,4 @@
-"""Graph of networks: zoo_graph construction and node-level prediction; zoo CLI and report."""
+"""Graph of networks: zoo_graph construction and node-level prediction."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from graphlab.metanets.zoo import build_zoo, load_zoo
-from graphlab.metanets.zoo_graph import node_predict, node_task, zoo_graph
+from graphlab.zoo import build_zoo, load_zoo
+from graphlab.zoo.graph import node_predict, node_task, zoo_graph
 
 
 @pytest.fixture(scope="module")
@@ -61,25 +61,3 @@ def test_node_predict_and_task(zoo):
     rows = node_task(zoo, "complexity", "id", seeds=(0,))
     assert {r["model"] for r in rows} == {"gcn", "label_prop", "mlp"}
     assert all(-1 <= r["tau"] <= 1 for r in rows)
-
-
-def test_cli_build_predict_analyze(tmp_path: Path, capsys):
-    from graphlab.cli import main
-    from graphlab.metanets.cli import MODEL_NAMES, PRESET_NAMES
-    from graphlab.metanets.tasks import MODELS
-    from graphlab.metanets.zoo import PRESETS
-
-    assert sorted(PRESET_NAMES) == sorted(PRESETS) and list(MODEL_NAMES) == list(MODELS)
-    z = tmp_path / "z"
-    assert main(["zoo", "build", "--preset", "random-nets", "--size", "50", "--out", str(z),
-                 "--shard", "0/1", "--no-progress"]) == 0
-    assert len(load_zoo(z)) == 50
-    assert main(["zoo", "predict", "--zoo", str(z), "--target", "complexity", "--model",
-                 "statnn", "--split", "id", "--seeds", "2", "--out", str(tmp_path / "p.json")]) == 0
-    assert "tau" in capsys.readouterr().out and (tmp_path / "p.json").exists()
-    rep = tmp_path / "rep"
-    assert main(["zoo", "analyze", "--zoo", str(z), "--out", str(rep), "--seeds", "1",
-                 "--models", "statnn"]) == 0
-    assert {"embedding.png", "pred_vs_true.png", "summary.md"} <= {p.name for p in rep.iterdir()}
-    summary = (rep / "summary.md").read_text()
-    assert "| id | statnn |" in summary and "Graph of networks" in summary

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from graphlab.metanets import random_symmetry, to_graph
-from graphlab.metanets.tasks import (
+from graphlab.zoo import ResMLP, build_zoo, digits_data, load_zoo
+from graphlab.zoo.tasks import (
     edge_importance,
     layer_collapse,
     predict,
@@ -19,7 +20,6 @@ from graphlab.metanets.tasks import (
     snip_data,
     statnn_features,
 )
-from graphlab.metanets.zoo import ResMLP, build_zoo, digits_data, load_zoo
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +36,17 @@ def test_statnn_features_padded_and_permutation_invariant(zoo, tmp_path: Path):
     i = zoo.indices[0]
     m = zoo.module(i)
     mp = random_symmetry(m, seed=3, example_input=zoo.example_input(i))
-    from graphlab.metanets import save_state_dict_safe
+    from graphlab.zoo.store import save_state_dict_safe, sha256_file
 
-    save_state_dict_safe(mp, zoo.path / "members" / zoo.record(i)["weights"])
+    path = zoo.path / "members" / zoo.record(i)["weights"]
+    original = zoo.record(i)["hash"]
+    save_state_dict_safe(mp, path)
+    zoo.record(i)["hash"] = sha256_file(path)  # a legitimate member with these weights
     try:
         np.testing.assert_allclose(statnn_features(zoo, [i]), X[:1], rtol=1e-5, atol=1e-6)
     finally:
-        save_state_dict_safe(m, zoo.path / "members" / zoo.record(i)["weights"])
+        save_state_dict_safe(m, path)
+        zoo.record(i)["hash"] = original
 
 
 @pytest.mark.parametrize("model", ["statnn", "hparams", "neural", "gmn", "opgnn"])

@@ -11,25 +11,27 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
-from graphlab.metanets.zoo import Zoo
+from graphlab.metanets.init import seeded_module
+from graphlab.zoo.store import Zoo
 
 __all__ = ["zoo_graph", "node_predict", "node_task"]
 
 
 def _embed(zoo: Zoo, idx: list[int], embed: str, seed: int) -> np.ndarray:
-    from graphlab.metanets.tasks import statnn_features
+    from graphlab.zoo.tasks import statnn_features
 
     if embed == "statnn":
         x = statnn_features(zoo, idx)
     elif embed == "gmn":  # an untrained (random-feature) GMN: permutation-invariant by design
         from torch_geometric.data import Batch
 
-        from graphlab.metanets.gmn import GMN
-        from graphlab.metanets.tasks import zoo_graphs
+        from graphlab.metanets import GMN
+        from graphlab.zoo.tasks import zoo_graphs
 
         graphs = zoo_graphs(zoo, idx, "parameter")
-        torch.manual_seed(seed)
-        enc = GMN.from_graph(graphs[0], 32, hidden_channels=32, num_layers=2).eval()
+        enc = seeded_module(lambda: GMN.from_graph(graphs[0], 32, hidden_channels=32,
+                                                   num_layers=2),
+                            torch.Generator().manual_seed(seed)).eval()
         with torch.no_grad():
             x = torch.cat([enc(Batch.from_data_list(graphs[s:s + 64]))
                            for s in range(0, len(graphs), 64)]).double().numpy()
@@ -73,8 +75,8 @@ def zoo_graph(zoo: Zoo, embed: str = "statnn", edges: str = "knn", k: int = 8,
     d.fill_diagonal_(float("inf"))
     kk = min(k, len(idx) - 1)
     if edges == "matching":
-        from graphlab.metanets.matching import interpolation_barrier, weight_matching
-        from graphlab.metanets.zoo import digits_data
+        from graphlab.metanets import interpolation_barrier, weight_matching
+        from graphlab.zoo.training import digits_data
 
         if data is None:
             _, _, xt, yt = digits_data()
@@ -133,14 +135,12 @@ def node_predict(graph: Data, train_mask: torch.Tensor, target: int = 0, model: 
     from torch import nn
     from torch_geometric.nn import GCNConv
 
-    torch.manual_seed(seed)
     f = graph.x.size(1)
-    if model == "gcn":
-        convs = nn.ModuleList([GCNConv(f, 32), GCNConv(32, 1)])
-    elif model == "mlp":
-        convs = nn.ModuleList([nn.Linear(f, 32), nn.Linear(32, 1)])
-    else:
+    if model not in ("gcn", "mlp"):
         raise ValueError(f"model must be 'gcn', 'label_prop' or 'mlp', got {model!r}")
+    layer = GCNConv if model == "gcn" else nn.Linear
+    convs = seeded_module(lambda: nn.ModuleList([layer(f, 32), layer(32, 1)]),
+                          torch.Generator().manual_seed(seed))
 
     def fwd() -> torch.Tensor:
         if model == "gcn":

@@ -9,17 +9,30 @@ from typing import Any
 
 import numpy as np
 
-from graphlab.metanets.zoo import Zoo
+from graphlab.zoo.store import Zoo
 
-__all__ = ["analyze", "barrier_vs_width", "collapse_curve"]
+__all__ = ["analyze", "barrier_vs_width", "collapse_curve", "pyplot"]
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (figures are saved, never shown); matplotlib is
+    the optional ``plot`` extra."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError("zoo figures need matplotlib: pip install 'graphlab[plot]'") from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def barrier_vs_width(widths: Sequence[int] = (8, 16, 32, 64, 128), depth: int = 2,
                      pairs: int = 1, epochs: int = 10) -> list[dict[str, float]]:
     """Train pairs of digits MLPs (same hyperparameters, different seeds) per width and measure
     the test-loss interpolation barrier before and after weight matching."""
-    from graphlab.metanets.matching import interpolation_barrier, weight_matching
-    from graphlab.metanets.zoo import digits_data, train_member
+    from graphlab.metanets import interpolation_barrier, weight_matching
+    from graphlab.zoo.training import digits_data, train_member
 
     _, _, xt, yt = digits_data()
     rows = []
@@ -42,8 +55,8 @@ def collapse_curve(zoo: Zoo, indices: Sequence[int],
                    ) -> list[dict[str, float]]:
     """Fraction of members whose pruned neural graph has no input-to-output path (layer collapse),
     for global vs per-layer magnitude pruning and global SNIP pruning."""
-    from graphlab.metanets.convert import to_graph
-    from graphlab.metanets.tasks import edge_importance, layer_collapse, prune_mask, snip_data
+    from graphlab.metanets import to_graph
+    from graphlab.zoo.tasks import edge_importance, layer_collapse, prune_mask, snip_data
 
     rows = []
     cache = []
@@ -75,14 +88,11 @@ def analyze(zoo: Zoo, out: str | Path, quick: bool = False, seeds: Sequence[int]
             models: Sequence[str] | None = None, epochs: int | None = None) -> dict[str, Any]:
     """Write ``embedding.png``, ``pred_vs_true.png``, ``barrier_vs_width.png`` (trained
     presets), ``collapse.png`` and ``summary.md`` / ``summary.json`` into ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from sklearn.decomposition import PCA
 
-    from graphlab.metanets.tasks import predict, statnn_features
-    from graphlab.metanets.zoo_graph import node_task
+    from graphlab.zoo.graph import node_task
+    from graphlab.zoo.tasks import predict, statnn_features
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

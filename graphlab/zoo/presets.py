@@ -1,0 +1,105 @@
+r"""Zoo presets: the families of networks a zoo samples from, and the configuration of each
+member as a pure function of ``(preset, seed, index)``.
+
+* ``digits-mlp``: MLPs on scikit-learn's digits over width, depth, activation, learning rate,
+  batch size, weight decay, training length and train fraction (the phase-transition zoo's
+  "temperature" ``lr / batch`` and "load" ``samples / parameters`` knobs), with a Hessian
+  top-eigenvalue estimate (sharpness) per member;
+* ``digits-cnn``: small CNNs on the 8x8 digit images (width, depth, BatchNorm or not);
+* ``random-nets``: untrained 2-D -> 1 networks (activation, depth, width, residual, LayerNorm,
+  init scale) labelled by the spectral complexity of the function on a grid ("Neural Redshift",
+  Teney et al., CVPR 2024);
+* ``arch-family``: MLPs, 1-D convnets and residual MLPs on digits, for cross-family prediction
+  from op graphs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Preset", "PRESETS", "member_seed", "member_config"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A zoo family: a configuration sampler and a trainer (``None``: untrained)."""
+
+    name: str
+    description: str
+    sample: Callable[[np.random.Generator], dict[str, Any]]
+    trained: bool = True
+
+
+def _choice(rng: np.random.Generator, xs: Sequence[Any]) -> Any:
+    return xs[int(rng.integers(len(xs)))]
+
+
+def _sample_digits_mlp(rng: np.random.Generator) -> dict[str, Any]:
+    return {"arch": "mlp", "width": _choice(rng, [8, 16, 32]), "depth": _choice(rng, [1, 2, 3]),
+            "act": _choice(rng, ["relu", "tanh", "sigmoid"]),
+            "lr": _choice(rng, [0.003, 0.01, 0.03, 0.1, 0.3]),
+            "batch_size": _choice(rng, [16, 64, 256]),
+            "weight_decay": _choice(rng, [0.0, 1e-4, 1e-3, 1e-2]),
+            "epochs": _choice(rng, [2, 5, 10, 25]),
+            "train_fraction": _choice(rng, [0.1, 0.25, 0.5, 1.0])}
+
+
+def _sample_digits_cnn(rng: np.random.Generator) -> dict[str, Any]:
+    return {"arch": "cnn2d", "width": _choice(rng, [4, 8]), "depth": _choice(rng, [1, 2]),
+            "act": _choice(rng, ["relu", "tanh"]), "norm": bool(rng.integers(2)),
+            "lr": _choice(rng, [0.01, 0.03, 0.1]), "batch_size": _choice(rng, [32, 128]),
+            "weight_decay": _choice(rng, [0.0, 1e-3]), "epochs": _choice(rng, [1, 3, 8]),
+            "train_fraction": _choice(rng, [0.25, 0.5, 1.0])}
+
+
+def _sample_random_nets(rng: np.random.Generator) -> dict[str, Any]:
+    return {"arch": "resmlp", "in_dim": 2, "out_dim": 1, "width": _choice(rng, [8, 16, 32, 64]),
+            "depth": _choice(rng, [1, 2, 4, 6]),
+            "act": _choice(rng, ["relu", "tanh", "sigmoid", "gelu"]),
+            "residual": bool(rng.integers(2)), "norm": bool(rng.integers(2)),
+            "init_scale": _choice(rng, [0.5, 1.0, 2.0, 4.0])}
+
+
+def _sample_arch_family(rng: np.random.Generator) -> dict[str, Any]:
+    arch = _choice(rng, ["mlp", "conv1d", "resmlp"])
+    cfg = {"arch": arch, "width": _choice(rng, [8, 16, 32]), "depth": _choice(rng, [1, 2, 3]),
+           "act": _choice(rng, ["relu", "tanh"]), "lr": _choice(rng, [0.01, 0.03, 0.1]),
+           "batch_size": _choice(rng, [32, 128]), "weight_decay": 0.0,
+           "epochs": _choice(rng, [1, 3, 8]), "train_fraction": _choice(rng, [0.25, 1.0])}
+    if arch == "resmlp":
+        cfg["norm"] = bool(rng.integers(2))
+    return cfg
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in [
+    Preset("digits-mlp", "MLPs on sklearn digits over width/depth/act/lr/batch/wd/epochs/data",
+           _sample_digits_mlp),
+    Preset("digits-cnn", "small 2-D CNNs on 8x8 digits (width, depth, BatchNorm)",
+           _sample_digits_cnn),
+    Preset("random-nets", "untrained 2-D->1 nets labelled by function complexity",
+           _sample_random_nets, trained=False),
+    Preset("arch-family", "MLP / 1-D conv / residual MLP on digits (cross-family)",
+           _sample_arch_family),
+]}
+
+
+def member_seed(seed: int, index: int) -> int:
+    """The 32-bit seed of member ``index`` of a zoo with seed ``seed`` (a hash, so members of
+    different zoos and indices are decorrelated)."""
+    h = hashlib.sha256(f"graphlab-zoo:{seed}:{index}".encode()).digest()
+    return int.from_bytes(h[:4], "little")
+
+
+def member_config(preset: str, seed: int, index: int) -> dict[str, Any]:
+    """The configuration of member ``index`` (a pure function of its arguments)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    ms = member_seed(seed, index)
+    cfg = PRESETS[preset].sample(np.random.default_rng(ms))
+    cfg["seed"] = ms
+    return cfg

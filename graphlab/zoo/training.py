@@ -1,0 +1,151 @@
+r"""Training (or, for untrained presets, initialising) one zoo member, and the measurements
+recorded with it: test/train accuracy and loss curves, Hessian sharpness, function complexity.
+
+Every random draw comes from generators seeded by the member's ``config["seed"]`` (weights from
+one, the data subsample and batch order from another), so a member is a pure function of its
+configuration and the global RNG is never touched.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from graphlab.metanets.init import seeded_module
+from graphlab.zoo.architectures import input_shape, make_model
+
+__all__ = ["digits_data", "hessian_top_eigenvalue", "function_complexity", "train_member"]
+
+
+@lru_cache(maxsize=1)
+def digits_data() -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Standardised digits features, fixed 70/30 split: ``(x_train, y_train, x_test, y_test)``."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.data, dtype=torch.float32) / 16.0
+    y = torch.tensor(d.target, dtype=torch.long)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    n_tr = int(0.7 * len(y))
+    x, y = x[perm], y[perm]
+    mu, sd = x[:n_tr].mean(0), x[:n_tr].std(0) + 1e-3
+    x = (x - mu) / sd
+    return x[:n_tr], y[:n_tr], x[n_tr:], y[n_tr:]
+
+
+def hessian_top_eigenvalue(model: nn.Module, x: Tensor, y: Tensor, iters: int = 10,
+                           seed: int = 0) -> float:
+    """Largest Hessian eigenvalue of the cross-entropy loss (power iteration on Hessian-vector
+    products), the usual sharpness measure of loss-landscape studies."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss = F.cross_entropy(model(x), y)
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    gen = torch.Generator().manual_seed(seed)
+    v = [torch.randn(p.shape, generator=gen) for p in params]
+    eig = 0.0
+    for _ in range(iters):
+        norm = torch.sqrt(sum((u * u).sum() for u in v))
+        v = [u / norm for u in v]
+        hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)
+        eig = float(sum((a * b).sum() for a, b in zip(hv, v)))
+        v = [h.detach() for h in hv]
+    return eig
+
+
+def function_complexity(model: nn.Module, resolution: int = 64) -> float:
+    r"""Spectral complexity of a 2-D -> 1 function on :math:`[-1, 1]^2`: the magnitude-weighted
+    mean spatial frequency of its 2-D FFT (DC excluded), as in "Neural Redshift". Constant
+    functions get 0."""
+    lin = torch.linspace(-1, 1, resolution)
+    grid = torch.stack(torch.meshgrid(lin, lin, indexing="ij"), -1).view(-1, 2)
+    with torch.no_grad():
+        f = model(grid.to(next(model.parameters()).dtype)).view(resolution, resolution).double()
+    f = f - f.mean()
+    mag = torch.fft.fft2(f).abs()
+    k = torch.fft.fftfreq(resolution, d=1.0 / resolution).double().abs()
+    freq = torch.sqrt(k.view(-1, 1) ** 2 + k.view(1, -1) ** 2)
+    total = mag.sum()
+    if float(total) < 1e-12:
+        return 0.0
+    return float((mag * freq).sum() / total)
+
+
+def _evaluate(model: nn.Module, x: Tensor, y: Tensor) -> tuple[float, float]:
+    with torch.no_grad():
+        out = model(x)
+        return float(F.cross_entropy(out, y)), float((out.argmax(-1) == y).float().mean())
+
+
+def train_member(config: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+    """Build (and for trained presets, train) one member; returns the model and its metrics.
+
+    Trained members use mini-batch SGD with momentum on the digits train split (subsampled to
+    ``train_fraction``) for ``epochs`` epochs of ``batch_size``, recording a per-epoch curve;
+    diverged members are kept with their non-finite weights zeroed (they are part of the phase
+    diagram).
+    """
+    seed = int(config["seed"])
+    model = seeded_module(lambda: make_model(config), torch.Generator().manual_seed(seed))
+    if config["arch"] == "resmlp" and config.get("out_dim", 10) == 1:  # random-nets
+        gen = torch.Generator().manual_seed(seed + 1)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith("weight") and p.dim() == 2:
+                    nn.init.normal_(p, 0.0, config["init_scale"] / math.sqrt(p.size(1)),
+                                    generator=gen)
+                elif name.endswith("bias") and "norm" not in name:
+                    nn.init.normal_(p, 0.0, 0.1 * config["init_scale"], generator=gen)
+        model.eval()
+        return model, {"complexity": function_complexity(model),
+                       "num_params": sum(p.numel() for p in model.parameters())}
+    x_tr, y_tr, x_te, y_te = digits_data()
+    shape = input_shape(config)
+    x_tr, x_te = x_tr.view(-1, *shape), x_te.view(-1, *shape)
+    gen = torch.Generator().manual_seed(seed)
+    n = max(32, int(config["train_fraction"] * len(y_tr)))
+    sub = torch.randperm(len(y_tr), generator=gen)[:n]
+    x_tr, y_tr = x_tr[sub], y_tr[sub]
+    opt = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=0.9,
+                          weight_decay=config["weight_decay"])
+    bs = int(config["batch_size"])
+    curve = []
+    model.train()
+    for _ in range(int(config["epochs"])):
+        order = torch.randperm(n, generator=gen)
+        for s in range(0, n, bs):
+            idx = order[s:s + bs]
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
+            if not torch.isfinite(loss):
+                break
+            loss.backward()
+            opt.step()
+        model.eval()
+        tr_loss, tr_acc = _evaluate(model, x_tr, y_tr)
+        te_loss, te_acc = _evaluate(model, x_te, y_te)
+        model.train()
+        curve.append({"train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss,
+                      "test_acc": te_acc})
+    model.eval()
+    with torch.no_grad():  # diverged members are kept (they are part of the phase diagram)
+        for p in model.parameters():
+            p.nan_to_num_(0.0, 0.0, 0.0)
+    tr_loss, tr_acc = _evaluate(model, x_tr, y_tr)
+    te_loss, te_acc = _evaluate(model, x_te, y_te)
+    try:
+        sharp = hessian_top_eigenvalue(model, x_tr, y_tr, iters=8, seed=config["seed"] % 1000)
+    except RuntimeError:
+        sharp = float("nan")
+    num_params = sum(p.numel() for p in model.parameters())
+    metrics = {"train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss,
+               "test_acc": te_acc, "gen_gap": tr_acc - te_acc, "sharpness": sharp,
+               "num_params": num_params, "temperature": config["lr"] / bs,
+               "load": n / num_params, "num_train": n}
+    metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+               for k, v in metrics.items()}
+    return model, {**metrics, "curve": curve}

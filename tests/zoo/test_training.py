@@ -1,0 +1,30 @@
+"""Zoo member training: determinism and the function-complexity label."""
+
+from __future__ import annotations
+
+import torch
+
+from graphlab.zoo import function_complexity, member_config, train_member
+
+
+def test_function_complexity_orders_frequencies():
+    class Sine(torch.nn.Module):
+        def __init__(self, f: float) -> None:
+            super().__init__()
+            self.f = f
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sin(self.f * x[:, :1]) + self.p
+
+    assert function_complexity(Sine(0.0)) == 0.0
+    assert function_complexity(Sine(2.0)) < function_complexity(Sine(20.0))
+
+
+def test_train_member_random_nets_untrained():
+    cfg = member_config("random-nets", 0, 5)
+    m1, r1 = train_member(cfg)
+    m2, r2 = train_member(cfg)
+    assert r1 == r2 and r1["complexity"] > 0
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(a, b)
