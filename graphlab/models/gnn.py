@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.nn import MessagePassing
-from torch_geometric.nn.aggr import Aggregation
-from torch_geometric.nn.resolver import aggregation_resolver
+from torch_geometric.typing import OptTensor
 
 from graphlab.datasets.spec import TaskSpec
+from graphlab.models._common import (
+    Act,
+    Norm,
+    NormLayers,
+    Readout,
+    batch_or_zeros,
+    check_model_inputs,
+    data_num_graphs,
+    num_graphs_of,
+    readout_name,
+    resolve_act,
+    resolve_readout,
+)
 from graphlab.models.registry import register_model
-from graphlab.utils.validation import check_batch_vector, check_edge_index, check_node_features
+from graphlab.utils.validation import check_edge_features
 
 __all__ = ["GNN"]
 
@@ -50,32 +62,42 @@ class GNN(nn.Module):
 
     .. math::
         \mathbf{h}^{(l+1)} = \mathrm{drop}\big(\sigma(\mathrm{norm}(
-            \mathrm{conv}_l(\mathbf{h}^{(l)}, \mathcal{E}))) \big) + [\mathbf{h}^{(l)}]_{\text{res}}
+            \mathrm{conv}_l(\mathbf{h}^{(l)}, \mathcal{E}))) \big) + [\mathbf{h}^{(l)}]_{\text{res}},
+        \qquad \hat{\mathbf{y}} = \mathbf{W}\,\mathrm{READOUT}(\mathbf{h}^{(L)})
 
-    With ``molecular=True`` raw OGB atom and bond categories are embedded by OGB's
-    ``AtomEncoder`` / per-layer ``BondEncoder`` as in OGB's reference GIN (`"Open Graph Benchmark"
-    <https://arxiv.org/abs/2005.00687>`_): with ``conv="gin"``, 5 layers, 300 channels, batch norm,
-    dropout 0.5 and a mean readout this is that reference model (messages
-    :math:`\mathrm{ReLU}(\mathbf{h}_j + \mathbf{e}_{ji})`).
+    (no activation after the last layer, as in OGB's reference). With ``molecular=True`` raw OGB
+    atom and bond categories are embedded by OGB's ``AtomEncoder`` / per-layer ``BondEncoder`` as
+    in OGB's reference GIN (`"Open Graph Benchmark" <https://arxiv.org/abs/2005.00687>`_): with
+    ``conv="gin"``, 5 layers, 300 channels, batch norm, dropout 0.5 and a mean readout this is
+    that reference model (messages :math:`\mathrm{ReLU}(\mathbf{h}_j + \mathbf{e}_{ji})`).
 
     Args:
-        in_channels: node feature width (ignored with ``molecular=True``).
-        hidden_channels: width of every layer.
-        out_channels: prediction width.
-        num_layers: number of message-passing layers.
-        conv: ``"gin"``, ``"gine"``, ``"gcn"``, ``"sage"`` or a factory
-            ``(in_channels, out_channels, edge_dim) -> MessagePassing``.
-        readout: any PyG ``Aggregation`` (instance or name such as ``"mean"``), or ``None`` for
-            node-level outputs.
-        norm: ``"batch"``, ``"layer"`` or ``None``.
-        dropout: dropout probability after every layer.
-        residual: add the layer input to its output.
-        edge_dim: edge feature width, passed to convs that take ``edge_attr``.
-        molecular: embed OGB atom/bond features.
+        in_channels (int): node feature width (ignored with ``molecular=True``).
+        hidden_channels (int): width of every layer.
+        out_channels (int): prediction width.
+        num_layers (int): number of message-passing layers. (default: ``5``)
+        dropout (float): dropout probability after every layer. (default: ``0.5``)
+        act (str or Callable, optional): activation between layers, resolved by PyG's
+            ``activation_resolver``. (default: ``"relu"``)
+        norm (str or Callable, optional): normalization after every layer, resolved by PyG's
+            ``normalization_resolver`` (``"batch_norm"``, ``"layer_norm"``, ``"graph_norm"``,
+            ...; :obj:`None` for none). (default: ``"batch_norm"``)
+        edge_dim (int, optional): edge feature width, passed to convs that take ``edge_attr``.
+        readout (str or Aggregation, optional): graph readout, resolved by PyG's
+            ``aggregation_resolver`` (``"mean"``, ``"sum"``, ``"max"``, an ``Aggregation``);
+            :obj:`None` for node-level outputs. (default: ``"mean"``)
+        conv (str or Callable): ``"gin"``, ``"gine"``, ``"gcn"``, ``"sage"`` or a factory
+            ``(in_channels, out_channels, edge_dim) -> MessagePassing``. (default: ``"gin"``)
+        residual (bool): add the layer input to its output. (default: :obj:`False`)
+        molecular (bool): embed OGB atom/bond features. (default: :obj:`False`)
+        act_kwargs, norm_kwargs (dict, optional): passed to the resolvers.
+
     Shapes:
-        - **input:** a (batched) ``Data`` with ``x`` :math:`(|\mathcal{V}|, F_{in})`,
-          ``edge_index`` :math:`(2, |\mathcal{E}|)`, optional ``edge_attr`` and ``batch``.
-        - **output:** :math:`(B, F_{out})` with a readout, else :math:`(|\mathcal{V}|, F_{out})`.
+        - **input:** node features :math:`(|\mathcal{V}|, F_{in})` (integer OGB categories with
+          ``molecular=True``), edge indices :math:`(2, |\mathcal{E}|)`, edge features
+          :math:`(|\mathcal{E}|, D)` *(optional)*, batch vector :math:`(|\mathcal{V}|)`
+          *(optional)*
+        - **output:** :math:`(B, F_{out})` with a readout, else :math:`(|\mathcal{V}|, F_{out})`
     """
 
     def __init__(
@@ -84,13 +106,17 @@ class GNN(nn.Module):
         hidden_channels: int,
         out_channels: int,
         num_layers: int = 5,
-        conv: str | ConvFactory = "gin",
-        readout: str | Aggregation | None = "mean",
-        norm: str | None = "batch",
+        *,
         dropout: float = 0.5,
-        residual: bool = False,
+        act: Act = "relu",
+        norm: Norm = "batch_norm",
         edge_dim: int | None = None,
+        readout: Readout = "mean",
+        conv: str | ConvFactory = "gin",
+        residual: bool = False,
         molecular: bool = False,
+        act_kwargs: dict[str, Any] | None = None,
+        norm_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if num_layers < 1:
@@ -123,21 +149,13 @@ class GNN(nn.Module):
             conv_edge_dim = edge_dim
             first_in = in_channels
 
-        self.convs = nn.ModuleList()
-        self.norms = nn.ModuleList()
-        for layer in range(num_layers):
-            self.convs.append(factory(first_in if layer == 0 else hidden_channels,
-                                      hidden_channels, conv_edge_dim))
-            if norm == "batch":
-                self.norms.append(nn.BatchNorm1d(hidden_channels))
-            elif norm == "layer":
-                self.norms.append(nn.LayerNorm(hidden_channels))
-            elif norm is None:
-                self.norms.append(nn.Identity())
-            else:
-                raise ValueError(f"norm must be 'batch', 'layer' or None, got {norm!r}")
+        self.convs = nn.ModuleList(
+            factory(first_in if layer == 0 else hidden_channels, hidden_channels, conv_edge_dim)
+            for layer in range(num_layers))
+        self.norms = NormLayers(norm, hidden_channels, num_layers, norm_kwargs)
+        self.act = resolve_act(act, act_kwargs)
         self._uses_edge_attr = [_takes_edge_attr(c) for c in self.convs]
-        self.readout = aggregation_resolver(readout) if isinstance(readout, str) else readout
+        self.readout = resolve_readout(readout)
         self.head = nn.Linear(hidden_channels, out_channels)
         self.reset_parameters()
 
@@ -146,48 +164,46 @@ class GNN(nn.Module):
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
 
-    def forward(self, data: Data) -> Tensor:
-        x, edge_index = data.x, data.edge_index
-        num_nodes = x.size(0)
-        check_edge_index(edge_index, num_nodes)
-        batch = getattr(data, "batch", None)
-        check_batch_vector(batch, num_nodes)
-        edge_attr = getattr(data, "edge_attr", None)
-        if self.molecular:
-            if x.is_floating_point():
-                raise ValueError("molecular=True expects integer OGB atom features, got "
-                                 f"{x.dtype}")
-            h = self.atom_encoder(x)
-        else:
-            check_node_features(x, "x", channels=self.in_channels)
-            h = x
-        for layer, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: OptTensor = None,
+                batch: OptTensor = None, *, num_graphs: int | None = None) -> Tensor:
+        """``num_graphs`` (default ``batch.max() + 1``) counts trailing empty graphs."""
+        check_model_inputs(x, edge_index, batch, self.in_channels, self.molecular)
+        needs_edges = any(self._uses_edge_attr) and (self.molecular or self.edge_dim)
+        if needs_edges:
+            if edge_attr is None:
+                raise ValueError(f"{self.__class__.__name__}(edge_dim={self.edge_dim}, "
+                                 f"molecular={self.molecular}) needs edge_attr")
+            if not self.molecular:
+                if edge_attr.dim() == 1:
+                    edge_attr = edge_attr.unsqueeze(-1)
+                check_edge_features(edge_attr, edge_index.size(1), channels=self.edge_dim)
+        size = num_graphs_of(batch, num_graphs)
+        h = self.atom_encoder(x) if self.molecular else x
+        for layer, conv in enumerate(self.convs):
             if self._uses_edge_attr[layer]:
-                e = edge_attr
-                if self.molecular:
-                    e = self.bond_encoders[layer](edge_attr)
-                elif e is not None and e.dim() == 1:
-                    e = e.unsqueeze(-1)
+                e = self.bond_encoders[layer](edge_attr) if self.molecular else edge_attr
                 out = conv(h, edge_index, e)
             else:
                 out = conv(h, edge_index)
-            out = norm(out)
+            out = self.norms.apply(layer, out, batch, size)
             if layer < self.num_layers - 1:  # OGB's reference keeps the last layer linear
-                out = torch.relu(out)
+                out = self.act(out)
             out = nn.functional.dropout(out, self.dropout, self.training)
             h = out + h if self.residual and out.shape == h.shape else out
         if self.readout is not None:
-            if batch is None:
-                batch = torch.zeros(num_nodes, dtype=torch.long, device=h.device)
-            num_graphs = int(getattr(data, "num_graphs", 0) or (int(batch.max()) + 1
-                                                                 if batch.numel() else 1))
-            h = self.readout(h, batch, dim_size=num_graphs)
+            h = self.readout(h, batch_or_zeros(batch, h), dim_size=size)
         return self.head(h)
+
+    def forward_data(self, data: Data) -> Tensor:
+        """``forward`` on a (batched) ``Data``: ``x``, ``edge_index``, ``edge_attr`` and
+        ``batch`` are read from it."""
+        return self(data.x, data.edge_index, getattr(data, "edge_attr", None),
+                    getattr(data, "batch", None), num_graphs=data_num_graphs(data))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
                 f"{self.out_channels}, num_layers={self.num_layers}, conv={self.conv_name}, "
-                f"readout={self.readout})")
+                f"readout={readout_name(self.readout)})")
 
 
 def _takes_edge_attr(conv: nn.Module) -> bool:

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
-from torch_geometric.nn import global_add_pool, global_mean_pool
 from torch_geometric.nn.models import MLP
+from torch_geometric.typing import OptTensor
 
 from graphlab.conv.weighted_gine_conv import WeightedGINEConv
 from graphlab.datasets.spec import TaskSpec
+from graphlab.models._common import (
+    Act,
+    Norm,
+    Readout,
+    batch_or_zeros,
+    check_model_inputs,
+    data_num_graphs,
+    num_graphs_of,
+    readout_name,
+    resolve_act,
+    resolve_readout,
+)
 from graphlab.models.registry import register_model
 from graphlab.rewiring.candidates import EdgeCandidates
 from graphlab.rewiring.rewirer import ProbabilisticRewirer
 from graphlab.rewiring.scorer import EdgeScorer
-from graphlab.utils.validation import check_batch_vector, check_edge_index, check_node_features
+from graphlab.utils.validation import check_edge_features
 
 __all__ = ["PRMPNN"]
-
-READOUTS = ("mean", "add", "sum", "root", "node")
 
 
 class PRMPNN(nn.Module):
@@ -42,55 +54,67 @@ class PRMPNN(nn.Module):
         in_channels (int): node feature width (ignored with ``molecular=True``).
         hidden_channels (int): width of the embeddings and layers.
         out_channels (int): prediction width.
-        num_layers (int): downstream layers.
+        num_layers (int): downstream layers. (default: ``4``)
+        dropout (float): dropout of the downstream layers. (default: ``0.0``)
+        act (str or Callable): activation of the downstream layers and their GINE MLPs (PyG's
+            ``activation_resolver``). (default: ``"relu"``)
+        norm (str or Callable, optional): node-wise normalization inside the downstream GINE
+            MLPs (PyG's ``normalization_resolver``; :obj:`None` to disable: on near-regular
+            graphs such as CSL, batch statistics differ between training and evaluation by more
+            than the small class signal). (default: ``"batch_norm"``)
+        edge_dim (int, optional): edge feature width (non-molecular data); without
+            ``edge_attr`` original edges get a learned embedding.
+        readout (str or Aggregation, optional): graph readout (PyG's ``aggregation_resolver``:
+            ``"mean"``, ``"sum"``, ``"max"``, an ``Aggregation``), ``"root"`` (the node flagged by
+            ``root_mask``) or :obj:`None` (node-level outputs). (default: ``"mean"``)
         k_add (int): pairs added per graph. k_delete (int): pairs deleted per graph.
         num_samples (int): rewired copies per graph in training.
         num_eval_samples (int): rewired copies per graph in evaluation (``1``: deterministic
             top-:math:`k`; more: sampled rewirings whose readouts are averaged, the paper's
             evaluation).
         upstream_layers (int): GINE layers of the scorer.
-        edge_dim (int, optional): edge feature width (non-molecular data).
-        num_candidates (int, optional): candidate pairs per graph (when ``data.cand_index`` is
+        num_candidates (int, optional): candidate pairs per graph (when ``cand_index`` is
             absent they are computed on the fly by :func:`~graphlab.rewiring.edge_candidates`).
         heuristic (str): candidate heuristic, ``"all"``, ``"distance"``,
             ``"reachable_distance"`` or ``"component_distance"`` (see
             :func:`~graphlab.rewiring.edge_candidates`).
         estimator (str): ``"simple"``, ``"imle"`` or ``"gumbel_softmax"``.
-        readout (str): ``"mean"``, ``"add"`` (or ``"sum"``), ``"root"`` (the node flagged by
-            ``data.root_mask``) or ``"node"`` (node-level outputs).
-        dropout (float): dropout of the downstream layers.
-        molecular (bool): embed OGB atom/bond categories.
         rewire (bool): ``False`` gives the same downstream MPNN on the original graph.
-        norm (str, optional): normalization inside the downstream GINE MLPs (``None`` to
-            disable: on near-regular graphs such as CSL, batch statistics differ between
-            training and evaluation by more than the small class signal).
         upstream_candidates (bool): the scorer also passes messages along the candidate pairs
             (see :class:`~graphlab.rewiring.EdgeScorer`), so its scores can go beyond 1-WL.
         readout_norm (bool): batch-normalise the graph embedding before the head (sum readouts
             of near-regular graphs reach large, nearly equal norms that stall training).
+        molecular (bool): embed OGB atom/bond categories.
+        act_kwargs, norm_kwargs (dict, optional): passed to the resolvers.
 
     Shapes:
-        - **input:** a batched ``Data`` with ``x``, ``edge_index``, optional ``edge_attr``,
-          ``batch`` and ``cand_index``
-        - **output:** :math:`(B, F_{out})` (or :math:`(|\mathcal{V}|, F_{out})` for ``"node"``)
+        - **input:** node features :math:`(|\mathcal{V}|, F_{in})`, edge indices
+          :math:`(2, |\mathcal{E}|)`, edge features :math:`(|\mathcal{E}|, D)` *(optional)*,
+          batch vector :math:`(|\mathcal{V}|)` *(optional)*, candidate pairs ``cand_index``
+          :math:`(2, C)` from :class:`~graphlab.rewiring.EdgeCandidates` *(optional)*,
+          ``root_mask`` :math:`(|\mathcal{V}|)` bool *(for ``readout="root"``)*
+        - **output:** :math:`(B, F_{out})` (or :math:`(|\mathcal{V}|, F_{out})` without readout)
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int,
-                 num_layers: int = 4, k_add: int = 10, k_delete: int = 0, num_samples: int = 2,
-                 upstream_layers: int = 2, edge_dim: int | None = None,
+                 num_layers: int = 4, *, dropout: float = 0.0, act: Act = "relu",
+                 norm: Norm = "batch_norm", edge_dim: int | None = None,
+                 readout: Readout = "mean", k_add: int = 10, k_delete: int = 0,
+                 num_samples: int = 2, num_eval_samples: int = 1, upstream_layers: int = 2,
                  num_candidates: int | None = 100, heuristic: str = "distance",
-                 estimator: str = "simple", readout: str = "mean", dropout: float = 0.0,
-                 molecular: bool = False, rewire: bool = True, num_eval_samples: int = 1,
-                 norm: str | None = "batch_norm", upstream_candidates: bool = False,
-                 readout_norm: bool = False) -> None:
+                 estimator: str = "simple", rewire: bool = True,
+                 upstream_candidates: bool = False, readout_norm: bool = False,
+                 molecular: bool = False, act_kwargs: dict[str, Any] | None = None,
+                 norm_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
-        if readout not in READOUTS:
-            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.out_channels = out_channels
         self.num_layers = num_layers
-        self.readout = "add" if readout == "sum" else readout
+        self.root_readout = readout == "root"
+        self.readout = None if self.root_readout else resolve_readout(readout)
         self.dropout = dropout
         self.molecular = molecular
         self.edge_dim = edge_dim
@@ -117,10 +141,13 @@ class PRMPNN(nn.Module):
                                                 num_eval_samples=num_eval_samples)
         self.convs = nn.ModuleList(
             WeightedGINEConv(MLP([hidden_channels, 2 * hidden_channels, hidden_channels],
-                                 norm=norm), train_eps=True)
+                                 act=act, act_kwargs=act_kwargs, norm=norm,
+                                 norm_kwargs=norm_kwargs), train_eps=True)
             for _ in range(num_layers))
+        self.act = resolve_act(act, act_kwargs)
         self.readout_norm = nn.BatchNorm1d(hidden_channels) if readout_norm else None
-        self.head = MLP([hidden_channels, hidden_channels, out_channels], norm=None)
+        self.head = MLP([hidden_channels, hidden_channels, out_channels], act=act,
+                        act_kwargs=act_kwargs, norm=None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -128,35 +155,37 @@ class PRMPNN(nn.Module):
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
 
-    def forward(self, data: Data, generator: torch.Generator | None = None) -> Tensor:
-        x, edge_index = data.x, data.edge_index
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: OptTensor = None,
+                batch: OptTensor = None, *, cand_index: OptTensor = None,
+                root_mask: OptTensor = None, num_graphs: int | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+        """``num_graphs`` (default ``batch.max() + 1``) counts trailing empty graphs;
+        ``generator`` seeds the rewiring samples."""
+        check_model_inputs(x, edge_index, batch, self.in_channels, self.molecular)
         num_nodes = x.size(0)
-        check_edge_index(edge_index, num_nodes)
-        batch = getattr(data, "batch", None)
-        if batch is None:
-            batch = torch.zeros(num_nodes, dtype=torch.long, device=x.device)
-        check_batch_vector(batch, num_nodes)
-        num_graphs = int(getattr(data, "num_graphs", 0) or (int(batch.max()) + 1
-                                                             if num_nodes else 1))
-        if self.molecular:
-            if x.is_floating_point():
-                raise ValueError(f"molecular=True expects integer OGB atom features, got {x.dtype}")
-        else:
-            check_node_features(x, "x", channels=self.in_channels)
+        num_graphs = num_graphs_of(batch, num_graphs)
+        batch = batch_or_zeros(batch, x)
+        if self.root_readout:
+            if root_mask is None:
+                raise ValueError("PRMPNN(readout='root') needs root_mask (one flagged node per "
+                                 "graph)")
+            if root_mask.dtype != torch.bool or root_mask.shape != (num_nodes,):
+                raise ValueError(f"root_mask must be a bool tensor of shape [{num_nodes}], got "
+                                 f"{root_mask.dtype} {list(root_mask.shape)}")
         h0 = self.node_encoder(x)
-        edge_attr = getattr(data, "edge_attr", None)
         if self.edge_encoder is not None and edge_attr is not None:
-            if not self.molecular and edge_attr.dim() == 1:
-                edge_attr = edge_attr.unsqueeze(-1)
-            e0 = self.edge_encoder(edge_attr if self.molecular else edge_attr.float())
+            if not self.molecular:
+                edge_attr = edge_attr.unsqueeze(-1) if edge_attr.dim() == 1 else edge_attr
+                check_edge_features(edge_attr, edge_index.size(1), channels=self.edge_dim)
+                edge_attr = edge_attr.to(h0.dtype)
+            e0 = self.edge_encoder(edge_attr)
         else:
             e0 = self.edge_type.weight[0].expand(edge_index.size(1), -1)
 
         if self.rewirer is None:
             h, ei, ew, e, b, S = h0, edge_index, None, e0, batch, 1
         else:
-            rew = self.rewirer(h0, edge_index, batch, e0, getattr(data, "cand_index", None),
-                               num_graphs, generator)
+            rew = self.rewirer(h0, edge_index, batch, e0, cand_index, num_graphs, generator)
             h, ei, ew, b, S = h0[rew.node_index], rew.edge_index, rew.edge_weight, rew.batch, \
                 rew.num_samples
             # row E of the table is the learned embedding of an added edge
@@ -164,30 +193,39 @@ class PRMPNN(nn.Module):
             origin = rew.edge_origin
             e = table[torch.where(origin < 0, torch.full_like(origin, e0.size(0)), origin)]
         for conv in self.convs:
-            h = conv(h, ei, e, ew).relu()
+            h = self.act(conv(h, ei, e, ew))
             h = nn.functional.dropout(h, self.dropout, self.training)
 
-        if self.readout == "node":
+        if self.root_readout:
+            out = h[root_mask.repeat(S)].view(S, num_graphs, h.size(-1)).mean(0)
+        elif self.readout is None:
             out = h.view(S, num_nodes, h.size(-1)).mean(0)
-        elif self.readout == "root":
-            root = data.root_mask.repeat(S)
-            out = h[root].view(S, num_graphs, h.size(-1)).mean(0)
         else:
-            pool = global_mean_pool if self.readout == "mean" else global_add_pool
-            out = pool(h, b, size=S * num_graphs).view(S, num_graphs, h.size(-1)).mean(0)
+            out = self.readout(h, b, dim_size=S * num_graphs)
+            out = out.view(S, num_graphs, h.size(-1)).mean(0)
         if self.readout_norm is not None:
             out = self.readout_norm(out)
         return self.head(out)
 
+    def forward_data(self, data: Data, generator: torch.Generator | None = None) -> Tensor:
+        """``forward`` on a (batched) ``Data`` (``x``, ``edge_index``, ``edge_attr``, ``batch``,
+        ``cand_index``, ``root_mask`` when present)."""
+        return self(data.x, data.edge_index, getattr(data, "edge_attr", None),
+                    getattr(data, "batch", None), cand_index=getattr(data, "cand_index", None),
+                    root_mask=getattr(data, "root_mask", None),
+                    num_graphs=data_num_graphs(data), generator=generator)
+
     def __repr__(self) -> str:
         rw = "none" if self.rewirer is None else repr(self.rewirer)
+        readout = "root" if self.root_readout else readout_name(self.readout)
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
-                f"{self.out_channels}, num_layers={self.num_layers}, rewirer={rw})")
+                f"{self.out_channels}, num_layers={self.num_layers}, readout={readout}, "
+                f"rewirer={rw})")
 
 
 @register_model("prmpnn")
 def _prmpnn(spec: TaskSpec, **kw) -> nn.Module:
     hidden = kw.pop("hidden_channels", 64)
-    kw.setdefault("readout", "node" if spec.level == "node" else "mean")
+    kw.setdefault("readout", None if spec.level == "node" else "mean")
     return PRMPNN(spec.in_channels, hidden, spec.out_channels, edge_dim=spec.edge_dim,
                   molecular=spec.molecular, **kw)
