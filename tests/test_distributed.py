@@ -66,7 +66,7 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
 
     # 1) uninterrupted 2-epoch run
     res_a = train_distributed(_config(root / "a", 2), bundle, env)
-    report["a"] = res_a["test_mean"]
+    report["a"] = res_a["summary"]["test_mean"]
 
     # 2) gathered predictions are the single-process predictions, in dataset order
     from graphlab.models import build_model
@@ -80,11 +80,15 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
     report["pred"] = pred.view(-1).tolist()
     report["y"] = y.view(-1).tolist()
 
-    # 3) interrupted run: 1 epoch, then "killed" before result.json was written, then resumed
+    # 3) interrupted run: a 2-epoch job "killed" after its first epoch, then resumed. The
+    # checkpoint after epoch 0 does not depend on the epoch budget, so a 1-epoch job's folder
+    # with the 2-epoch config recorded and no result files is exactly what the kill leaves.
     train_distributed(_config(root / "b", 1), bundle, env)
     if env.is_main:
         (root / "b" / "run_0" / "result.json").unlink()
         (root / "b" / "results.json").unlink()
+        cfg = json.loads((root / "b" / "config.json").read_text())
+        (root / "b" / "config.json").write_text(json.dumps({**cfg, "epochs": 2}))
     dist.barrier()
     train_distributed(_config(root / "b", 2), bundle, env)
 
@@ -92,7 +96,7 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
     ckpt = root / "a" / "run_0" / "checkpoint.pt"
     before = ckpt.stat().st_mtime_ns
     res_again = train_distributed(_config(root / "a", 2), bundle, env)
-    report["rerun_same"] = res_again["test_mean"] == res_a["test_mean"]
+    report["rerun_same"] = res_again["summary"] == res_a["summary"]
     report["ckpt_untouched"] = ckpt.stat().st_mtime_ns == before
     if env.is_main:
         (root / "report.json").write_text(json.dumps(report))
@@ -134,7 +138,9 @@ def test_two_process_ddp(tmp_path: Path):
     # rank 0 alone wrote files: one checkpoint, results, no stray temporaries
     files = sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*")
                    if p.is_file())
-    assert files == ["results.json", "run_0/checkpoint.pt", "run_0/result.json"]
+    assert files == [".lock", "config.json", "results.json", "run_0/checkpoint.pt",
+                     "run_0/checkpoint.pt.sha256", "run_0/result.json"]
+    assert json.loads((tmp_path / "a" / "results.json").read_text())["extra"]["world_size"] == 2
 
 
 def test_shard_indices_cover_and_balance():
@@ -154,5 +160,5 @@ def test_single_process_is_the_plain_harness(tmp_path: Path):
     bundle = tiny_bundle()
     ours = train_distributed(_config(tmp_path / "d", 2), bundle, DistEnv())
     plain = train(_config(tmp_path / "p", 2), bundle)
-    assert ours["test_mean"] == plain["test_mean"]
-    assert ours["valid_mean"] == plain["valid_mean"]
+    assert ours["summary"] == plain["summary"]
+    assert ours["runs"][0]["best_epoch"] == plain["runs"][0]["best_epoch"]
