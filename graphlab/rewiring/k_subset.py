@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from graphlab.utils.validation import check_floating
+from graphlab.utils.validation import check_floating, value_checks_enabled
 
 __all__ = ["k_subset_marginals", "log_esp", "resolve_infinite"]
 
@@ -96,12 +96,14 @@ def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = No
     the remaining entries follow the exactly-:math:`(k - n_{+\infty})` distribution. Both kinds get
     zero gradient, and all gradients are finite.
 
-    **Feasibility.** In eager mode a row with :math:`k` larger than its number of present entries
-    (neither masked nor :math:`-\infty`), with more :math:`+\infty` entries than :math:`k`, or with a
-    NaN among its present entries raises a ``ValueError``. This is the one host synchronisation of
-    the call (it also reads the size of the DP tables). Under :func:`torch.compile` the check is
-    skipped (it would need a value-dependent branch): :math:`k` is then clipped to the present
-    entries and surplus :math:`+\infty` entries all keep :math:`\mu = 1`.
+    **Feasibility.** A row with :math:`k` larger than its number of present entries (neither
+    masked nor :math:`-\infty`), with more :math:`+\infty` entries than :math:`k`, or with a NaN
+    among its present entries raises a ``ValueError``. This value check follows
+    :mod:`graphlab.utils.validation`'s policy: it runs in eager mode on CPU, and on accelerators
+    only under ``graphlab.utils.validation.debug()``; it is the one host synchronisation of the call
+    (it also reads the size of the DP tables). Under :func:`torch.compile` it is skipped (it would
+    need a value-dependent branch): :math:`k` is then clipped to the present entries and surplus
+    :math:`+\infty` entries all keep :math:`\mu = 1`.
 
     Args:
         logits (torch.Tensor): scores :math:`\theta` of shape ``[..., n]``.
@@ -130,7 +132,7 @@ def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = No
     mask_flat = _flat_mask(mask, shape, theta)
     k_rows = _k_per_row(k, shape[:-1], rows, theta.device)
     if rows == 0 or n == 0:
-        if not torch.compiler.is_compiling() and k_rows.numel() and bool((k_rows > 0).any()):
+        if value_checks_enabled(k_rows) and k_rows.numel() and bool((k_rows > 0).any()):
             raise ValueError(f"k = {int(k_rows.max())} exceeds the number of entries per row "
                              f"(0)")
         return logits * 0
@@ -138,10 +140,10 @@ def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = No
     n_free = free.sum(dim=-1)
     flip = (n_free - k_free) < k_free
     k_small = torch.where(flip, n_free - k_free, k_free)
-    if k_max is None:  # compiling: a static bound, else read it (a graph break)
+    if k_max is None:  # no value checks: a static bound, else read it (a sync / graph break)
         bound = k if isinstance(k, int) else max_k
         k_max = min(bound, n // 2) if bound is not None else int(k_small.max())
-    else:  # eager: the exact size, read together with the feasibility check
+    else:  # the exact size, read together with the feasibility check
         k_max = min(k_max, n // 2)
     mu = _free_marginals(theta, k_small, flip, free, k_max)
     out = torch.where(forced, torch.ones_like(mu), mu)
@@ -170,8 +172,9 @@ def resolve_infinite(theta: Tensor, mask: Tensor, k_rows: Tensor
     entries to pick per row (:math:`k - n_{+\infty}`), and, in eager mode, the largest
     :math:`\min(k_\text{free}, n_\text{free} - k_\text{free})` (``None`` while compiling).
 
-    In eager mode this raises the ``ValueError`` of an infeasible row (see
-    :func:`k_subset_marginals`) with one host synchronisation; while compiling it clips instead.
+    When value checks run (:func:`~graphlab.utils.validation.value_checks_enabled`: eager mode,
+    CPU or debug) this raises the ``ValueError`` of an infeasible row (see
+    :func:`k_subset_marginals`) with one host synchronisation; otherwise it clips instead.
     """
     present = mask & (theta != float("-inf"))
     forced = present & (theta == float("inf"))
@@ -179,7 +182,7 @@ def resolve_infinite(theta: Tensor, mask: Tensor, k_rows: Tensor
     n_present = present.sum(dim=-1)
     n_forced = forced.sum(dim=-1)
     k_max = None
-    if not torch.compiler.is_compiling():
+    if value_checks_enabled(theta):
         nan_rows = (free & torch.isnan(theta)).any(dim=-1)
         bad = (k_rows > n_present) | (n_forced > k_rows) | (k_rows < 0) | nan_rows
         k_free = k_rows - n_forced

@@ -70,8 +70,10 @@ class ProbabilisticRewirer(nn.Module):
         scorer (torch.nn.Module): ``scorer(x, edge_index, edge_attr, add_pairs, delete_pairs)``
             returning add logits ``[C]`` and delete logits ``[P]`` (e.g.
             :class:`~graphlab.rewiring.EdgeScorer`).
-        k_add (int): pairs added per graph (clipped to the number of candidates).
-        k_delete (int): existing pairs deleted per graph (``0``: no deletion).
+        k_add (int): pairs added per graph (clipped to the number of candidates whose logit is
+            not :math:`-\infty`; a :math:`+\infty` logit forces a pair in).
+        k_delete (int): existing pairs deleted per graph (``0``: no deletion; clipped like
+            ``k_add``).
         num_samples (int): rewired copies per graph in training.
         num_eval_samples (int): rewired copies per graph in evaluation (``1``: deterministic
             top-:math:`k`; more: Gumbel-top-:math:`k` samples).

@@ -80,6 +80,13 @@ class KSubsetSampler(nn.Module):
     On 1-WL-symmetric inputs (EXP, CSL) many logits tie: samples pick uniformly among tied
     candidates, while the MAP state resolves ties by candidate order.
 
+    Masking follows :func:`~graphlab.rewiring.k_subset_marginals`: an entry with ``mask`` ``False``
+    or logit :math:`-\infty` is never sampled, one with logit :math:`+\infty` is always sampled
+    (and counts against :math:`k`); every estimator gives them zero, finite gradients. A ``k``
+    larger than a row's present entries is a ``ValueError`` (pass a per-row ``k``, e.g.
+    ``torch.minimum(k, mask.sum(-1))``, to clip); the check is skipped under
+    :func:`torch.compile` (see :func:`~graphlab.rewiring.k_subset_marginals`).
+
     Args:
         k (int): subset size (may be overridden per call, also per row).
         estimator (str): ``"simple"``, ``"imle"`` or ``"gumbel_softmax"``.
@@ -93,7 +100,7 @@ class KSubsetSampler(nn.Module):
     Shapes:
         - **input:** logits :math:`(*, n)`, optional bool mask :math:`(*, n)`
         - **output:** samples :math:`(S, *, n)` with values in :math:`\{0, 1\}`, exactly
-          :math:`\min(k, n_{\text{valid}})` ones per row; :math:`S` is ``num_samples`` in training
+          :math:`k` ones per row; :math:`S` is ``num_samples`` in training
           and ``num_eval_samples`` in evaluation.
     """
 
