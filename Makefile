@@ -1,11 +1,13 @@
-# Two entry points that do all set-up on a fresh machine and are safe to re-run.
-#   make demo   -> venv, install, `graphlab bench --quick`
-#   make test   -> venv, install, ruff + pytest
+# Entry points that do all set-up on a fresh machine and are safe to re-run.
+#   make demo       -> venv, install, the benchmark harness's quick tasks (python -m benchmarks --quick)
+#   make test       -> venv, install, ruff + the whole test suite (what CI runs)
+#   make test-fast  -> the same without the tests marked `slow` (compile, gradcheck, end-to-end)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.graphlab-installed
 TORCH_VERSION ?= 2.13.0
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
 
 # Offline data mirror laid out like ../shared/data (see its README).
 ifneq ($(wildcard ../shared/data),)
@@ -15,7 +17,7 @@ endif
 export GRAPHLAB_CACHE ?= $(abspath .cache/graphlab)
 export MPLBACKEND := Agg
 
-.PHONY: demo test install lint clean
+.PHONY: demo test test-fast install lint wheel clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,14 +32,22 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/graphlab bench --quick
+	$(BIN)/python -m benchmarks --quick
 
 lint: install
 	$(BIN)/ruff check .
 
 test: install
 	$(BIN)/ruff check .
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
+	$(PYTEST)
+
+test-fast: install
+	$(BIN)/ruff check .
+	$(PYTEST) -m "not slow"
+
+# The distribution a user installs (only the graphlab package; see tests/test_packaging.py).
+wheel: install
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -q -w dist .
 
 clean:
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV) .cache build dist
