@@ -11,15 +11,14 @@ Part 2 measures metanet forward throughput (graphs/second, batches of 32 Small-C
 inference mode, one thread): ``GMN`` on parameter graphs and ``NeuralGraphEncoder`` on neural
 graphs, against the StatNN featurisation (per-layer weight statistics) as the baseline.
 
-    python -m benchmarks.metanets_speed [--quick] [--out benchmarks/results]
+    python -m benchmarks.metanets_speed [--quick] [--out runs/metanets_speed]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-from datetime import datetime, timezone
+import sys
 from pathlib import Path
 
 import torch
@@ -27,11 +26,9 @@ from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 from torch.utils.benchmark import Timer
 
-from graphlab.bench import register
+from benchmarks.common import TaskResult, register, run_script
 from graphlab.metanets import GMN, NeuralGraphEncoder, to_graph, weight_statistics
 from graphlab.metanets.corpus import TransformerBlock, make_mlp, resnet18
-
-MACHINE = "2-core CPU, torch 2.13 CPU, 1 thread"
 
 
 def small_cnn_zoo_net() -> nn.Module:
@@ -123,58 +120,44 @@ def throughput_rows(quick: bool) -> list[dict]:
     return rows
 
 
+NOTES = ("The ratios compare against a baseline measured in the same run (one thread; the "
+         "load line says how busy the machine was). The neural view stores one edge per (in, out) "
+         "channel pair with the kernel as a vector, so ResNet-18 needs 1.4M edges instead of the "
+         "parameter view's 11.2M (density = edges / nodes^2). For small networks `to_graph` is "
+         "dominated by fx tracing (ratio ~1-1.5). StatNN features are the per-layer weight "
+         "statistics (7 per tensor) without the regressor.")
+
+
 @register("metanets-speed", "to_graph per view (MLP, CNN, ResNet-18, transformer) and metanet "
-          "throughput vs StatNN")
-def run(quick: bool, out: Path) -> list[dict]:
+          "throughput vs StatNN", paper="Lim et al. 2024 (GMN); Kofinas et al. 2024 (NG)")
+def run(quick: bool, out: Path) -> TaskResult:
     torch.set_num_threads(1)
     load_before = os.getloadavg()[0]
     rows = convert_rows(quick) + throughput_rows(quick)
-    if not quick:
-        out.mkdir(parents=True, exist_ok=True)
-        # the machine is shared: the load average says how far the timings are inflated
-        load = f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end (1-min load average)"
-        meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "machine": MACHINE, "load": load,
-                "command": "python -m benchmarks.metanets_speed"}
-        (out / "metanets_speed.json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
-        (out / "metanets_speed.md").write_text(_markdown(rows, meta))
-    return rows
+    # the machine may be shared: the load average says how far the timings are inflated
+    load = f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end (1-min load average)"
+    resnet = [r for r in rows if r["part"] == "to_graph" and r["network"].startswith("ResNet")
+              and r["view"] == "neural"]
+    gmn = [r for r in rows if r.get("model") == "GMN"]
+    ours = []
+    if resnet:
+        ours.append(f"ResNet-18 neural view {resnet[0]['time_ms']:.0f} ms, {resnet[0]['nodes']:,} "
+                    f"nodes / {resnet[0]['edges']:,} edges ({resnet[0]['ratio']}x the trace)")
+    if gmn:
+        ours.append(f"GMN {gmn[0]['graphs_per_s']} graphs/s ({gmn[0]['ratio_vs_statnn']}x StatNN)")
+    return TaskResult(rows, paper="(no timing in the papers)", ours="; ".join(ours),
+                      notes=f"{NOTES} Load: {load}.", config={"threads": 1})
 
 
-def _markdown(rows: list[dict], meta: dict) -> str:
-    lines = ["# Metanets: conversion speed, graph sizes, metanet throughput", "",
-             f"Command: `{meta['command']}`  ", f"Date: {meta['date']}  ",
-             f"Machine: {meta['machine']}  ", f"Load: {meta['load']}", "",
-             "## to_graph (median time; baseline = fx trace + ShapeProp alone)", "",
-             "| network | params | view | nodes | edges | edge dim | density | time (ms) | "
-             "baseline (ms) | ratio |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        if r["part"] == "to_graph":
-            lines.append(f"| {r['network']} | {r['params']:,} | {r['view']} | {r['nodes']:,} | "
-                         f"{r['edges']:,} | {r['edge_dim']} | {r['density']} | {r['time_ms']} | "
-                         f"{r['baseline_ms']} | {r['ratio']} |")
-    lines += ["", "## Metanet forward throughput (batch of 32, inference, 1 thread)", "",
-              "| model | view | graph | graphs/s | ratio vs StatNN features | to_graph graphs/s |",
-              "|---|---|---|---:|---:|---:|"]
-    for r in rows:
-        if r["part"] == "throughput":
-            lines.append(f"| {r['model']} | {r['view']} | {r.get('graph', '-')} | "
-                         f"{r['graphs_per_s']} | {r['ratio_vs_statnn']} | "
-                         f"{r.get('to_graph_per_s', '-')} |")
-    lines += ["", "Notes: the machine is shared (see the load line), so absolute times are inflated "
-              "by other jobs; the ratios compare against a baseline measured in the same run. "
-              "The neural view stores one edge per (in, out) channel pair with the kernel as a "
-              "vector, so ResNet-18 needs 1.4M edges instead of the parameter view's 11.2M "
-              "(density = edges / nodes^2). For small networks `to_graph` is dominated by fx "
-              "tracing (ratio ~1-1.5). StatNN features are the per-layer weight statistics "
-              "(7 per tensor) without the regressor."]
-    return "\n".join(lines) + "\n"
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("runs/metanets_speed"))
+    args = parser.parse_args(argv)
+    return run_script("metanets-speed", argv, args.out, args.quick,
+                      lambda: run(args.quick, args.out))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args()
-    for row in run(args.quick, args.out):
-        print(row)
+    sys.exit(main())
