@@ -16,7 +16,7 @@ numerical noise floor, which must stay far below the tolerance).
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
-from graphlab.bench import load_bundle_or_skip, register
+from benchmarks.common import TaskResult, load_dataset, register, run_script
 from graphlab.models import GNN, PathNN
 from graphlab.testing import permute_graph
 from graphlab.transforms.add_paths import get_paths
@@ -45,7 +45,12 @@ PAPER = {  # separated pairs reported in the PathNN paper (abstract / Table: 100
 
 
 def _load(name: str):
-    return load_bundle_or_skip(name, "pathnn-expressivity")
+    return load_dataset(name)  # TaskSkipped when the data is not available
+
+
+def _progress(row: dict) -> None:
+    print("  " + "; ".join(f"{k}: {v}" for k, v in row.items() if not isinstance(v, (list, dict))),
+          flush=True)
 
 
 def _embed(model: nn.Module, graphs: list[Data], batch_size: int) -> torch.Tensor:
@@ -233,8 +238,6 @@ def _missed(pairs: list[tuple[int, int]], separated: torch.Tensor) -> dict:
 
 def _exp_rows(quick: bool) -> list[dict]:
     bundle = _load("EXP")
-    if bundle is None:
-        return []
     graphs = list(bundle.dataset)
     num_pairs = PAIRS or (25 if quick else len(graphs) // 2)
     graphs = graphs[: 2 * num_pairs]
@@ -243,14 +246,12 @@ def _exp_rows(quick: bool) -> list[dict]:
     for name in ("GIN", "PathNN-SP", "PathNN-SP+", "PathNN-AP"):
         rows.append(iso_test("EXP", name, graphs, pairs, 1 if quick else SEEDS, 64,
                              copies=None if quick else 100))
-        print(rows[-1])
+        _progress(rows[-1])
     return rows
 
 
 def _sr25_rows(quick: bool) -> list[dict]:
     bundle = _load("SR25")
-    if bundle is None:
-        return []
     graphs = list(bundle.dataset)
     name = "SR25"
     if quick:  # one pair: the length-4 path LSTM costs ~30 s per SR25 graph on a CPU core
@@ -262,7 +263,7 @@ def _sr25_rows(quick: bool) -> list[dict]:
     rows = []
     for length in [4] if quick else SR25_PATTERN_LENGTHS:
         rows.append(pattern_totals_row(name, graphs, pairs, max_length=length))
-        print(rows[-1])
+        _progress(rows[-1])
     for length in [4] if quick else SR25_REFINEMENT_LENGTHS:
         rows += refinement_rows(name, graphs, pairs, length)
     # quick: the models of the paper's table (a 5-layer model would add ~3 min on one core)
@@ -272,7 +273,7 @@ def _sr25_rows(quick: bool) -> list[dict]:
         # runs on SR25_COPIES graphs (default one)
         rows.append(iso_test(name, model, graphs, pairs, 1 if quick else SEEDS, 1,
                              copies=1 if quick else SR25_COPIES))
-        print(rows[-1])
+        _progress(rows[-1])
     return rows
 
 
@@ -302,7 +303,7 @@ def refinement_rows(dataset: str, graphs: list[Data], pairs: list[tuple[int, int
     # the per-graph "layers" run cross-checks the batched one; from 5 edges (~47M paths on
     # SR25) it is the only one that fits in memory
     rows = [_layered_row(dataset, graphs, pairs, max_length)]
-    print(rows[-1])
+    _progress(rows[-1])
     if max_length >= 5:
         return rows
     batch = Batch.from_data_list(graphs)
@@ -320,7 +321,7 @@ def refinement_rows(dataset: str, graphs: list[Data], pairs: list[tuple[int, int
         rows.append(_refinement_row(dataset, f"<= {max_length} edges, {name}", history,
                                     batch.batch, pairs, time.perf_counter() - t0 + enum_s))
         rows[-1]["paths"] = sum(paths.counts())
-        print(rows[-1])
+        _progress(rows[-1])
     return rows
 
 
@@ -522,8 +523,6 @@ _VARIANTS.update({"PathNN-SP+ (L=6)": ("all_shortest", 6, False),
 def _csl_separation_rows() -> list[dict]:
     """Untrained class separation: one representative graph per CSL class, 45 class pairs."""
     bundle = _load("CSL")
-    if bundle is None:
-        return []
     ds = bundle.dataset
     labels = ds._data.y.view(-1)
     reps = [ds[int((labels == c).nonzero()[0])] for c in range(int(labels.max()) + 1)]
@@ -532,7 +531,7 @@ def _csl_separation_rows() -> list[dict]:
     for name in ("GIN", "PathNN-AP (DE, L=3)", "PathNN-AP (DE, L=4)", "PathNN-SP+ (L=6)"):
         row = iso_test("CSL (untrained, class pairs)", name, reps, pairs, 1, 10, copies=10)
         rows.append(row)
-        print(row)
+        _progress(row)
     return rows
 
 
@@ -541,49 +540,68 @@ def _csl_rows(quick: bool) -> list[dict]:
     if quick:  # training PathNN on CSL takes many CPU-minutes: full mode only
         return rows
     bundle = _load("CSL")
-    if bundle is None:
-        return rows
     for name in ([] if CSL_SKIP_GIN else ["GIN"]) + [CSL_MODEL]:
         rows.append(_train_csl(name, bundle, epochs=CSL_EPOCHS, hidden=CSL_HIDDEN,
                                batch_size=CSL_BATCH, **CSL_OPTS))
-        print(rows[-1])
+        _progress(rows[-1])
     return rows
 
 
-@register("pathnn-exp", "PathNN vs GIN: separated 1-WL-equivalent EXP pairs (untrained)")
-def run_exp(quick: bool, out: Path) -> list[dict]:
+def _headline(rows: list[dict], models: list[str]) -> str:
+    got = {r["model"]: r["separated"] for r in rows if "separated" in r}
+    return ", ".join(f"{m} {got[m]}" for m in models if m in got)
+
+
+@register("pathnn-exp", "PathNN vs GIN: separated 1-WL-equivalent EXP pairs (untrained)",
+          paper="Michel et al. 2023 (PathNN), EXP (Abboud et al. 2021)")
+def run_exp(quick: bool, out: Path) -> TaskResult:
     torch.set_num_threads(1)
     rows = _exp_rows(quick)
-    _save(rows, out, "pathnn_exp", quick)
-    return rows
+    return TaskResult(rows, paper="PathNN-SP+ / AP 600/600, GIN 0/600",
+                      ours=_headline(rows, ["PathNN-SP", "PathNN-SP+", "PathNN-AP", "GIN"]),
+                      notes=f"Untrained, float64; a pair counts as separated when its embedding "
+                            f"distance exceeds {TOL:g} for every initialisation.",
+                      config={"seeds": 1 if quick else SEEDS, "pairs": PAIRS, "tol": TOL})
 
 
-@register("pathnn-sr25", "PathNN vs GIN: separated SR25 pairs (3-WL-equivalent, untrained)")
-def run_sr25(quick: bool, out: Path) -> list[dict]:
+@register("pathnn-sr25", "PathNN vs GIN: separated SR25 pairs (3-WL-equivalent, untrained)",
+          paper="Michel et al. 2023 (PathNN), SR25")
+def run_sr25(quick: bool, out: Path) -> TaskResult:
     torch.set_num_threads(1)
     rows = _sr25_rows(quick)
-    _save(rows, out, "pathnn_sr25", quick)
-    return rows
+    return TaskResult(rows, paper="PathNN-AP (DE) 105/105, GIN 0/105",
+                      ours=_headline(rows, SR25_MODELS),
+                      notes=f"Untrained, float64, tolerance {TOL:g}. Refinement rows: the exact, "
+                            "injective path-colour refinement (an upper bound for every PathNN-AP "
+                            "with distance encoding over the same path lengths).",
+                      config={"seeds": 1 if quick else SEEDS, "models": SR25_MODELS,
+                              "refinement_lengths": SR25_REFINEMENT_LENGTHS,
+                              "pattern_lengths": SR25_PATTERN_LENGTHS, "graphs": SR25_GRAPHS,
+                              "copies": SR25_COPIES})
 
 
-@register("pathnn-csl", "PathNN vs GIN on CSL: class separation (untrained); 5-fold accuracy (full)")
-def run_csl(quick: bool, out: Path) -> list[dict]:
+@register("pathnn-csl", "PathNN vs GIN on CSL: class separation (untrained); 5-fold accuracy (full)",
+          paper="Michel et al. 2023 (PathNN), CSL (Murphy et al. 2019)")
+def run_csl(quick: bool, out: Path) -> TaskResult:
     torch.set_num_threads(1)
     rows = _csl_rows(quick)
-    _save(rows, out, "pathnn_csl", quick)
-    return rows
+    trained = [r for r in rows if "test_acc" in r]
+    ours = _headline(rows, ["GIN", "PathNN-AP (DE, L=4)", "PathNN-SP+ (L=6)"])
+    if trained:
+        ours += "; " + ", ".join(f"{r['model']} {r.get('test_acc', '')}" for r in trained)
+    return TaskResult(rows, paper="CSL accuracy PathNN ~100%, GIN 10%", ours=ours,
+                      config={"model": CSL_MODEL, "epochs": CSL_EPOCHS, "hidden": CSL_HIDDEN,
+                              "batch_size": CSL_BATCH, **CSL_OPTS})
 
 
-def _save(rows: list[dict], out: Path, name: str, quick: bool) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if quick else ""
-    (out / f"{name}{suffix}.json").write_text(json.dumps(rows, indent=2))
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> int:
+    global PAIRS, SEEDS, SR25_REFINEMENT_LENGTHS, SKIP_MODELS, SR25_PATTERN_LENGTHS
+    global SR25_MODELS, SR25_GRAPHS, SR25_COPIES, CSL_MODEL, CSL_EPOCHS, CSL_HIDDEN, CSL_BATCH
+    global CSL_SKIP_GIN
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--out", type=Path, default=Path("runs/pathnn_expressivity"))
     parser.add_argument("--task", choices=["exp", "sr25", "csl", "all"], default="all")
     parser.add_argument("--pairs", type=int, help="EXP pairs (default: all 600)")
     parser.add_argument("--seeds", type=int, default=SEEDS, help="initialisations (full mode)")
@@ -621,7 +639,7 @@ if __name__ == "__main__":
                         help="acc: first best valid accuracy (paper); acc_loss: ties by valid loss")
     parser.add_argument("--csl-folds", type=int, nargs="+", help="1-based folds (default all 5)")
     parser.add_argument("--csl-skip-gin", action="store_true", help="train PathNN only")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     PAIRS, SEEDS = args.pairs, args.seeds
     SR25_REFINEMENT_LENGTHS, SKIP_MODELS = args.refinement_lengths, args.skip_models
     SR25_PATTERN_LENGTHS = args.pattern_lengths
@@ -638,9 +656,14 @@ if __name__ == "__main__":
                     select=args.csl_select,
                     folds=[f - 1 for f in args.csl_folds] if args.csl_folds else 5)
     CSL_SKIP_GIN = args.csl_skip_gin
-    if args.task in ("exp", "all"):
-        run_exp(args.quick, args.out)
-    if args.task in ("sr25", "all"):
-        run_sr25(args.quick, args.out)
-    if args.task in ("csl", "all"):
-        run_csl(args.quick, args.out)
+    # one task per subject, each with its own results file in --out
+    tasks = {"exp": ("pathnn-exp", run_exp), "sr25": ("pathnn-sr25", run_sr25),
+             "csl": ("pathnn-csl", run_csl)}
+    codes = [run_script(name, argv, args.out / key, args.quick,
+                        lambda fn=fn: fn(args.quick, args.out))
+             for key, (name, fn) in tasks.items() if args.task in (key, "all")]
+    return max(codes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
