@@ -6,11 +6,13 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.resolver import activation_resolver
-from torch_geometric.typing import OptTensor
+from torch_geometric.typing import Adj, OptTensor, PairTensor, Size
 
+from graphlab.conv._adj import adj_sizes, check_pair_features, pair, unpack_adj
 from graphlab.utils.validation import (
+    check_adj,
     check_edge_features,
-    check_edge_index,
+    check_input_dtype,
     check_node_features,
 )
 
@@ -60,7 +62,8 @@ class EGNNConv(MessagePassing):
     norm plus :math:`10^{-8}` as the authors do. Nothing is updated in place.
 
     Args:
-        in_channels (int): Size of each input node feature :math:`\mathbf{h}_i`.
+        in_channels (int or tuple): Size of each input node feature :math:`\mathbf{h}_i`, or
+            ``(source, target)`` sizes for bipartite message passing.
         out_channels (int): Size of each output node feature.
         hidden_channels (int, optional): Width of the MLPs and of the messages
             (default: ``out_channels``).
@@ -80,18 +83,33 @@ class EGNNConv(MessagePassing):
             linear map when ``in_channels != out_channels``). (default: :obj:`True`)
         **kwargs: Passed to :class:`~torch_geometric.nn.conv.MessagePassing`.
 
+    Inputs follow PyG's contract: ``edge_index`` may be a ``[2, E]`` tensor, an ``EdgeIndex``, a
+    ``torch.sparse`` ``adj_t`` (COO/CSR/CSC, row = target) or a ``SparseTensor``; 2-D values of a
+    sparse ``adj_t`` are taken as ``edge_attr`` (1-D values, edge weights, are not used by this
+    layer), and per-edge inputs given beside an ``adj_t`` are read in its storage order.
+    Bipartite message passing takes ``x=(x_src, x_dst)`` *and* ``pos=(pos_src, pos_dst)``: the
+    messages need the positions of both endpoints, so a feature pair with a single ``pos`` is an
+    error. ``size=(N_src, N_dst)`` may be given. Outputs (and ``vel``) are the target nodes'.
+
+    Mixed precision: under ``torch.autocast`` the MLPs run in the autocast dtype while
+    coordinates (differences, squared distances, the position and velocity updates) stay in
+    ``pos``'s dtype (keep ``pos`` float32): a bf16 difference of two nearby points keeps only a
+    few significant digits and equivariance would degrade. ``x`` may then be bf16/fp16 (from an
+    earlier layer) while ``pos`` is float32; outside autocast they must share a dtype.
+
     Shapes:
-        - **input:** node features :math:`(|\mathcal{V}|, F_{in})`, positions
-          :math:`(|\mathcal{V}|, n)`, edge indices :math:`(2, |\mathcal{E}|)`, edge features
-          :math:`(|\mathcal{E}|, D)` *(optional)*, velocities :math:`(|\mathcal{V}|, n)`
-          *(optional)*
-        - **output:** node features :math:`(|\mathcal{V}|, F_{out})`, positions
-          :math:`(|\mathcal{V}|, n)`, and velocities :math:`(|\mathcal{V}|, n)` if given
+        - **input:** node features :math:`(|\mathcal{V}|, F_{in})` (or a source/target pair),
+          positions :math:`(|\mathcal{V}|, n)` (or a pair), edge indices
+          :math:`(2, |\mathcal{E}|)` or a sparse ``adj_t`` :math:`(|\mathcal{V}_t|,
+          |\mathcal{V}_s|)`, edge features :math:`(|\mathcal{E}|, D)` *(optional)*, velocities
+          :math:`(|\mathcal{V}_t|, n)` *(optional)*
+        - **output:** node features :math:`(|\mathcal{V}_t|, F_{out})`, positions
+          :math:`(|\mathcal{V}_t|, n)`, and velocities :math:`(|\mathcal{V}_t|, n)` if given
     """
 
     def __init__(
         self,
-        in_channels: int,
+        in_channels: int | tuple[int, int],
         out_channels: int,
         hidden_channels: int | None = None,
         edge_dim: int = 0,
@@ -115,6 +133,8 @@ class EGNNConv(MessagePassing):
             raise ValueError(f"coords_range must be positive, got {coords_range}")
         hidden_channels = out_channels if hidden_channels is None else hidden_channels
         self.in_channels = in_channels
+        f_src, f_dst = (in_channels, in_channels) if isinstance(in_channels, int) else in_channels
+        self._in_pair = (f_src, f_dst)
         self.out_channels = out_channels
         self.hidden_channels = hidden_channels
         self.edge_dim = edge_dim
@@ -129,17 +149,17 @@ class EGNNConv(MessagePassing):
         self.act = activation_resolver(act)
 
         # phi_e's first layer acts on [h_i, h_j, |x_i - x_j|^2, a_ij], in the paper's order.
-        self.edge_lin1 = nn.Linear(2 * in_channels + 1 + edge_dim, hidden_channels)
+        self.edge_lin1 = nn.Linear(f_dst + f_src + 1 + edge_dim, hidden_channels)
         self.edge_lin2 = nn.Linear(hidden_channels, hidden_channels)
         self.att_lin = nn.Linear(hidden_channels, 1) if attention else None
-        self.node_lin1 = nn.Linear(in_channels + hidden_channels, hidden_channels)
+        self.node_lin1 = nn.Linear(f_dst + hidden_channels, hidden_channels)
         self.node_lin2 = nn.Linear(hidden_channels, out_channels)
-        self.skip = (nn.Linear(in_channels, out_channels, bias=False)
-                     if residual and in_channels != out_channels else None)
+        self.skip = (nn.Linear(f_dst, out_channels, bias=False)
+                     if residual and f_dst != out_channels else None)
         if update_pos:
             self.coord_lin1 = nn.Linear(hidden_channels, hidden_channels)
             self.coord_lin2 = nn.Linear(hidden_channels, 1, bias=False)
-            self.vel_lin1 = nn.Linear(in_channels, hidden_channels)
+            self.vel_lin1 = nn.Linear(f_dst, hidden_channels)
             self.vel_lin2 = nn.Linear(hidden_channels, 1)
         else:
             self.coord_lin1 = self.coord_lin2 = self.vel_lin1 = self.vel_lin2 = None
@@ -157,27 +177,37 @@ class EGNNConv(MessagePassing):
 
     def forward(
         self,
-        x: Tensor,
-        pos: Tensor,
-        edge_index: Tensor,
+        x: Tensor | PairTensor,
+        pos: Tensor | PairTensor,
+        edge_index: Adj,
         edge_attr: OptTensor = None,
         vel: OptTensor = None,
+        size: Size = None,
     ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
-        """Returns ``(x_out, pos_out)``, or ``(x_out, pos_out, vel_out)`` when ``vel`` is given."""
-        edge_attr = self._validate(x, pos, edge_index, edge_attr, vel)
-        num_nodes = x.size(0)
+        """Returns ``(x_out, pos_out)``, or ``(x_out, pos_out, vel_out)`` when ``vel`` is given.
+
+        For bipartite input (``x=(x_src, x_dst)``, ``pos=(pos_src, pos_dst)``) the outputs and
+        ``vel`` belong to the target nodes.
+        """
+        x_src, x_dst = pair(x)
+        pos_src, pos_dst = pair(pos, "pos")
+        n_src, n_dst = adj_sizes(edge_index, size, x_src.size(0), x_dst.size(0))
+        edge_index, edge_attr = self._validate(x, pos, x_src, x_dst, pos_src, pos_dst, edge_index,
+                                               edge_attr, vel, n_src, n_dst)
 
         src, dst = edge_index[0], edge_index[1]
-        diff = pos.index_select(0, dst) - pos.index_select(0, src)  # x_i - x_j
+        # Coordinates stay in pos's dtype (float32 under autocast): the geometry is what the
+        # equivariance rests on, and a bf16 difference of nearby points loses most of its digits.
+        diff = pos_dst.index_select(0, dst) - pos_src.index_select(0, src)  # x_i - x_j
         radial = (diff * diff).sum(dim=-1, keepdim=True)
-        m = self.edge_messages(x, edge_index, radial, edge_attr)
-        msg = self.propagate(edge_index, m=m, size=(num_nodes, num_nodes))
+        m = self.edge_messages((x_src, x_dst), edge_index, radial, edge_attr)
+        msg = self.propagate(edge_index, m=m, size=(n_src, n_dst))
 
-        h = self.node_lin2(self.act(self.node_lin1(torch.cat([x, msg], dim=-1))))
+        h = self.node_lin2(self.act(self.node_lin1(torch.cat([x_dst, msg.to(x_dst.dtype)], -1))))
         if self.residual:
-            h = h + (x if self.skip is None else self.skip(x))
+            h = h + (x_dst if self.skip is None else self.skip(x_dst))
         if not self.update_pos:
-            return h, pos
+            return h, pos_dst
 
         phi = self.coord_lin2(self.act(self.coord_lin1(m)))
         if self.tanh:
@@ -187,33 +217,43 @@ class EGNNConv(MessagePassing):
         if self.normalize:
             # Detached norm + eps (as the authors do): no infinite gradient of sqrt at 0.
             diff = diff / (radial.detach().sqrt() + self.eps)
-        shift = pos.new_zeros(pos.shape).index_add(0, dst, diff * phi)
+        shift = pos_dst.new_zeros(pos_dst.shape).index_add(0, dst, diff * phi.to(diff.dtype))
         if self.pos_aggr == "mean":
-            deg = pos.new_zeros(num_nodes).index_add(0, dst, radial.new_ones(dst.numel()))
+            deg = pos_dst.new_zeros(n_dst).index_add(0, dst, radial.new_ones(dst.numel()))
             shift = shift / deg.clamp(min=1).unsqueeze(-1)
         if vel is not None:
-            vel_out = self.vel_lin2(self.act(self.vel_lin1(x))) * vel + shift
-            return h, pos + vel_out, vel_out
-        return h, pos + shift
+            scale = self.vel_lin2(self.act(self.vel_lin1(x_dst))).to(vel.dtype)
+            vel_out = scale * vel + shift
+            return h, pos_dst + vel_out, vel_out
+        return h, pos_dst + shift
 
-    def edge_messages(self, x: Tensor, edge_index: Tensor, radial: Tensor,
+    def edge_messages(self, x: Tensor | PairTensor, edge_index: Tensor, radial: Tensor,
                       edge_attr: OptTensor = None) -> Tensor:
         r"""The messages :math:`\mathbf{m}_{ij}`, one row per edge.
 
         The first layer of :math:`\phi_e` is split by blocks of its input: node features are
         projected once per node and then gathered, and the other terms are added in place into
         the gathered buffer (none of these buffers is saved for backward), so no
-        :math:`|\mathcal{E}| \times (2F + 1 + D)` concatenation is ever built.
+        :math:`|\mathcal{E}| \times (2F + 1 + D)` concatenation is ever built. ``x`` is the node
+        features or the pair ``(x_src, x_dst)``.
         """
-        f, hidden = self.in_channels, self.hidden_channels
+        x_src, x_dst = pair(x)
+        f_src, f_dst = self._in_pair
+        hidden = self.hidden_channels
         w = self.edge_lin1.weight
-        # One matmul gives both halves W_i h and W_j h; the bias rides on the target half.
-        proj = x @ torch.cat([w[:, :f], w[:, f: 2 * f]], dim=0).t()
-        pre = (proj[:, :hidden] + self.edge_lin1.bias).index_select(0, edge_index[1])
-        pre = pre.add_(proj[:, hidden:].index_select(0, edge_index[0]))
-        pre = pre.addcmul_(radial, w[:, 2 * f])
+        if x_src is x_dst:
+            # One matmul gives both halves W_i h and W_j h; the bias rides on the target half.
+            proj = x_dst @ torch.cat([w[:, :f_dst], w[:, f_dst: f_dst + f_src]], dim=0).t()
+            proj_dst, proj_src = proj[:, :hidden], proj[:, hidden:]
+        else:
+            proj_dst = x_dst @ w[:, :f_dst].t()
+            proj_src = x_src @ w[:, f_dst: f_dst + f_src].t()
+        pre = (proj_dst + self.edge_lin1.bias).index_select(0, edge_index[1])
+        pre = pre.add_(proj_src.index_select(0, edge_index[0]))
+        # under autocast the projections are low precision; the in-place updates keep that dtype
+        pre = pre.addcmul_(radial.to(pre.dtype), w[:, f_dst + f_src].to(pre.dtype))
         if edge_attr is not None:
-            pre = pre.addmm_(edge_attr, w[:, 2 * f + 1:].t())
+            pre = pre.addmm_(edge_attr.to(pre.dtype), w[:, f_dst + f_src + 1:].t().to(pre.dtype))
         m = self.act(self.edge_lin2(self.act(pre)))
         if self.att_lin is not None:
             m = m * torch.sigmoid(self.att_lin(m))
@@ -231,19 +271,37 @@ class EGNNConv(MessagePassing):
         out = inputs.new_zeros(dim_size, inputs.size(-1))
         return out.index_add(0, index, inputs)
 
-    def _validate(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: OptTensor,
-                  vel: OptTensor) -> OptTensor:
-        check_node_features(x, "x", channels=self.in_channels)
-        check_node_features(pos, "pos")
-        if pos.size(0) != x.size(0):
-            raise ValueError(f"pos must have one row per node of x ({x.size(0)}), got shape "
-                             f"{list(pos.shape)}")
-        if pos.dtype != x.dtype:
-            raise ValueError(f"pos and x must have the same dtype, got {pos.dtype} and {x.dtype}")
-        if pos.size(1) < 1:
+    def _validate(self, x: Tensor | PairTensor, pos: Tensor | PairTensor, x_src: Tensor,
+                  x_dst: Tensor, pos_src: Tensor, pos_dst: Tensor, edge_index: Adj,
+                  edge_attr: OptTensor, vel: OptTensor, n_src: int, n_dst: int
+                  ) -> tuple[Tensor, OptTensor]:
+        if isinstance(x, (tuple, list)) != isinstance(pos, (tuple, list)):
+            raise ValueError("x and pos must both be tensors or both be (source, target) pairs: "
+                             "messages need the features and the positions of both endpoints")
+        f_src, f_dst = self._in_pair
+        check_pair_features(x_src, x_dst, n_src, n_dst, channels=(f_src, f_dst))
+        sides = ((pos_dst, n_dst, ""),) if pos_src is pos_dst else \
+            ((pos_src, n_src, "source "), (pos_dst, n_dst, "target "))
+        for p, n, what in sides:
+            check_node_features(p, "pos")
+            if p.size(0) != n:
+                raise ValueError(f"pos must have one row per {what}node of x ({n}), got shape "
+                                 f"{list(p.shape)}")
+        if pos_src.size(1) != pos_dst.size(1):
+            raise ValueError(f"pos[0] and pos[1] must have the same spatial dimension, got "
+                             f"{pos_src.size(1)} and {pos_dst.size(1)}")
+        if pos_dst.size(1) < 1:
             raise ValueError(f"pos must have at least one spatial dimension, got shape "
-                             f"{list(pos.shape)}")
-        check_edge_index(edge_index, x.size(0))
+                             f"{list(pos_dst.shape)}")
+        # under autocast x may arrive in bf16/fp16 from an earlier layer while pos stays float32
+        if pos_dst.dtype != x_dst.dtype and not torch.is_autocast_enabled(x_dst.device.type):
+            raise ValueError(f"pos and x must have the same dtype outside torch.autocast, got "
+                             f"{pos_dst.dtype} and {x_dst.dtype}")
+        check_input_dtype(x_dst, self.edge_lin1.weight, "x")
+        check_adj(edge_index, (n_src, n_dst))
+        edge_index, values = unpack_adj(edge_index)
+        if values is not None and values.dim() == 2 and edge_attr is None:
+            edge_attr = values  # PyG's convention: 2-D sparse values are edge features
         num_edges = edge_index.size(1)
         if self.edge_dim == 0:
             if edge_attr is not None:
@@ -263,10 +321,10 @@ class EGNNConv(MessagePassing):
             if not self.update_pos:
                 raise ValueError("vel requires update_pos=True (velocities move the positions)")
             check_node_features(vel, "vel")
-            if vel.shape != pos.shape:
-                raise ValueError(f"vel must have the shape of pos {list(pos.shape)}, got "
+            if vel.shape != pos_dst.shape:
+                raise ValueError(f"vel must have the shape of pos {list(pos_dst.shape)}, got "
                                  f"{list(vel.shape)}")
-        return edge_attr
+        return edge_index, edge_attr
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "

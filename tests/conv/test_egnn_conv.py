@@ -3,11 +3,17 @@
 import pytest
 import torch
 from torch import nn
+from torch_geometric.testing import assert_module
 
 from graphlab.conv import EGNNConv
 from graphlab.testing import CHECKS, EDGE_INDEX_MUTATIONS, LayerCase, conformance_params
 from graphlab.testing.equivariance import assert_e_n_equivariant, random_orthogonal
-from graphlab.testing.graphs import random_graph
+from graphlab.testing.graphs import (
+    HETERO_METADATA,
+    adjacency_forms,
+    random_graph,
+    toy_hetero_graph,
+)
 from graphlab.testing.reference_egnn import ReferenceEGCL, copy_egnn_weights
 from graphlab.utils.geometry import radius_graph
 
@@ -235,6 +241,11 @@ CASES = [
         levels=("node", "node"),
         make_graph=_make_graph,
         grad_inputs=("x", "pos", "edge_attr"),
+        fullgraph=True,
+        forward_adj_t=lambda m, b: m(b.x, b.pos, b.adj_t),  # edge features as adj_t values
+        adj_t_attr="edge_attr",
+        forward_bipartite=lambda m, b: m((b.x, b.x), (b.pos, b.pos), b.edge_index, b.edge_attr,
+                                         size=(b.num_nodes, b.num_nodes)),
     ),
     LayerCase(
         name="egnn-vel",
@@ -243,6 +254,11 @@ CASES = [
         levels=("node", "node", "node"),
         make_graph=_make_graph,
         grad_inputs=("x", "pos", "vel"),
+        fullgraph=True,
+        # a value-less adj_t, edge features passed beside it in its edge order
+        forward_adj_t=lambda m, b: m(b.x, b.pos, b.adj_t, b.edge_attr, vel=b.vel),
+        forward_bipartite=lambda m, b: m((b.x, b.x), (b.pos, b.pos), b.edge_index, b.edge_attr,
+                                         vel=b.vel),
     ),
     LayerCase(
         # normalize divides by a *detached* norm (the authors' choice, for stability), so the
@@ -254,6 +270,7 @@ CASES = [
         levels=("node", "node", "node"),
         make_graph=_make_graph,
         grad_inputs=("x", "vel", "edge_attr"),
+        fullgraph=True,
     ),
     LayerCase(
         name="egnn-invariant",
@@ -261,6 +278,7 @@ CASES = [
         forward=lambda m, b: m(b.x, b.pos, b.edge_index, b.edge_attr)[0],
         levels=("node",),
         make_graph=_make_graph,
+        fullgraph=True,
         bad_inputs={
             **EDGE_INDEX_MUTATIONS,
             "edge_attr_wrong_width": lambda b: _set(b, "edge_attr", b.edge_attr[:, :1]),
@@ -278,3 +296,131 @@ def _set(b, key, value):
 @pytest.mark.parametrize("case,check", conformance_params(CASES))
 def test_conformance(case, check):
     CHECKS[check](case)
+
+
+# ------------------------------------------------------------------ PyG input contract
+EI = torch.tensor([[0, 1, 2, 3, 1, 0], [0, 0, 1, 1, 2, 3]])
+BI_EI = torch.tensor([[0, 1, 2, 3], [0, 0, 1, 1]])  # 4 sources -> 2 targets
+
+
+def _cat(out):
+    return torch.cat(out, dim=-1)
+
+
+def test_pyg_contract_adj_forms_and_size():
+    torch.manual_seed(0)
+    conv = EGNNConv(F, H, edge_dim=2)
+    x, pos, e = torch.randn(4, F), torch.randn(4, 3), torch.randn(EI.size(1), 2)
+    out = _cat(conv(x, pos, EI, e))
+    torch.testing.assert_close(_cat(conv(x, pos, EI, e, size=(4, 4))), out)
+    for name, adj in adjacency_forms(EI, (4, 4), e).items():
+        args = (adj, e) if name == "EdgeIndex" else (adj,)
+        torch.testing.assert_close(_cat(conv(x, pos, *args)), out, msg=name)
+
+
+def test_pyg_contract_bipartite():
+    torch.manual_seed(1)
+    conv = EGNNConv((5, F), H, edge_dim=2)  # 5 source features, F target features
+    x_s, x_t = torch.randn(4, 5), torch.randn(2, F)
+    p_s, p_t = torch.randn(4, 3), torch.randn(2, 3)
+    e = torch.randn(BI_EI.size(1), 2)
+    h, p = conv((x_s, x_t), (p_s, p_t), BI_EI, e)
+    assert h.shape == (2, H) and p.shape == (2, 3)
+    # by hand: target i aggregates its sources j
+    w = conv.edge_lin1.weight
+    for i in range(2):
+        js = BI_EI[0, BI_EI[1] == i]
+        es = e[BI_EI[1] == i]
+        diff = p_t[i] - p_s[js]
+        rad = (diff * diff).sum(-1, keepdim=True)
+        inp = torch.cat([x_t[i].expand(len(js), F), x_s[js], rad, es], -1)
+        m = conv.act(conv.edge_lin2(conv.act(inp @ w.t() + conv.edge_lin1.bias)))
+        ref_h = conv.node_lin2(conv.act(conv.node_lin1(torch.cat([x_t[i], m.sum(0)]))))
+        ref_h = ref_h + conv.skip(x_t[i])
+        phi = conv.coord_lin2(conv.act(conv.coord_lin1(m)))
+        ref_p = p_t[i] + (diff * phi).mean(0)
+        torch.testing.assert_close(h[i], ref_h, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(p[i], ref_p, atol=1e-5, rtol=1e-5)
+    for name, adj in adjacency_forms(BI_EI, (4, 2), e).items():
+        args = (adj, e) if name == "EdgeIndex" else (adj,)
+        torch.testing.assert_close(_cat(conv((x_s, x_t), (p_s, p_t), *args)), _cat((h, p)),
+                                   msg=name)
+
+
+def test_bipartite_needs_both_positions():
+    conv = EGNNConv(F, H)
+    x_s, x_t = torch.randn(4, F), torch.randn(2, F)
+    with pytest.raises(ValueError, match="both be tensors or both be"):
+        conv((x_s, x_t), torch.randn(2, 3), BI_EI)
+    with pytest.raises(ValueError, match="one row per target node of x"):
+        conv((x_s, x_t), (torch.randn(4, 3), torch.randn(3, 3)), BI_EI)
+
+
+class _Flat(nn.Module):
+    """``assert_module`` wants one tensor out: features and positions side by side."""
+
+    def __init__(self, conv):
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x, edge_index, pos, size=None):
+        return torch.cat(self.conv(x, pos, edge_index, size=size), dim=-1)
+
+
+def test_pyg_assert_module():
+    torch.manual_seed(2)
+    x, pos = torch.randn(4, F), torch.randn(4, 3)
+    assert_module(_Flat(EGNNConv(F, H)), x, EI, pos=pos, expected_size=(4, H + 3), atol=1e-6)
+
+
+def test_to_hetero_is_refused_by_pyg_for_tuple_outputs_so_do_it_per_relation():
+    """PyG's ``to_hetero`` sums a message-passing module's output over relations, which needs a
+    tensor (and summing positions over relations would count ``pos`` once per relation). The
+    heterogeneous EGNN layer is therefore written per relation with bipartite calls."""
+    torch.manual_seed(3)
+    x, ei, pos = toy_hetero_graph(F, pos_dim=3)
+    convs = {rel: EGNNConv(F, F, update_pos=False) for rel in HETERO_METADATA[1]}
+    h = {t: 0 for t in HETERO_METADATA[0]}
+    for (s, r, t), conv in convs.items():
+        out, _ = conv((x[s], x[t]), (pos[s], pos[t]), ei[(s, r, t)])
+        h[t] = h[t] + out
+    assert h["paper"].shape == (6, F) and h["author"].shape == (4, F)
+    # a same-type relation as a bipartite call equals the homogeneous call
+    cites = ("paper", "cites", "paper")
+    torch.testing.assert_close(
+        convs[cites]((x["paper"], x["paper"]), (pos["paper"], pos["paper"]), ei[cites])[0],
+        convs[cites](x["paper"], pos["paper"], ei[cites])[0])
+
+
+# ------------------------------------------------------------------ mixed precision
+def test_stacked_layers_under_bf16_autocast():
+    """Regression (issue 17): the second layer got bf16 ``x`` and float32 ``pos`` and raised
+    ``pos and x must have the same dtype``."""
+    torch.manual_seed(4)
+    g = _graph(edge_dim=2, dtype=torch.float32)
+    convs = [EGNNConv(F, F, edge_dim=2) for _ in range(3)]
+    h, p = g.x.bfloat16(), g.pos  # bf16 features, as an embedding under autocast gives them
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for conv in convs:
+            h, p = conv(h, p, g.edge_index, g.edge_attr)
+    assert p.dtype == torch.float32  # coordinates stay float32
+    (h.float().sum() + p.sum()).backward()
+    assert all(torch.isfinite(q.grad).all() for c in convs for q in c.parameters()
+               if q.grad is not None)
+    # equivariance survives: rotate the input, the float32 positions rotate with it
+    q = random_orthogonal(3, torch.Generator().manual_seed(0)).float()
+    h2, p2 = g.x.bfloat16(), g.pos @ q.t()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for conv in convs:
+            h2, p2 = conv(h2, p2, g.edge_index, g.edge_attr)
+    torch.testing.assert_close(p2, p @ q.t(), atol=5e-2, rtol=5e-2)
+
+
+def test_dtype_mismatch_outside_autocast_names_both():
+    conv = EGNNConv(F, H)
+    g = _graph(dtype=torch.float32)
+    with pytest.raises(ValueError, match="float64 and torch.float32"):
+        conv(g.x, g.pos.double(), g.edge_index)
+    with pytest.raises(ValueError, match="x has dtype torch.bfloat16 but the layer computes in "
+                                         "torch.float32"):
+        conv(g.x.bfloat16(), g.pos.bfloat16(), g.edge_index)
