@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from graphlab.utils.validation import check_floating, check_index
+from graphlab.utils.validation import check_floating, check_index, value_checks_enabled
 
 
 def prepare_inputs(x: Tensor, index: Tensor | None, ptr: Tensor | None, dim_size: int | None,
@@ -22,30 +22,53 @@ def prepare_inputs(x: Tensor, index: Tensor | None, ptr: Tensor | None, dim_size
     """Validate an aggregation call and return ``(index, dim_size)`` as a long index.
 
     ``ptr`` (CSR boundaries of sorted rows) is converted to an index so that every code path
-    works on unsorted input.
+    works on unsorted input. Errors follow PyG's :class:`~torch_geometric.nn.aggr.Aggregation`
+    (``"Encountered invalid 'dim_size' (got '3' but expected >= '5')"``). Checks of index
+    values read them on the host, so they follow :mod:`graphlab.utils.validation`'s policy (never
+    while ``torch.compile`` traces, on accelerators only in debug mode); shape and dtype checks
+    always run.
     """
     check_floating(x, "x")
     if x.dim() != 2:
-        raise ValueError(f"x must be 2-dimensional [num_elements, channels], got shape "
-                         f"{list(x.shape)}")
+        raise ValueError(f"Aggregation requires two-dimensional inputs [num_elements, channels] "
+                         f"(got shape {list(x.shape)})")
     if dim not in (0, -2):
-        raise ValueError(f"aggregation must run over the first dimension (dim=0 or -2), got {dim}")
+        raise ValueError(f"Aggregation needs to perform aggregation in first dimension (got "
+                         f"'{dim}')")
+    if dim_size is not None and (isinstance(dim_size, bool)
+                                 or not isinstance(dim_size, (int, torch.SymInt))
+                                 or dim_size < 0):
+        raise ValueError(f"Encountered invalid 'dim_size' (got '{dim_size}' but expected a "
+                         f"non-negative int)")
     if ptr is not None:
         check_index(ptr, name="ptr")
-        if ptr.numel() == 0 or int(ptr[0]) != 0 or int(ptr[-1]) != x.size(0) \
-                or bool((ptr.diff() < 0).any()):
+        if ptr.numel() == 0:
+            raise ValueError("ptr must hold at least one entry (0), got an empty tensor")
+        if dim_size is not None and dim_size != ptr.numel() - 1:
+            raise ValueError(f"Encountered invalid 'dim_size' (got '{dim_size}' but expected "
+                             f"'{ptr.numel() - 1}')")
+        if value_checks_enabled(ptr) and (int(ptr[0]) != 0 or int(ptr[-1]) != x.size(0)
+                                          or bool((ptr.diff() < 0).any())):
             raise ValueError(f"ptr must be non-decreasing from 0 to {x.size(0)} (the number of "
                              f"rows of x), got {ptr.tolist()[:8]}...")
         counts = ptr.diff()
-        index = torch.repeat_interleave(torch.arange(counts.numel(), device=x.device), counts)
-        dim_size = counts.numel() if dim_size is None else dim_size
+        # output_size: the result's length is known, so torch.compile needs no data-dependent size
+        index = torch.repeat_interleave(torch.arange(counts.numel(), device=x.device), counts,
+                                        output_size=x.size(0))
+        dim_size = counts.numel()
     if index is None:
         index = torch.zeros(x.size(0), dtype=torch.long, device=x.device)
     check_index(index, size=x.size(0))
-    if dim_size is None:
+    if dim_size is None:  # PyG's Aggregation.__call__ fills it in before forward
         dim_size = int(index.max()) + 1 if index.numel() else 0
-    check_index(index, dim_size=dim_size, size=x.size(0))
-    return index.long(), int(dim_size)
+    elif index.numel() and value_checks_enabled(index):
+        lo, hi = (int(v) for v in torch.aminmax(index))
+        if lo < 0:
+            raise ValueError(f"index must be non-negative, got minimum {lo}")
+        if hi >= dim_size:
+            raise ValueError(f"Encountered invalid 'dim_size' (got '{dim_size}' but expected "
+                             f">= '{hi + 1}')")
+    return index, dim_size
 
 
 class Segments(NamedTuple):

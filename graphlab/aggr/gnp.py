@@ -11,6 +11,7 @@ from torch_geometric.nn.aggr import Aggregation
 
 from graphlab.aggr import _gnp_fused
 from graphlab.aggr._segment import prepare_inputs
+from graphlab.utils.validation import value_checks_enabled
 
 __all__ = ["GNPAggregation"]
 
@@ -87,15 +88,24 @@ class GNPAggregation(Aggregation):
                  signed: bool = True, eps: float = 1e-6, p_min: float = 1.0,
                  fused: bool = False) -> None:
         super().__init__()
-        if channels < 1:
-            raise ValueError(f"channels must be positive, got {channels}")
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        if not (isinstance(p_min, (int, float)) and math.isfinite(p_min) and p_min > 0):
+            raise ValueError(f"p_min must be a finite number > 0 (p = 0 is not a power mean: "
+                             f"use a small p_min such as 1e-3 for geometric-like means), got "
+                             f"{p_min!r}")
+        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+            raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
         self.channels = channels
         self.learn = learn
         self.signed = signed
-        self.eps = eps
-        self.p_min = p_min
+        self.eps = float(eps)
+        self.p_min = float(p_min)
         self.fused = fused
         self._p_init, self._q_init = _pair(p, "p"), _pair(q, "q")
+        for name, values in (("p", self._p_init), ("q", self._q_init)):
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError(f"{name} must be finite, got {p if name == 'p' else q}")
         if min(abs(v) for v in self._p_init) < p_min:
             raise ValueError(f"|p| must be at least p_min={p_min}, got p={p}")
         branches = 2 if signed else 1
@@ -126,27 +136,50 @@ class GNPAggregation(Aggregation):
     def forward(self, x: Tensor, index: Tensor | None = None, ptr: Tensor | None = None,
                 dim_size: int | None = None, dim: int = -2) -> Tensor:
         index, dim_size = prepare_inputs(x, index, ptr, dim_size, dim)
-        c = x.size(-1)
-        if self.channels != 1 and c != self.channels:
-            raise ValueError(f"x must have {self.channels} channels (one p, q each), got shape "
-                             f"{list(x.shape)}")
-        if not self.signed and x.numel() and bool((x < 0).any()):
+        if self.channels != 1 and x.size(-1) != self.channels:
+            raise ValueError(f"{self.__class__.__name__} expects x with {self.channels} channels "
+                             f"(one p, q each), got shape {list(x.shape)}")
+        if not self.signed and x.numel() and value_checks_enabled(x) and bool((x < 0).any()):
             raise ValueError("GNPAggregation(signed=False) needs non-negative inputs; use "
                              "signed=True for real-valued inputs")
+        # log space in half precision loses the result (8 mantissa bits of log x ~ 14 give 6%
+        # errors): float16 / bfloat16 inputs, e.g. under torch.autocast, are computed in float32
+        dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+        xc = x.to(dtype)
         branches = self.p_raw.size(0)
-        p = self.p.to(x.dtype).expand(branches, x.size(-1))
-        q = self.q.to(x.dtype).expand(branches, x.size(-1))
-        # which intermediates the backward pass needs is decided here: inside
-        # autograd.Function.forward grad mode is always off
-        track = torch.is_grad_enabled()
-        grad_x = track and x.requires_grad
-        grad_pq = track and (p.requires_grad or q.requires_grad)
-        fused = self.fused and _gnp_fused.available()
-        return _GNPFunction.apply(x, p, q, index, dim_size, self.eps, grad_x, grad_pq, fused)
+        p = self.p.to(dtype).expand(branches, x.size(-1))
+        q = self.q.to(dtype).expand(branches, x.size(-1))
+        if torch.compiler.is_compiling():
+            out = _traced(xc, p.contiguous(), q.contiguous(), index, dim_size, self.eps)
+        else:
+            # which intermediates the backward pass needs is decided here: inside
+            # autograd.Function.forward grad mode is always off
+            track = torch.is_grad_enabled()
+            grad_x = track and xc.requires_grad
+            grad_pq = track and (p.requires_grad or q.requires_grad)
+            fused = self.fused and _gnp_fused.available()
+            out = _GNPFunction.apply(xc, p, q, index, dim_size, self.eps, grad_x, grad_pq, fused)
+        return out.to(x.dtype)
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}(channels={self.channels}, learn={self.learn}, "
-                f"signed={self.signed}{', fused=True' if self.fused else ''})")
+        return (f"{self.__class__.__name__}({self.channels}, p_min={self.p_min:g}, "
+                f"learn={self.learn}, signed={self.signed}"
+                f"{', fused=True' if self.fused else ''})")
+
+
+def _traced(x: Tensor, p: Tensor, q: Tensor, index: Tensor, dim_size: int, eps: float) -> Tensor:
+    """GNP while ``torch.compile`` traces the module: the pure tensor code of the fused kernels,
+    differentiated by autograd, with the exact per-segment shift and the small-channel sums
+    chosen per channel by ``torch.where``. Nothing reads a value on the host, so the graph has no
+    break and a learnable ``p`` never re-specialises it."""
+    count = torch.zeros(dim_size, dtype=torch.long, device=x.device)
+    count = count.index_add(0, index, torch.ones_like(index))
+    # the largest log-distance log(|x| + eps) - log eps, 0 without rows (the pad)
+    top = torch.nn.functional.pad(x.detach().abs().reshape(-1), (0, 1)).amax()
+    d_max = torch.log(top + eps) - math.log(eps)
+    floor = math.log(torch.finfo(x.dtype).tiny) + 1.0
+    return _gnp_fused.forward(x, index, count, p, q, d_max, eps, floor, exact=True, grad_x=False,
+                              grad_pq=False, small=True)[0]
 
 
 class _GNPFunction(torch.autograd.Function):
@@ -189,23 +222,26 @@ class _GNPFunction(torch.autograd.Function):
         branches, c = p.shape
         width, num_rows = branches * c, x.size(0)
         log_eps = math.log(eps)
-        floor = math.log(torch.finfo(x.dtype).tiny)
+        tiny = torch.finfo(x.dtype).tiny
         # exp(log tiny) rounds to a subnormal number, on which CPU exp is ~50x slower: exp
         # arguments are clamped one above it
-        exp_floor = floor + 1.0
+        exp_floor = math.log(tiny) + 1.0
         p_flat = p.reshape(1, -1)  # [1, B * C], branch-major
-        d_max, per_channel_shift = shift_plan(x, float(p_flat.abs().max()), eps)
+        p_lo, p_hi = (float(v) for v in torch.aminmax(p_flat.abs()))
+        d_max, per_channel_shift = shift_plan(x, p_hi, eps)
+        small = p_lo * d_max <= _gnp_fused.SMALL  # some channel sums e^y - 1 (see SMALL)
         ctx.fused, ctx.branches, ctx.log_eps = fused and num_rows > 0, branches, log_eps
         if ctx.fused:
             count = torch.bincount(index, minlength=dim_size)
             p, q = p.contiguous(), q.contiguous()
             result, gw, *saved = _gnp_fused.run(
                 "forward", x, index, count, p, q, x.new_tensor(d_max), eps, exp_floor,
-                not per_channel_shift, grad_x, grad_pq)
+                not per_channel_shift, grad_x, grad_pq, small)
             ctx.save_for_backward(index, count, p, gw, *saved)
             return result
         # [p+, -p-]: z = [p+ ReLU(d), p- ReLU(-d)] = [p+ clamp(d, min=0), -p- clamp(d, max=0)]
         p_split = torch.cat([p[0], -p[1]]).unsqueeze(0) if branches == 2 else p_flat
+        small_mask = p_flat.abs() * d_max <= _gnp_fused.SMALL if small else None  # [1, B * C]
         block = _block_rows(width)
         rows = min(block, num_rows)
         # scratch blocks, reused: fresh per-block temporaries cost measurably more (page faults)
@@ -233,9 +269,12 @@ class _GNPFunction(torch.autograd.Function):
             d = a.log_().sub_(log_eps).copysign_(xb)
             return split(d, s_z[:n]).mul_(p_split), g
 
-        def accumulate(r0: int, z: Tensor, g: Tensor | None, w: Tensor) -> None:
+        def accumulate(r0: int, z: Tensor, g: Tensor | None, y: Tensor) -> None:
+            """Sum the terms w = e^y (e^y - 1 in small channels) of rows r0 : r0 + len(y)."""
             ib = index[r0:r0 + z.size(0)]
-            total.index_add_(0, ib, w)
+            w = y.exp_() if small_mask is None else torch.exp(y)
+            total.index_add_(0, ib, w if small_mask is None else torch.where(
+                small_mask, _gnp_fused.expm1_from_exp(y, w), w))
             if wz is not None:
                 wz.index_add_(0, ib, torch.mul(w, z, out=s_wz[:z.size(0)]))
             if g is not None:  # z is free again: w [ReLU(g), -ReLU(-g)]
@@ -245,7 +284,7 @@ class _GNPFunction(torch.autograd.Function):
             shift = (p_flat.clamp(min=0) * d_max).to(x.dtype)  # [1, B * C]: the largest z
             for r0 in range(0, num_rows, block):
                 z, g = log_terms(r0)
-                accumulate(r0, z, g, torch.sub(z, shift, out=s_w[:z.size(0)]).exp_())
+                accumulate(r0, z, g, torch.sub(z, shift, out=s_w[:z.size(0)]))
         else:
             shift = x.new_full((dim_size, width), -math.inf)
             for r0 in range(0, num_rows, block):
@@ -262,19 +301,30 @@ class _GNPFunction(torch.autograd.Function):
                 # exp(z - s) <= 1 and the segment's largest term is 1. Terms below e times the
                 # smallest normal number are raised to it: they cannot move T >= 1, and CPU exp
                 # is ~50x slower on inputs whose result underflows.
-                accumulate(r0, z, g, torch.sub(z, w, out=w).clamp_(min=exp_floor).exp_())
+                accumulate(r0, z, g, torch.sub(z, w, out=w).clamp_(min=exp_floor))
         count = torch.bincount(index, minlength=dim_size)
-        # every non-empty segment has T >= e^(-FAST_RANGE * 87) (float32); empty ones T = 0
-        total = total.clamp_(min=torch.finfo(x.dtype).tiny)
-        log_count = torch.log(count.clamp(min=1).to(x.dtype)).unsqueeze(-1)  # [N, 1]
+        n_rows = count.clamp(min=1).to(x.dtype).unsqueeze(-1)  # [N, 1]
+        log_count = torch.log(n_rows)
+        nonempty = (count > 0).unsqueeze(-1)
+        # log(T / n), kept apart from the O(1) terms log n until the end: at small |p| it is
+        # O(|p|) and adding log n first would round it away. Every non-empty segment has
+        # T >= e^(-FAST_RANGE * 87) (float32).
+        log_mean = torch.log(total.clamp(min=tiny)).sub_(log_count)
+        if small_mask is not None:  # T / n = 1 + mean(e^y - 1), without cancellation
+            safe = torch.where(small_mask, total, 0.0)
+            log_mean = torch.where(small_mask, torch.log1p(safe / n_rows), log_mean)
+        # empty segments: T = 1, so that log o stays finite for every p (their output is 0)
+        log_mean = torch.where(nonempty, log_mean, 0.0)
+        # T as the backward pass needs it (the direct sum where it holds T)
+        if small_mask is not None:
+            total = torch.where(small_mask, torch.exp(log_mean).mul_(n_rows), total)
+        total = torch.where(nonempty, total, 1.0)
         inv_p = p_flat.reciprocal()
-        # log o = (log T + s + p log eps - q log n) / p
+        # log o = (log(T / n) + (s + p log eps) + (1 - q) log n) / p
         shift = shift + p_flat * log_eps if shift.size(0) == 1 else shift.add_(p_flat * log_eps)
-        log_out = torch.log(total).add_(shift).addcmul_(log_count, q.reshape(1, -1), value=-1.0)
+        log_out = log_mean.add_(shift).addcmul_(log_count, 1 - q.reshape(1, -1))
         log_out = log_out.mul_(inv_p)
-        out = torch.exp(log_out)
-        if dim_size and int(count.min()) == 0:
-            out = out.mul_((count > 0).unsqueeze(-1).to(x.dtype))  # empty: 0
+        out = torch.where(nonempty, torch.exp(log_out), 0.0)
         ctx.save_for_backward(grad_w, wz, inv_p, index, total, out, log_out, log_count)
         return out[:, :c] - out[:, c:] if branches == 2 else out
 

@@ -10,12 +10,14 @@ from torch import Tensor, nn
 from torch_geometric.nn.aggr import Aggregation
 
 from graphlab.aggr._segment import prepare_inputs, sort_segments
+from graphlab.utils.validation import check_input_dtype
 
 __all__ = ["LCMAggregation", "tree_reduce"]
 
 Combine = Callable[[Tensor, Tensor], Tensor]
 
 
+@torch.compiler.disable(reason="the tree's depth and per-level sizes depend on the degrees")
 def tree_reduce(x: Tensor, index: Tensor, dim_size: int, combine: Combine, identity: Tensor,
                 key: Tensor | None = None, return_steps: bool = False
                 ) -> Tensor | tuple[Tensor, Tensor]:
@@ -25,6 +27,10 @@ def tree_reduce(x: Tensor, index: Tensor, dim_size: int, combine: Combine, ident
     same segment* are combined and an unpaired last row is carried up unchanged, so a segment of
     :math:`d` rows is finished after exactly :math:`\lceil \log_2 d \rceil` sequential combine
     steps and its result depends on its own rows only. Empty segments get ``identity``.
+
+    The number of levels and the size of every level depend on the degrees, so under
+    ``torch.compile`` this function runs eagerly (``torch.compiler.disable``): one graph break,
+    with shape-polymorphic graphs around it, instead of a graph per depth and batch size.
 
     Args:
         x (torch.Tensor): rows :math:`(E, C)`.
@@ -51,7 +57,7 @@ def tree_reduce(x: Tensor, index: Tensor, dim_size: int, combine: Combine, ident
         even = torch.nonzero(rank % 2 == 0).squeeze(-1)  # each even rank starts a new row
         paired = torch.nonzero(rank[even] + 1 < size[even]).squeeze(-1)
         left = even[paired]
-        merged = combine(y[left], y[left + 1])
+        merged = combine(y[left], y[left + 1]).to(y.dtype)  # autocast may change the dtype
         y = torch.index_put(y[even], (paired,), merged)
         if steps is not None:
             # count levels, not combines: a segment takes part in this level once
@@ -69,8 +75,9 @@ class LCMAggregation(Aggregation):
     for Graph Neural Networks" <https://arxiv.org/abs/2212.08541>`_ paper (Ong & Veličković,
     LoG 2022), reduced *within each segment* by a balanced binary tree.
 
-    Rows are projected, :math:`\mathbf{h}_j = \mathrm{ReLU}(\mathbf{W}\mathbf{x}_j + \mathbf{b})`,
-    and combined with a binary operator that is commutative by construction,
+    Rows are projected, :math:`\mathbf{h}_j = \mathrm{ReLU}(\mathbf{W}\mathbf{x}_j + \mathbf{b})`
+    (as in PyG, unless ``project=False``, which combines the rows :math:`\mathbf{x}_j` as they
+    are), and combined with a binary operator that is commutative by construction,
 
     .. math::
         a \oplus b = \tfrac{1}{2}\left[\mathrm{GRU}(a, b) + \mathrm{GRU}(b, a)\right]
@@ -93,9 +100,16 @@ class LCMAggregation(Aggregation):
 
     on random triples of recently aggregated rows, to be added to the training loss.
 
+    Under ``torch.compile`` the tree reduction (its depth and level sizes depend on the degrees)
+    is the one graph break: the projection compiles shape-polymorphically (``dynamic=True``
+    compiles it once for all batch sizes) and the tree runs eagerly.
+
     Args:
         in_channels (int): Size of each input sample.
         out_channels (int): Size of each output sample.
+        project (bool, optional): apply the linear projection and ReLU before aggregating, as
+            PyG's ``LCMAggregation(in_channels, out_channels, project=True)``; ``False``
+            requires ``in_channels == out_channels``. (default: ``True``)
         combine (str, optional): ``"gru"`` (symmetrised GRU cell, as in the paper) or ``"mlp"``
             (an MLP of the symmetric features :math:`a+b, a \odot b`). (default: ``"gru"``)
         identity (str, optional): ``"learned"`` (a trainable identity element) or ``"zeros"``.
@@ -111,9 +125,16 @@ class LCMAggregation(Aggregation):
         - **output:** :math:`(N, F_{out})`
     """
 
-    def __init__(self, in_channels: int, out_channels: int, combine: str = "gru",
-                 identity: str = "learned", order: str = "value") -> None:
+    def __init__(self, in_channels: int, out_channels: int, project: bool = True,
+                 combine: str = "gru", identity: str = "learned", order: str = "value") -> None:
         super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if in_channels != out_channels and not project:
+            raise ValueError(f"Inputs of '{self.__class__.__name__}' must be projected if "
+                             f"`in_channels != out_channels` (got {in_channels} and "
+                             f"{out_channels} with project=False)")
         if combine not in ("gru", "mlp"):
             raise ValueError(f"combine must be 'gru' or 'mlp', got {combine!r}")
         if identity not in ("learned", "zeros"):
@@ -122,10 +143,11 @@ class LCMAggregation(Aggregation):
             raise ValueError(f"order must be 'value' or 'input', got {order!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.project = project
         self.combine_type = combine
         self.identity_type = identity
         self.order = order
-        self.lin = nn.Linear(in_channels, out_channels)
+        self.lin = nn.Linear(in_channels, out_channels) if project else None
         if combine == "gru":
             # One matrix gives both GRU projections of an operand: [W_ih; W_hh] x + [b_ih; b_hh].
             self.gru = nn.Linear(out_channels, 6 * out_channels)
@@ -142,7 +164,8 @@ class LCMAggregation(Aggregation):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self.lin.reset_parameters()
+        if self.lin is not None:
+            self.lin.reset_parameters()
         if self.combine_type == "gru":
             bound = 1.0 / math.sqrt(self.out_channels)  # nn.GRUCell's initialisation
             nn.init.uniform_(self.gru.weight, -bound, bound)
@@ -178,11 +201,20 @@ class LCMAggregation(Aggregation):
     def forward(self, x: Tensor, index: Tensor | None = None, ptr: Tensor | None = None,
                 dim_size: int | None = None, dim: int = -2) -> Tensor:
         index, dim_size = prepare_inputs(x, index, ptr, dim_size, dim)
-        h = self.lin(x).relu()
+        if x.size(-1) != self.in_channels:
+            raise ValueError(f"{self.__class__.__name__} expects x with in_channels="
+                             f"{self.in_channels} channels, got shape {list(x.shape)}")
+        check_input_dtype(x, self.identity)
+        h = self._project(x)
         if self.training:
             self._last = h.detach()
         key = h.detach() @ self.order_key.to(h.dtype) if self.order == "value" else None
         return tree_reduce(h, index, dim_size, self.combine, self.identity, key=key)
+
+    def _project(self, x: Tensor) -> Tensor:
+        r""":math:`\mathrm{ReLU}(\mathbf{W}\mathbf{x} + \mathbf{b})`, or ``x`` itself without
+        ``project``."""
+        return self.lin(x).relu() if self.lin is not None else x
 
     def aux_loss(self, x: Tensor | None = None, num_triples: int = 256,
                  generator: torch.Generator | None = None) -> Tensor:
@@ -194,7 +226,7 @@ class LCMAggregation(Aggregation):
             num_triples (int): number of random triples :math:`(a, b, c)`.
             generator (torch.Generator, optional): source of the random triples.
         """
-        h = self.lin(x).relu().detach() if x is not None else self._last
+        h = self._project(x).detach() if x is not None else self._last
         if h is None or h.size(0) == 0:
             return self.identity.sum() * 0.0
         idx = torch.randint(0, h.size(0), (3, num_triples), generator=generator).to(h.device)
@@ -209,5 +241,5 @@ class LCMAggregation(Aggregation):
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
-                f"combine={self.combine_type!r}, identity={self.identity_type!r}, "
-                f"order={self.order!r})")
+                f"project={self.project}, combine={self.combine_type!r}, "
+                f"identity={self.identity_type!r}, order={self.order!r})")

@@ -8,6 +8,7 @@ from torch.nn.utils.rnn import PackedSequence
 from torch_geometric.nn.aggr import Aggregation
 
 from graphlab.aggr._segment import prepare_inputs, sort_segments
+from graphlab.utils.validation import check_input_dtype
 
 __all__ = ["RecurrentAggregation"]
 
@@ -38,6 +39,12 @@ class RecurrentAggregation(Aggregation):
     neighbourhood, and ``index`` need not be sorted. Empty neighbourhoods return
     :math:`\mathbf{0}`.
 
+    Under ``torch.compile`` the bucketed packed RNN calls (whose number and batch sizes depend
+    on the degrees) are the one graph break and run eagerly; the graph around them is
+    shape-polymorphic, so ``dynamic=True`` does not recompile per batch size. Under
+    ``torch.autocast`` the RNN runs in its parameters' dtype (oneDNN's packed bfloat16 LSTM
+    fails on CPU) and the output keeps ``x``'s dtype.
+
     Args:
         in_channels (int): Size of each input sample.
         out_channels (int): Size of each output sample (the hidden size of the cell).
@@ -54,6 +61,9 @@ class RecurrentAggregation(Aggregation):
     def __init__(self, in_channels: int, out_channels: int, cell: str = "lstm",
                  order: str | None = None) -> None:
         super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         if cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
         if order not in (None, "ascending", "descending"):
@@ -72,14 +82,32 @@ class RecurrentAggregation(Aggregation):
     def forward(self, x: Tensor, index: Tensor | None = None, ptr: Tensor | None = None,
                 dim_size: int | None = None, dim: int = -2, key: Tensor | None = None) -> Tensor:
         index, dim_size = prepare_inputs(x, index, ptr, dim_size, dim)
+        if x.size(-1) != self.in_channels:
+            raise ValueError(f"{self.__class__.__name__} expects x with in_channels="
+                             f"{self.in_channels} channels, got shape {list(x.shape)}")
         if key is not None:
             if not isinstance(key, Tensor) or key.dim() != 1 or key.numel() != x.size(0):
                 shape = list(key.shape) if isinstance(key, Tensor) else type(key).__name__
                 raise ValueError(f"key must be a 1-dimensional tensor with one entry per row "
                                  f"({x.size(0)}), got {shape}")
+        return self._reduce(x, index, dim_size, key)
+
+    @torch.compiler.disable(reason="the length buckets and packed batch sizes depend on the degrees")
+    def _reduce(self, x: Tensor, index: Tensor, dim_size: int, key: Tensor | None) -> Tensor:
+        """The final RNN state of every segment (zeros for empty ones), in ``x``'s dtype."""
+        # here, not in forward: reading self.rnn while torch.compile traces is a graph break
+        weight = self.rnn.weight_ih_l0
+        check_input_dtype(x, weight)
         out = x.new_zeros(dim_size, self.out_channels)
         if x.size(0) == 0:
             return out
+        # the RNN runs in its parameters' dtype even under torch.autocast: oneDNN's packed
+        # bfloat16 LSTM fails on CPU ("could not create a primitive descriptor")
+        with torch.autocast(x.device.type, enabled=False):
+            return self._reduce_sorted(x.to(weight.dtype), out, index, dim_size, key)
+
+    def _reduce_sorted(self, x: Tensor, out: Tensor, index: Tensor, dim_size: int,
+                       key: Tensor | None) -> Tensor:
         seg = sort_segments(index, dim_size, key, descending=self.order == "descending")
         # One packed RNN call per length bucket [2^k, 2^(k+1)): in a single call over all
         # segments, every one of the max-degree steps costs autograd O(segments * C) (the
@@ -91,8 +119,9 @@ class RecurrentAggregation(Aggregation):
         for b in torch.unique(bucket[bucket >= 0]).tolist():  # at most log2(d_max) + 1 calls
             rows = torch.nonzero(row_bucket == b).squeeze(-1)  # sorted rows of this bucket
             nodes = torch.nonzero(bucket == b).squeeze(-1)
-            out = out.index_put((nodes,), self._run_packed(x, seg.perm[rows], seg.index[rows],
-                                                           seg.rank[rows], nodes, seg.count))
+            state = self._run_packed(x, seg.perm[rows], seg.index[rows], seg.rank[rows], nodes,
+                                     seg.count)
+            out = out.index_put((nodes,), state.to(out.dtype))  # x may be in a lower precision
         return out
 
     def _run_packed(self, x: Tensor, perm: Tensor, sid: Tensor, rank: Tensor, nodes: Tensor,

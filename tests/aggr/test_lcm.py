@@ -172,7 +172,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="identity"):
         LCMAggregation(4, 4, identity="ones")
     aggr = LCMAggregation(4, 4)
-    with pytest.raises(ValueError, match="2-dimensional"):
+    with pytest.raises(ValueError, match="two-dimensional"):
         aggr(torch.randn(3, 2, 4), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="ptr"):
         aggr(torch.randn(3, 4), ptr=torch.tensor([0, 2]))
