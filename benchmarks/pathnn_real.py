@@ -3,19 +3,19 @@
 The paper's numbers come from 10 seeds of full training (molhiv) and 10 folds of long training
 (PROTEINS) on GPUs. Here every budget knob (training subset, epochs, width, folds) is printed
 next to the result. molhiv trains through the harness (paths enumerated once per run,
-checkpointed and resumable under ``runs/pathnn_real``); PROTEINS enumerates paths once per
-fold with the per-graph ``AddPaths`` transform.
+checkpointed under the output folder, so a rerun into the same folder resumes and says so);
+PROTEINS enumerates paths once per fold with the per-graph ``AddPaths`` transform.
 
     python -m benchmarks.pathnn_real [--quick] [--task molhiv|proteins|all]
         [--epochs E] [--train-graphs N] [--eval-graphs M] [--folds F]
-        [--kinds shortest,all_shortest,all_simple]
+        [--kinds shortest,all_shortest,all_simple] [--out runs/pathnn_real]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
-from graphlab.bench import load_bundle_or_skip, register
+from benchmarks.common import TaskResult, load_dataset, register, run_script
 from graphlab.models import PathNN
 from graphlab.train import TrainConfig, train
 
@@ -36,7 +36,7 @@ MODEL_NAMES = {"shortest": "pathnn-sp", "all_shortest": "pathnn-sp+", "all_simpl
 
 
 def _bundle(name: str):
-    return load_bundle_or_skip(name, "pathnn-real")
+    return load_dataset(name)  # TaskSkipped when the data is not available
 
 
 def _epoch(model: PathNN, loader: DataLoader, opt: torch.optim.Optimizer, loss_fn) -> float:
@@ -87,16 +87,15 @@ def _molhiv_subset(bundle, train_graphs: int | None, eval_graphs: int | None, se
 
 def run_molhiv(quick: bool, epochs: int, train_graphs: int | None, kinds: list[str],
                hidden: int = 128, seed: int = 0, eval_graphs: int | None = None,
-               runs: Path | None = Path("runs/pathnn_real")) -> list[dict]:
+               runs: Path | None = None, resumed: list[str] | None = None) -> list[dict]:
     """The paper's molhiv setting through the training harness (:func:`graphlab.train.train`).
 
     Paths are enumerated once per run (the harness's ``pretransform``), not per epoch; every
     epoch is checkpointed under ``runs`` (``None``: no files), so rerunning the same command
-    resumes. ``train_graphs`` / ``eval_graphs``: seeded random subsets (``None``: all).
+    resumes; the folders it resumes from are appended to ``resumed``. ``train_graphs`` /
+    ``eval_graphs``: seeded random subsets (``None``: all).
     """
     bundle = _bundle("ogbg-molhiv")
-    if bundle is None:
-        return []
     bundle = _molhiv_subset(bundle, train_graphs, eval_graphs, seed)
     split = bundle.splits[0]
     rows = []
@@ -108,19 +107,20 @@ def run_molhiv(quick: bool, epochs: int, train_graphs: int | None, kinds: list[s
         config = TrainConfig(dataset="ogbg-molhiv", model=name, epochs=epochs, seeds=1,
                              batch_size=32, lr=5e-4, model_kwargs={"hidden_channels": hidden},
                              out=None if runs is None else str(runs / f"molhiv-{name}-{budget}"))
+        if config.out and Path(config.out).is_dir() and any(Path(config.out).iterdir()):
+            (resumed if resumed is not None else []).append(config.out)
         t0 = time.perf_counter()
-        res = train(config, bundle)
-        run = res["seeds"][0]
+        res = train(config, bundle)  # a graphlab.results/1 record
+        run, summary = res["runs"][0], res["summary"]
         rows.append({"dataset": "ogbg-molhiv", "model": f"PathNN-{SHORT[kind]}",
-                     "test_rocauc": round(res["test_mean"], 4),
-                     "valid_rocauc": round(res["valid_mean"], 4),
+                     "test_rocauc": round(summary["test_mean"], 4),
+                     "valid_rocauc": round(summary["valid_mean"], 4),
                      "paper_test": PAPER_MOLHIV[kind], "best_epoch": run["best_epoch"] + 1,
                      "epochs": epochs, "train_graphs": int(split["train"].numel()),
                      "eval_graphs": f"{split['valid'].numel()}/{split['test'].numel()}",
-                     "hidden": hidden, "seeds": 1, "params": res["num_params"],
-                     "s_per_epoch": round(res["seconds_per_epoch"], 1),
+                     "hidden": hidden, "seeds": 1, "params": summary["num_params"],
+                     "s_per_epoch": round(res["timings"]["seconds_per_epoch"], 1),
                      "minutes_this_call": round((time.perf_counter() - t0) / 60, 1)})
-        print(rows[-1])
     return rows
 
 
@@ -135,8 +135,6 @@ def run_proteins(quick: bool, epochs: int, folds: int, hidden: int = 32, dropout
     ``dropout`` fixed and ``epochs`` as the budget knob.
     """
     bundle = _bundle("PROTEINS")
-    if bundle is None:
-        return []
     ds = bundle.dataset
     accs, best_epochs = [], []
     t0 = time.perf_counter()
@@ -170,47 +168,56 @@ def run_proteins(quick: bool, epochs: int, folds: int, hidden: int = 32, dropout
            "best_valid_epochs": best_epochs,
            "selection": "test acc at best-validation epoch",
            "minutes": round((time.perf_counter() - t0) / 60, 1)}
-    print(row)
     return [row]
 
 
-@register("pathnn-real", "PathNN on ogbg-molhiv and PROTEINS (reduced CPU budgets)")
+@register("pathnn-real", "PathNN on ogbg-molhiv and PROTEINS (reduced CPU budgets)",
+          paper="Michel et al. 2023 (PathNN), molhiv and TU tables")
 def run(quick: bool, out: Path, task: str = "all", epochs: int | None = None,
         train_graphs: int | None = None, kinds: list[str] | None = None,
-        folds: int | None = None, eval_graphs: int | None = None) -> list[dict]:
+        folds: int | None = None, eval_graphs: int | None = None) -> TaskResult:
     torch.set_num_threads(1)
     rows: list[dict] = []
+    resumed: list[str] = []
     if task in ("molhiv", "all"):
         rows += run_molhiv(quick, epochs or (1 if quick else 2),
                            train_graphs or (500 if quick else None),
                            kinds or (["all_simple"] if quick else list(SHORT)),
                            hidden=32 if quick else 128,
                            eval_graphs=eval_graphs or (500 if quick else None),
-                           runs=None if quick else Path("runs/pathnn_real"))
+                           runs=out / "molhiv", resumed=resumed)
     # PROTEINS cross-validation takes CPU-minutes per fold: full mode (or --task proteins) only
     if task == "proteins" or (task == "all" and not quick):
         rows += run_proteins(quick, epochs or (2 if quick else 10), folds or (1 if quick else 10))
-    out.mkdir(parents=True, exist_ok=True)
-    if quick:
-        (out / "pathnn_real_quick.json").write_text(json.dumps(rows, indent=2))
-        return rows
-    for row in rows:  # one file per result, so runs of single kinds do not overwrite each other
-        tag = row["model"].removeprefix("PathNN-").lower().replace("+", "plus")
-        name = f"molhiv_{tag}" if row["dataset"] == "ogbg-molhiv" else "proteins"
-        (out / f"pathnn_real_{name}.json").write_text(json.dumps(row, indent=2))
-    return rows
+    molhiv = [r for r in rows if r["dataset"] == "ogbg-molhiv"]
+    ours = ", ".join(f"{r['model']} {r['test_rocauc']}" for r in molhiv)
+    proteins = [r for r in rows if r["dataset"] == "PROTEINS"]
+    if proteins:
+        ours += f"; PROTEINS {proteins[0]['test_acc']}"
+    return TaskResult(rows, paper="molhiv ROC-AUC SP / SP+ / AP " + " / ".join(PAPER_MOLHIV.values())
+                      + f"; PROTEINS {PAPER_PROTEINS}",
+                      ours=f"molhiv ROC-AUC {ours} (budget in the table)",
+                      notes="Reduced CPU budgets: every budget knob (training subset, epochs, "
+                            "width, folds) is in the table.",
+                      resumed="; ".join(resumed))
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--out", type=Path, default=Path("runs/pathnn_real"))
     parser.add_argument("--task", choices=["molhiv", "proteins", "all"], default="all")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--folds", type=int)
     parser.add_argument("--train-graphs", type=int, help="molhiv training subset (default: all)")
     parser.add_argument("--kinds", type=lambda s: s.split(","))
     parser.add_argument("--eval-graphs", type=int, help="molhiv valid/test subsets (default: all)")
-    args = parser.parse_args()
-    run(args.quick, args.out, args.task, args.epochs, args.train_graphs, args.kinds, args.folds,
-        args.eval_graphs)
+    args = parser.parse_args(argv)
+    return run_script("pathnn-real", argv, args.out, args.quick,
+                      lambda: run(args.quick, args.out, args.task, args.epochs, args.train_graphs,
+                                  args.kinds, args.folds, args.eval_graphs))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
