@@ -40,8 +40,13 @@ def householder_orthogonal(params: Tensor, dim: int) -> Tensor:
         dim: matrix size ``d``.
 
     Returns:
-        ``[..., dim, dim]`` orthogonal matrices.
+        ``[..., dim, dim]`` orthogonal matrices, in the dtype of ``params`` (half precision is
+        computed in float32, see :func:`orthogonal_from_params`).
     """
+    if params.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(
+            params.device.type):
+        with torch.autocast(params.device.type, enabled=False):
+            return householder_orthogonal(params.to(_work_dtype(params.dtype)), dim).to(params.dtype)
     eye = torch.eye(dim, dtype=params.dtype, device=params.device)
     vecs = _strict_lower(params, dim) + eye  # column i is v_i
     q = eye.expand(params.shape[:-1] + (dim, dim))
@@ -64,6 +69,10 @@ def cayley_orthogonal(params: Tensor, dim: int) -> Tensor:
         params: ``[..., dim * (dim - 1) / 2]``.
         dim: matrix size ``d``.
     """
+    if params.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(
+            params.device.type):
+        with torch.autocast(params.device.type, enabled=False):
+            return cayley_orthogonal(params.to(_work_dtype(params.dtype)), dim).to(params.dtype)
     low = _strict_lower(params, dim)
     skew = low - low.transpose(-1, -2)
     eye = torch.eye(dim, dtype=params.dtype, device=params.device).expand_as(skew)
@@ -72,7 +81,12 @@ def cayley_orthogonal(params: Tensor, dim: int) -> Tensor:
 
 
 def orthogonal_from_params(params: Tensor, dim: int, method: str = "householder") -> Tensor:
-    """Dispatch to :func:`householder_orthogonal` or :func:`cayley_orthogonal`."""
+    """Dispatch to :func:`householder_orthogonal` or :func:`cayley_orthogonal`.
+
+    Mixed precision: with bf16/fp16 ``params`` or under ``torch.autocast`` both parametrisations
+    run in float32 with autocast off (a chain of ``d`` bf16 reflections is orthogonal only to
+    ~1e-2, and ``linalg.solve`` has no half kernels) and return the dtype of ``params``.
+    """
     if method == "householder":
         return householder_orthogonal(params, dim)
     if method == "cayley":
@@ -92,19 +106,30 @@ class _SymInvSqrt(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a: Tensor, eps: float) -> Tensor:  # type: ignore[override]
-        evals, evecs = torch.linalg.eigh(a)
-        root = evals.clamp_min(eps).sqrt()
-        out = (evecs / root.unsqueeze(-2)) @ evecs.transpose(-1, -2)
+        ctx.in_dtype = a.dtype
+        with torch.autocast(a.device.type, enabled=False):
+            evals, evecs = torch.linalg.eigh(a.to(_work_dtype(a.dtype)))
+            root = evals.clamp_min(eps).sqrt()
+            out = (evecs / root.unsqueeze(-2)) @ evecs.transpose(-1, -2)
         ctx.save_for_backward(evecs, root)
-        return out
+        return out.to(a.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
         evecs, root = ctx.saved_tensors
-        ri, rj = root.unsqueeze(-1), root.unsqueeze(-2)
-        kernel = -1.0 / (ri * rj * (ri + rj))
-        g = evecs.transpose(-1, -2) @ (0.5 * (grad + grad.transpose(-1, -2))) @ evecs
-        return evecs @ (g * kernel) @ evecs.transpose(-1, -2), None
+        # under autocast the incoming gradient may be bf16/fp16: work in the eigenbasis' dtype
+        with torch.autocast(grad.device.type, enabled=False):
+            grad = grad.to(evecs.dtype)
+            ri, rj = root.unsqueeze(-1), root.unsqueeze(-2)
+            kernel = -1.0 / (ri * rj * (ri + rj))
+            g = evecs.transpose(-1, -2) @ (0.5 * (grad + grad.transpose(-1, -2))) @ evecs
+            out = evecs @ (g * kernel) @ evecs.transpose(-1, -2)
+        return out.to(ctx.in_dtype), None
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    """``eigh`` has no half-precision kernels, and d x d eigenproblems are cheap: use float32."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def sym_inv_sqrt(a: Tensor, eps: float = 1e-8) -> Tensor:
@@ -112,7 +137,9 @@ def sym_inv_sqrt(a: Tensor, eps: float = 1e-8) -> Tensor:
 
     Eigenvalues below ``eps`` are clamped to ``eps`` (a sheaf Laplacian has no component along
     those directions, so the clamp never reaches the output). The gradient is finite at repeated
-    eigenvalues (see :class:`_SymInvSqrt`).
+    eigenvalues (see :class:`_SymInvSqrt`). Half-precision input (bf16/fp16, e.g. under
+    ``torch.autocast``) is decomposed in float32 with autocast off (``eigh`` has no half kernels
+    and the ``d x d`` problems are tiny) and returned in the input dtype.
 
     Args:
         a: ``[..., d, d]`` symmetric matrices.

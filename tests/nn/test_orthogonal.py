@@ -64,3 +64,35 @@ def test_sym_inv_sqrt(case):
     # gradcheck on symmetric perturbations, including at coinciding eigenvalues
     assert torch.autograd.gradcheck(lambda m: sym_inv_sqrt(0.5 * (m + m.mT)), (a,))
     assert sym_inv_sqrt(torch.empty(0, 3, 3)).shape == (0, 3, 3)
+
+
+# ------------------------------------------------------------------ mixed precision (issue 17)
+@pytest.mark.parametrize("fn", [householder_orthogonal, cayley_orthogonal])
+def test_half_precision_params_are_computed_in_float32(fn):
+    """Regression: ``cayley_orthogonal`` raised ``"lu_cpu" not implemented for 'BFloat16'``."""
+    params = torch.randn(8, num_orthogonal_params(4), generator=torch.Generator().manual_seed(0))
+    ref = fn(params, 4)
+    for dtype in (torch.bfloat16, torch.float16):
+        q = fn(params.to(dtype), 4)
+        assert q.dtype == dtype
+        # the only error left is the final rounding of each entry to the half format
+        tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
+        torch.testing.assert_close(q.float(), fn(params.to(dtype).float(), 4), atol=tol, rtol=0)
+        assert (q.float() - ref).abs().max() < 5 * tol
+
+
+def test_sym_inv_sqrt_under_autocast_forward_and_backward():
+    """Regression: ``SheafConv(maps="general")`` under bf16 autocast failed in the backward of
+    the inverse square root (orthogonal.py:106, ``expected scalar type Float but found BFloat16``)."""
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(5, 3, 3, generator=gen)
+    a = (a @ a.mT + torch.eye(3)).requires_grad_(True)
+    lin = torch.nn.Linear(3, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = lin(sym_inv_sqrt(lin(a).mT @ lin(a)))   # bf16 matrices in, bf16 gradient back
+    out.float().sum().backward()
+    assert torch.isfinite(a.grad).all() and torch.isfinite(lin.weight.grad).all()
+    b = a.detach().bfloat16()
+    r = sym_inv_sqrt(b)
+    assert r.dtype == torch.bfloat16
+    torch.testing.assert_close(r.float(), sym_inv_sqrt(b.float()), atol=2e-2, rtol=2e-2)
