@@ -51,20 +51,20 @@ def _fully_connected(num_graphs: int, n: int) -> Tensor:
 
 
 class EGNNDynamics(nn.Module):
-    """The paper's ``EGNN_vel`` on top of :class:`graphlab.models.EGNN`."""
+    """The paper's ``EGNN_vel`` on top of :class:`graphlab.models.EGNNEncoder`."""
 
     def __init__(self) -> None:
         super().__init__()
-        from graphlab.models import EGNN
+        from graphlab.models import EGNNEncoder
 
-        self.model = EGNN(1, HIDDEN, None, LAYERS, edge_dim=2)
+        self.model = EGNNEncoder(1, HIDDEN, HIDDEN, LAYERS, edge_dim=2)
 
     def forward(self, pos: Tensor, vel: Tensor, charge: Tensor, edge_index: Tensor) -> Tensor:
         src, dst = edge_index
         diff = pos[dst] - pos[src]
         edge_attr = torch.cat([charge[dst] * charge[src], (diff * diff).sum(-1, keepdim=True)], 1)
         h = vel.norm(dim=-1, keepdim=True)
-        _, pos_out = self.model(h, pos, edge_index, edge_attr, vel=vel)
+        _, pos_out = self.model(h, edge_index, pos, edge_attr, vel=vel)
         return pos_out
 
 

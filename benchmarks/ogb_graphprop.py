@@ -83,7 +83,7 @@ def model_kwargs(model: str, hidden: int | None, layers: int | None) -> dict:
         if hidden is not None:
             kw["hidden_channels"] = hidden
         if layers is not None:
-            kw["max_length"] = min(layers, 3)  # path length = number of PathConv layers
+            kw["num_layers"] = min(layers, 3)  # path length = number of PathConv layers
         return kw
     if model == "sheaf-graph":
         if hidden is not None:  # channels per stalk; 3 stalk dimensions give ~hidden columns

@@ -27,9 +27,8 @@ from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
 from benchmarks.common import TaskResult, load_dataset, register, run_script
-from graphlab.models import GNN, PathNN
+from graphlab.models import GNN, PathNN, centre_layers
 from graphlab.testing import permute_graph
-from graphlab.transforms.add_paths import get_paths
 from graphlab.utils.paths import enumerate_paths, multiset_ids, path_colour_refinement
 from graphlab.utils.refinement import path_colour_refinement_per_graph
 
@@ -56,7 +55,7 @@ def _progress(row: dict) -> None:
 def _embed(model: nn.Module, graphs: list[Data], batch_size: int) -> torch.Tensor:
     transform = getattr(model, "transform", None)
     data = [transform(g) if transform is not None else g for g in graphs]
-    forward = model.embed if isinstance(model, PathNN) else model
+    forward = model.embed_data if isinstance(model, PathNN) else model.forward_data
     outs = []
     with torch.no_grad():
         for batch in DataLoader(data, batch_size=batch_size):
@@ -76,11 +75,12 @@ def _make(model_name: str, in_channels: int, hidden: int, seed: int) -> nn.Modul
         graph_bn, centred = model_name in _GRAPH_BN, model_name in _CENTRED
         # L2 norm would blow BN's ~1e-11 output on identical nodes up to unit noise vectors;
         # centred variants replace it by the centring (see centre_layers)
-        model = PathNN(in_channels, hidden, hidden, max_length=length, kind=kind,
-                       distance_encoding=de, readout="sum",
+        schedule = _SCHEDULES.get(model_name)
+        model = PathNN(in_channels, hidden, hidden, len(schedule) if schedule else length,
+                       kind=kind, distance_encoding=de, readout="sum",
                        l2_norm="no L2" not in model_name and not centred,
-                       mlp_layers=0, norm=graph_bn or centred,
-                       path_lengths=_SCHEDULES.get(model_name))
+                       mlp_layers=0, norm="batch_norm" if graph_bn or centred else None,
+                       path_lengths=schedule)
     model = model.double().eval()
     if model_name in _GRAPH_BN:
         # batch statistics (not running ones): with batch size 1 each layer standardises every
@@ -112,34 +112,6 @@ def scheduled_variant(path_lengths: list[int], centred: bool = False) -> str:
     return name
 
 
-def centre_layers(model: PathNN, graphs: list[Data]) -> None:
-    """Centre every layer of an untrained ``PathNN(norm=True)`` on ``graphs``, layer by layer:
-    each layer's batch norm (eval mode) gets ``running_mean`` = the mean pre-activation over all
-    nodes of all graphs and ``running_var = 1 - eps``, so it computes ``x - mean``.
-
-    Why: the authors' synthetic model (L2 norm, no BN) sums ~14,000 path states per SR25 node, so
-    its pre-activations sit ~2e3 from every ReLU kink while nodes differ by < 1; no ReLU ever
-    changes regime across a graph's nodes and the model is nearly linear in the node differences
-    (measured: ``layer_stats_per_seed``). Centring puts the kinks among the nodes. It is a fixed
-    per-channel bias, the same for every graph (no batch statistics at embedding time), i.e. one
-    setting of the architecture's weights, so the exact refinement's bound still applies: pairs it
-    proves inseparable stay at rounding distance. Nothing is divided by a variance, so rounding
-    noise on nodes that are equal (layers 1-3 on SR25) is not amplified.
-    """
-    data = [model.transform(g) for g in graphs]
-    with torch.no_grad():
-        hs = [model.node_encoder(d.x.to(next(model.parameters()).dtype)) for d in data]
-        for length, conv in zip(model.path_lengths, model.convs):
-            pres: list[Tensor] = []  # each layer's own forward, its norm's input recorded
-            handle = conv.norm.register_forward_pre_hook(
-                lambda _m, args, pres=pres: pres.append(args[0]))
-            for d, h in zip(data, hs):
-                path_index, path_edge, path_dist = get_paths(d, length)
-                conv(h, path_index, None, path_edge, path_dist)
-            handle.remove()
-            conv.norm.running_mean.copy_(torch.cat(pres).mean(0))
-            conv.norm.running_var.fill_(1.0 - conv.norm.eps)
-            hs = [conv.mlp(conv.norm(pre)) for pre in pres]
 # variants whose layers batch-normalise with batch statistics (run with batch size 1)
 _GRAPH_BN = {"PathNN-AP (DE, graph BN)", "PathNN-AP (DE, graph BN, no L2)"}
 # variants centred by centre_layers on the graphs under test before embedding
@@ -426,10 +398,10 @@ def _train_csl(model_name: str, bundle, epochs: int, folds: int | list[int], hid
             data = graphs
         else:
             kind, paper_length, de, paper_l2, default_batch = _CSL_VARIANTS[model_name]
-            model = PathNN(1, hidden, 10, max_length=length or paper_length, kind=kind,
+            model = PathNN(1, hidden, 10, num_layers=length or paper_length, kind=kind,
                            distance_encoding=de, readout="sum",
                            l2_norm=paper_l2 if l2_norm is None else l2_norm, mlp_layers=0,
-                           norm=norm, readout_norm=readout_norm)
+                           norm="batch_norm" if norm else None, readout_norm=readout_norm)
             data = [model.transform(g) for g in graphs]
         subset = {k: [data[i] for i in split[k].tolist()] for k in ("train", "valid", "test")}
         opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -447,7 +419,7 @@ def _train_csl(model_name: str, bundle, epochs: int, folds: int | list[int], hid
             loss_sum = correct = 0.0
             for batch in loader:
                 opt.zero_grad()
-                out = model(batch)
+                out = model.forward_data(batch)
                 loss = F.cross_entropy(out, batch.y.view(-1))
                 loss.backward()
                 opt.step()
@@ -497,7 +469,7 @@ def _csl_eval(model: nn.Module, graphs: list[Data]) -> tuple[float, float]:
     model.eval()
     loss = correct = 0.0
     for b in DataLoader(graphs, batch_size=64):
-        out = model(b)
+        out = model.forward_data(b)
         loss += float(nn.functional.cross_entropy(out, b.y.view(-1), reduction="sum"))
         correct += int((out.argmax(-1) == b.y.view(-1)).sum())
     return loss / len(graphs), correct / len(graphs)

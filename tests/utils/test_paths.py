@@ -320,12 +320,12 @@ def test_refinement_bounds_pathnn():
               for g in (HEXAGON, TWO_TRIANGLES)]
     for length, de, separated in ((1, False, False), (2, False, False), (2, True, True)):
         torch.manual_seed(0)
-        model = PathNN(1, 8, 8, max_length=length, kind="all_simple", distance_encoding=de,
-                       mlp_layers=0, norm=False).double().eval()
+        model = PathNN(1, 8, 8, num_layers=length, kind="all_simple", distance_encoding=de,
+                       mlp_layers=0, norm=None, readout="sum").double().eval()
         batch = Batch.from_data_list([model.transform(g) for g in graphs])
         batch.x = batch.x.double()
         with torch.no_grad():
-            emb = model.embed(batch)
+            emb = model.embed_data(batch)
         refined = _graph_ids([HEXAGON, TWO_TRIANGLES], [6, 6], length, distance_encoding=de)
         assert (refined[0] != refined[1]) == separated
         assert bool((emb[0] - emb[1]).norm() > 1e-6) == separated
