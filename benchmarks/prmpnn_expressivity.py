@@ -12,21 +12,23 @@ EXP graphs have several components. The authors' heuristic ("distance": unreacha
 then fills the candidate cap with unreachable pairs, which all tie, so the set is picked by node
 order; and a scorer that sees only the graph is 1-WL bounded, so both graphs of a pair get the
 same logits and differ only by sampling noise, which the downstream GIN did not learn from
-(train accuracy 50%; measured in ``prmpnn_expressivity_exp.md``). EXP therefore uses a scorer
+(train accuracy 50% in a measured run). EXP therefore uses a scorer
 that also passes messages along the candidate pairs (``upstream_candidates``) and
 "component_distance" candidates (distance minus the component's diameter): with
 "reachable_distance" the cap went entirely to the component of largest diameter, which both graphs
-of a pair share, on 20 of 600 pairs, and 1-WL on graph + candidates could not separate them
-(``prmpnn_expressivity_probes.md``). Both are options of the library, off by default. CSL graphs
+of a pair share, on 20 of 600 pairs, and 1-WL on graph + candidates could not separate them.
+Both are options of the library, off by default. CSL graphs
 are connected (the heuristics agree) and use the candidate-aware scorer too.
 
     python -m benchmarks.prmpnn_expressivity [--quick] [--datasets CSL] [--folds 1] [--epochs 30]
+        [--out runs/prmpnn_expressivity]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import time
 from pathlib import Path
 
@@ -34,25 +36,25 @@ import torch
 from torch import nn
 from torch_geometric.loader import DataLoader
 
-from benchmarks._prmpnn_common import load_dataset, write_results
-from graphlab.bench import register
+from benchmarks.common import TaskResult, load_dataset, register, run_script
 from graphlab.models import GNN, PRMPNN
 from graphlab.rewiring import EdgeCandidates
+from graphlab.runfolder import atomic_write_json
 
 PAPER = {("EXP", "PR-MPNN"): "~100", ("EXP", "GIN"): "~50",
          ("CSL", "PR-MPNN"): "~100", ("CSL", "GIN"): "~10"}
 
 
 def _load(name: str):
-    return load_dataset(name, "prmpnn-expressivity")
+    return load_dataset(name)  # TaskSkipped when the data is not available
 
 
 #: per dataset: the downstream width/depth is shared by GIN and PR-MPNN. Authors: EXP add 10 /
 #: delete 10 of 1024 longest-path candidates, 5 priors x 10 samples in training and evaluation,
 #: 8 upstream and 6 downstream layers (hidden 32), 300 epochs; CSL add 1 (no deletion), 3 priors
 #: x 3 training / 10 evaluation samples, 12 downstream layers (hidden 128), up to 1000 epochs.
-#: We use one prior and fewer candidates, layers and epochs (CPU budget). EXP: session-4 fold-0/1
-#: probes in ``prmpnn_expressivity_probes.md`` chose the candidates, the cap and the schedule.
+#: We use one prior and fewer candidates, layers and epochs (CPU budget); for EXP the candidates,
+#: the cap and the schedule were chosen on folds 0 and 1.
 CONFIGS = {
     "EXP": {"hidden": 32, "layers": 6, "k_add": 10, "k_delete": 10, "candidates": 50,
             "num_samples": 4, "num_eval_samples": 10, "upstream_layers": 4, "batch_size": 32,
@@ -83,7 +85,8 @@ def _acc(model: nn.Module, loader, generator: torch.Generator | None = None) -> 
     correct = total = 0
     with torch.no_grad():
         for data in loader:
-            out = model(data, generator) if isinstance(model, PRMPNN) else model(data)
+            out = model.forward_data(data, generator) if isinstance(model, PRMPNN) \
+                else model.forward_data(data)
             correct += int((out.argmax(-1) == data.y.view(-1)).sum())
             total += data.num_graphs
     return correct / max(total, 1)
@@ -123,7 +126,7 @@ def train_fold(kind: str, graphs: list, spec, split: dict, epochs: int, cfg: dic
         total = hits = 0.0
         for data in train:
             opt.zero_grad()
-            out = model(data, gen) if kind == "PR-MPNN" else model(data)
+            out = model.forward_data(data, gen) if kind == "PR-MPNN" else model.forward_data(data)
             loss = nn.functional.cross_entropy(out, data.y.view(-1))
             loss.backward()
             opt.step()
@@ -171,40 +174,31 @@ def _row(name: str, kind: str, res: list[dict], n_folds: int, total_folds: int, 
                        for c in ("valid_curve", "loss_curve", "train_mode_acc_curve")}}
 
 
-@register("prmpnn-expressivity", "EXP and CSL accuracy: PR-MPNN vs GIN")
+NOTES = ("Test accuracy (%) at the epoch of best validation accuracy, mean over folds; train_acc: "
+         "accuracy on the training fold at that epoch, in eval mode. Adam, sum readout; PR-MPNN "
+         "evaluated with num_eval_samples sampled rewirings per graph (readouts averaged). "
+         "Per-fold curves (validation accuracy, training loss, training-mode accuracy per epoch) "
+         "are in the JSON record.")
+
+
+@register("prmpnn-expressivity", "EXP and CSL accuracy: PR-MPNN vs GIN",
+          paper="Qian et al. ICLR 2024 (PR-MPNN), EXP and CSL")
 def run(quick: bool, out: Path, datasets: list[str] | None = None, folds: int | None = None,
         epochs: int | None = None, models: tuple[str, ...] = ("GIN", "PR-MPNN"),
-        verbose: bool = False) -> list[dict]:
+        verbose: bool = False) -> TaskResult:
     from tqdm import tqdm
 
     torch.set_num_threads(1)
     plan = PLAN_QUICK if quick else PLAN_FULL
-    cmd = "python -m benchmarks.prmpnn_expressivity" + (" --quick" if quick else "")
-    if datasets:
-        cmd += " --datasets " + " ".join(datasets)
-    cmd += (f" --folds {folds}" if folds else "") + (f" --epochs {epochs}" if epochs else "")
-    if tuple(models) != ("GIN", "PR-MPNN"):
-        cmd += " --models " + " ".join(models)
-    tag = "quick" if quick else "_".join(datasets or list(plan)).lower()
 
-    def save(rows: list[dict]) -> None:
-        # rewritten after every fold, so an interrupted run keeps the folds it finished
-        write_results(out, f"prmpnn_expressivity_{tag}", [
-            {k: v for k, v in r.items() if k != "curves"} for r in rows], cmd,
-            "Test accuracy (%) at the epoch of best validation accuracy, mean over folds; "
-            "train_acc: accuracy on the training fold at that epoch, in eval mode. Adam, sum "
-            "readout; PR-MPNN evaluated with num_eval_samples sampled rewirings per graph "
-            "(readouts averaged). Per-fold curves (validation accuracy, training loss, "
-            "training-mode accuracy per epoch) are in the JSON file.",
-            extra={"curves": {f"{r['dataset']} {r['model']}": r["curves"] for r in rows}})
+    def table(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "curves"} for r in rows]
 
     rows: list[dict] = []
     for name in datasets or list(plan):
         n_folds, n_epochs = plan.get(name, PLAN_FULL[name])
         n_folds, n_epochs = folds or n_folds, epochs or n_epochs
         bundle = _load(name)
-        if bundle is None:
-            continue
         cfg = {**CONFIGS[name], **(QUICK_CFG if quick else {})}
         cands = EdgeCandidates(cfg["candidates"], cfg.get("heuristic", "distance"))
         graphs = [cands(g) for g in bundle.dataset]
@@ -213,22 +207,36 @@ def run(quick: bool, out: Path, datasets: list[str] | None = None, folds: int | 
             for f in tqdm(range(n_folds), desc=f"{name} {kind}"):
                 res.append(train_fold(kind, graphs, bundle.spec, bundle.splits[f], n_epochs, cfg,
                                       seed=f, verbose=verbose))
-                save(rows + [_row(name, kind, res, n_folds, len(bundle.splits), n_epochs, cfg)])
+                # after every fold, so an interrupted long run keeps the folds it finished
+                atomic_write_json(out / "progress.json", table(
+                    rows + [_row(name, kind, res, n_folds, len(bundle.splits), n_epochs, cfg)]))
             rows.append(_row(name, kind, res, n_folds, len(bundle.splits), n_epochs, cfg))
-    return rows
+    acc = {(r["dataset"], r["model"]): f"{r['test_acc']} ± {r['test_std']}" for r in rows}
+    return TaskResult(table(rows),
+                      paper="PR-MPNN ~100 on EXP and CSL; GIN ~50 (EXP), ~10 (CSL)",
+                      ours=", ".join(f"{d} {m} {v}" for (d, m), v in acc.items()), notes=NOTES,
+                      config={"plan": {d: plan.get(d, PLAN_FULL[d]) for d in datasets or plan},
+                              "configs": CONFIGS, "quick_overrides": QUICK_CFG if quick else {}},
+                      extra={"curves": {f"{r['dataset']} {r['model']}": r["curves"]
+                                        for r in rows}})
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--datasets", nargs="+", choices=sorted(CONFIGS))
     parser.add_argument("--folds", type=int)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--models", nargs="+", default=["GIN", "PR-MPNN"],
                         choices=["GIN", "PR-MPNN"])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--out", type=Path, default=Path("runs/prmpnn_expressivity"))
     parser.add_argument("--verbose", action="store_true", help="print one line per epoch")
-    args = parser.parse_args()
-    for row in run(args.quick, args.out, args.datasets, args.folds, args.epochs,
-                   tuple(args.models), args.verbose):
-        print({k: v for k, v in row.items() if k != "curves"})
+    args = parser.parse_args(argv)
+    return run_script("prmpnn-expressivity", argv, args.out, args.quick,
+                      lambda: run(args.quick, args.out, args.datasets, args.folds, args.epochs,
+                                  tuple(args.models), args.verbose))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

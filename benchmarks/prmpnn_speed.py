@@ -10,23 +10,46 @@
    ZINC itself is not in the offline mirror), with the ZINC configuration of the paper's rewiring:
    100 distance candidates, add k = 80, delete k = 20, 5 samples per graph.
 
-Times are medians of ``torch.utils.benchmark.Timer.blocked_autorange`` on one thread.
+Times are median CPU times of ``torch.utils.benchmark.Timer.blocked_autorange`` on one thread
+(:func:`benchmarks.common.measure.cpu_time`).
 
-    python -m benchmarks.prmpnn_speed [--quick] [--out benchmarks/results]
+    python -m benchmarks.prmpnn_speed [--quick] [--out runs/prmpnn_speed]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
-from torch.utils.benchmark import Timer
+from torch import Tensor
 
-from benchmarks._prmpnn_common import write_results
-from graphlab.bench import register
+from benchmarks.common import TaskResult, register, run_script
+from benchmarks.common.measure import cpu_time
 from graphlab.rewiring import k_subset_marginals
-from graphlab.rewiring.k_subset import _safe_logaddexp, _safe_logsumexp
+
+
+def _safe_logaddexp(a: Tensor, b: Tensor) -> Tensor:
+    """``log(exp(a) + exp(b))`` with a zero (not NaN) gradient where both are ``-inf`` (the DP
+    tables are full of exact zeros); the reference's own copy, independent of the library."""
+    m = torch.maximum(a, b)
+    finite = torch.isfinite(m)
+    zero = torch.zeros((), dtype=a.dtype)
+    m0 = torch.where(finite, m, zero).detach()
+    out = m0 + torch.log(torch.exp(torch.where(finite, a, zero) - m0)
+                         + torch.exp(torch.where(finite, b, zero) - m0))
+    return torch.where(finite, out, torch.full_like(out, float("-inf")))
+
+
+def _safe_logsumexp(x: Tensor, dim: int) -> Tensor:
+    """``logsumexp`` with a zero (not NaN) gradient for all-``-inf`` slices."""
+    m = x.amax(dim=dim, keepdim=True)
+    finite = torch.isfinite(m)
+    zero = torch.zeros((), dtype=x.dtype)
+    m0 = torch.where(finite, m, zero).detach()
+    out = m0 + torch.log(torch.exp(torch.where(finite, x, zero) - m0).sum(dim=dim, keepdim=True))
+    return torch.where(finite, out, torch.full_like(out, float("-inf"))).squeeze(dim)
 
 
 def sequential_marginals(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -65,7 +88,8 @@ def _no_complement(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _time(fn, min_run_time: float) -> float:
-    return Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median
+    fn()  # warm-up
+    return cpu_time(fn, min_run_time)
 
 
 def _marginal_rows(quick: bool) -> list[dict]:
@@ -146,7 +170,7 @@ def _step_rows(quick: bool) -> list[dict]:
 
         def step(model=model, opt=opt, gen=gen):
             opt.zero_grad()
-            loss = (model(batch, gen).squeeze(-1) - batch.y).abs().mean()
+            loss = (model.forward_data(batch, gen).squeeze(-1) - batch.y).abs().mean()
             loss.backward()
             opt.step()
 
@@ -157,22 +181,30 @@ def _step_rows(quick: bool) -> list[dict]:
     return rows
 
 
-@register("prmpnn-speed", "k-subset marginals vs sequential DP; PR-MPNN step vs plain MPNN")
-def run(quick: bool, out: Path) -> list[dict]:
+@register("prmpnn-speed", "k-subset marginals vs sequential DP; PR-MPNN step vs plain MPNN",
+          paper="Qian et al. ICLR 2024 (PR-MPNN); Ahmed et al. 2023 (SIMPLE k-subset)")
+def run(quick: bool, out: Path) -> TaskResult:
     torch.set_num_threads(1)
     rows = [{"bench": "marginals fwd+bwd", **r} for r in _marginal_rows(quick)]
     rows += [{"bench": "training step", **r} for r in _step_rows(quick)]
-    cmd = "python -m benchmarks.prmpnn_speed" + (" --quick" if quick else "")
-    write_results(out, "prmpnn_speed_quick" if quick else "prmpnn_speed", rows, cmd,
-                  "Medians of torch.utils.benchmark.Timer.blocked_autorange, 1 thread. The "
-                  "reference DP is timed on the same rows in the same run.")
-    return rows
+    ours = rows[2]
+    step = [r for r in rows if r["method"] == "PR-MPNN"][0]
+    return TaskResult(rows, paper="(no timing in the paper)",
+                      ours=f"marginals {ours['speedup_vs_reference']:.0f}x the sequential DP; "
+                           f"PR-MPNN step {step['ratio_vs_downstream_alone']:.0f}x the plain MPNN",
+                      notes="Median CPU times, one thread. The reference DP is timed on the same "
+                            "rows in the same run.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("runs/prmpnn_speed"))
+    args = parser.parse_args(argv)
+    return run_script("prmpnn-speed", argv, args.out, args.quick,
+                      lambda: run(args.quick, args.out))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args()
-    for row in run(args.quick, args.out):
-        print(row)
+    sys.exit(main())

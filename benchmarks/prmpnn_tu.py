@@ -14,11 +14,13 @@ candidates and upstream layers, few epochs (k is clipped per graph to its candid
 For TU: test accuracy at the epoch of best validation accuracy, mean over the folds run.
 
     python -m benchmarks.prmpnn_tu [--quick] [--datasets MUTAG] [--folds 10] [--epochs 30]
+        [--out runs/prmpnn_tu]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -26,16 +28,13 @@ import torch
 from torch import nn
 from torch_geometric.loader import DataLoader
 
-from benchmarks._prmpnn_common import load_dataset, write_results
-from graphlab.bench import register
+from benchmarks.common import TaskResult, TaskSkipped, load_dataset, register, run_script
 from graphlab.models import GNN, PRMPNN
 from graphlab.rewiring import EdgeCandidates
 
 PAPER = {"MUTAG": "98.4", "PROTEINS": "80.7", "ogbg-molhiv": "~0.79"}
 
 
-def _load(name: str):
-    return load_dataset(name, "prmpnn-tu")
 
 
 class _LazyCandidates:
@@ -75,7 +74,8 @@ def _predict(model: nn.Module, loader,
     outs, ys = [], []
     with torch.no_grad():
         for data in loader:
-            outs.append(model(data, generator) if isinstance(model, PRMPNN) else model(data))
+            outs.append(model.forward_data(data, generator) if isinstance(model, PRMPNN)
+                        else model.forward_data(data))
             ys.append(data.y)
     return torch.cat(ys), torch.cat(outs)  # (y_true, y_pred): the metric signature
 
@@ -111,7 +111,7 @@ def train_split(kind: str, graphs, bundle, split: dict, epochs: int, seed: int,
         model.train()
         for data in loaders["train"]:
             opt.zero_grad()
-            out = model(data, gen) if kind == "PR-MPNN" else model(data)
+            out = model.forward_data(data, gen) if kind == "PR-MPNN" else model.forward_data(data)
             _loss(spec, out, data.y).backward()
             opt.step()
         val = bundle.evaluate(*_predict(model, loaders["valid"], gen))
@@ -128,20 +128,23 @@ MAX_EVAL = 1000
 PLAN_QUICK = {"MUTAG": (1, 5, None)}
 
 
-@register("prmpnn-tu", "PR-MPNN on MUTAG / PROTEINS (10-fold) and ogbg-molhiv, small budget")
+@register("prmpnn-tu", "PR-MPNN on MUTAG / PROTEINS (10-fold) and ogbg-molhiv, small budget",
+          paper="Qian et al. ICLR 2024 (PR-MPNN), TU and OGB tables")
 def run(quick: bool, out: Path, datasets: list[str] | None = None, folds: int | None = None,
-        epochs: int | None = None) -> list[dict]:
+        epochs: int | None = None) -> TaskResult:
     from tqdm import tqdm
 
     torch.set_num_threads(1)
     plan = PLAN_QUICK if quick else PLAN_FULL
-    rows = []
+    rows, skipped = [], []
     for name, (n_folds, n_epochs, max_train) in plan.items():
         if datasets and name not in datasets:
             continue
         n_folds, n_epochs = folds or n_folds, epochs or n_epochs
-        bundle = _load(name)
-        if bundle is None:
+        try:
+            bundle = load_dataset(name)
+        except TaskSkipped as exc:  # keep the datasets that are here
+            skipped.append(str(exc))
             continue
         graphs = _LazyCandidates(bundle.dataset, EdgeCandidates(CONFIG["candidates"], "distance"))
         for kind in ("GIN", "PR-MPNN"):
@@ -158,28 +161,31 @@ def run(quick: bool, out: Path, datasets: list[str] | None = None, folds: int | 
                          "std": round(scale * scores.std().item(), 3) if n_folds > 1 else 0.0,
                          "paper": PAPER[name] if kind == "PR-MPNN" else "",
                          "seconds": round(sum(r["seconds"] for r in res), 1)})
-            print(rows[-1])
-    cmd = "python -m benchmarks.prmpnn_tu" + (" --quick" if quick else "")
-    if datasets:
-        cmd += " --datasets " + " ".join(datasets)
-    cmd += (f" --folds {folds}" if folds else "") + (f" --epochs {epochs}" if epochs else "")
-    name = "prmpnn_tu" + ("_quick" if quick else "") + \
-        ("_" + "_".join(datasets) if datasets else "")
-    write_results(out, name, rows, cmd,
-                  "Small CPU budget (see epochs / folds / train_graphs), not the paper's. "
-                  "Config: " + " ".join(f"{k}={v}" for k, v in CONFIG.items()) + ". "
-                  "molhiv atom/bond features differ from the official release in ~0.03% of rows "
-                  "(rebuilt from SMILES, see the data README).")
-    return rows
+    if not rows and skipped:
+        raise TaskSkipped("; ".join(skipped))
+    ours = [r for r in rows if r["model"] == "PR-MPNN"]
+    return TaskResult(rows, paper="PR-MPNN " + ", ".join(f"{k} {v}" for k, v in PAPER.items()),
+                      ours="PR-MPNN " + ", ".join(f"{r['dataset']} {r['ours']:.4g}" for r in ours)
+                      + " (small budget)",
+                      notes="Small CPU budget (see epochs / folds / train_graphs), not the paper's. "
+                            "Config: " + " ".join(f"{k}={v}" for k, v in CONFIG.items()) + ". "
+                            "molhiv atom/bond features differ from the official release in ~0.03% "
+                            "of rows (rebuilt from SMILES, see the data README).",
+                      skipped=skipped, config={"plan": plan, "config": CONFIG})
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--out", type=Path, default=Path("runs/prmpnn_tu"))
     parser.add_argument("--datasets", nargs="*", default=None)
     parser.add_argument("--folds", type=int)
     parser.add_argument("--epochs", type=int)
-    args = parser.parse_args()
-    for row in run(args.quick, args.out, args.datasets, args.folds, args.epochs):
-        print(row)
+    args = parser.parse_args(argv)
+    return run_script("prmpnn-tu", argv, args.out, args.quick,
+                      lambda: run(args.quick, args.out, args.datasets, args.folds, args.epochs))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
