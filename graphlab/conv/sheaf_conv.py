@@ -6,11 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
+from torch_geometric.typing import Adj
 from torch_geometric.utils import scatter
 
+from graphlab.conv._adj import validated_adj
 from graphlab.conv.sheaf_learner import SheafLearner
 from graphlab.nn.orthogonal import sym_inv_sqrt
-from graphlab.utils.validation import check_edge_index, check_finite, check_node_features
+from graphlab.utils.validation import check_finite, check_input_dtype, check_node_features
 
 __all__ = ["SheafConv"]
 
@@ -67,10 +69,16 @@ class SheafConv(MessagePassing):
         dropout (float): dropout on the diffusion branch (learner and Laplacian inputs) in
             training; the residual term :math:`\mathbf{X}` is not dropped, as in the reference.
 
+    ``edge_index`` may be a ``[2, E]`` tensor, an ``EdgeIndex``, a ``torch.sparse`` ``adj_t``
+    (COO/CSR/CSC, row = target; given ``maps`` then follow its storage order, and its values are
+    not used) or a ``SparseTensor``. The layer is not bipartite: the Laplacian's diagonal blocks
+    and normaliser live on one node set, so ``x`` is a single tensor (a pair is refused).
+
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, d \cdot c)`, edge indices
-          :math:`(2, |\mathcal{E}|)`, optional maps :math:`(|\mathcal{E}|, 2, d)` (diagonal) or
-          :math:`(|\mathcal{E}|, 2, d, d)` (target-side map first)
+          :math:`(2, |\mathcal{E}|)` or a sparse ``adj_t``, optional maps
+          :math:`(|\mathcal{E}|, 2, d)` (diagonal) or :math:`(|\mathcal{E}|, 2, d, d)`
+          (target-side map first)
         - **output:** node features :math:`(|\mathcal{V}|, d \cdot c)`
     """
 
@@ -123,7 +131,7 @@ class SheafConv(MessagePassing):
         if not ok:
             raise ValueError(f"maps must have shape [E, 2, d] or [E, 2, d, d] with E={num_edges}, "
                              f"d={d}, got {list(maps.shape)}")
-        if maps.dtype != dtype:
+        if maps.dtype != dtype and not torch.is_autocast_enabled(maps.device.type):
             raise ValueError(f"maps must have the dtype of x ({dtype}), got {maps.dtype}")
 
     def laplacian(self, x: Tensor, edge_index: Tensor, maps: Tensor,
@@ -175,10 +183,16 @@ class SheafConv(MessagePassing):
         return block @ x_j
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: Tensor, edge_index: Tensor, maps: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Adj, maps: Tensor | None = None) -> Tensor:
         d, c = self.stalk_dim, self.channels
+        if isinstance(x, (tuple, list)):
+            raise ValueError("SheafConv is not bipartite: the sheaf Laplacian is an operator on "
+                             "one node set (its diagonal blocks and normaliser need every edge "
+                             "at both endpoints), so x must be one tensor")
         check_node_features(x, "x", channels=d * c)
-        check_edge_index(edge_index, x.size(0))
+        check_input_dtype(x, self, "x")
+        n = x.size(0)
+        edge_index, _ = validated_adj(edge_index, n, n)
         if maps is not None:
             self._check_maps(maps, edge_index.size(1), x.dtype)
         elif self.learner is None:
@@ -187,7 +201,6 @@ class SheafConv(MessagePassing):
         learned = maps is None
         if learned:
             maps = self.learner(h, edge_index)
-        n = x.size(0)
         h = h.reshape(n, d, c)
         if self.left is not None:  # (I_n (x) W1): mixes the d stalk coordinates of each node
             h = (self.left.weight @ h)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.typing import Adj, PairTensor, Size
 
+from graphlab.conv._adj import adj_sizes, check_pair_features, pair, validated_adj
 from graphlab.nn.orthogonal import num_orthogonal_params, orthogonal_from_params
-from graphlab.utils.validation import check_edge_index, check_node_features
+from graphlab.utils.validation import check_input_dtype
 
 __all__ = ["SheafLearner"]
 
@@ -43,9 +45,14 @@ class SheafLearner(nn.Module):
         edge_weights (bool): learn the scale :math:`s` of orthogonal maps.
         act (str): ``"tanh"`` (the authors' default), ``"elu"`` or ``"id"``.
 
+    ``edge_index`` may be a ``[2, E]`` tensor, an ``EdgeIndex``, a ``torch.sparse`` ``adj_t``
+    (COO/CSR/CSC, row = target; maps then follow its storage order) or a ``SparseTensor``; ``x``
+    may be a pair ``(x_src, x_dst)`` of equal width with ``size=(N_src, N_dst)``: the maps of an
+    edge only need its two endpoints' features.
+
     Shapes:
-        - **input:** node features :math:`(|\mathcal{V}|, F_{in})`, edge indices
-          :math:`(2, |\mathcal{E}|)`
+        - **input:** node features :math:`(|\mathcal{V}|, F_{in})` or a source/target pair, edge
+          indices :math:`(2, |\mathcal{E}|)` or a sparse ``adj_t``
         - **output:** maps :math:`(|\mathcal{E}|, 2, d)` for ``"diag"``, else
           :math:`(|\mathcal{E}|, 2, d, d)`; index 0 is the target-side map
           :math:`\mathcal{F}_{v \trianglelefteq e}`, index 1 the source-side map.
@@ -88,13 +95,16 @@ class SheafLearner(nn.Module):
             return torch.nn.functional.elu(h)
         return h
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        check_node_features(x, "x", channels=self.in_channels)
-        check_edge_index(edge_index, x.size(0))
+    def forward(self, x: Tensor | PairTensor, edge_index: Adj, size: Size = None) -> Tensor:
+        x_src, x_dst = pair(x)
+        n_src, n_dst = adj_sizes(edge_index, size, x_src.size(0), x_dst.size(0))
+        check_pair_features(x_src, x_dst, n_src, n_dst, (self.in_channels, self.in_channels))
+        check_input_dtype(x_dst, self.lin.weight, "x")
+        edge_index, _ = validated_adj(edge_index, n_src, n_dst)
         src, dst = edge_index[0], edge_index[1]
-        x_src, x_dst = x.index_select(0, src), x.index_select(0, dst)
+        xs, xd = x_src.index_select(0, src), x_dst.index_select(0, dst)
         # row 0: target-side input [x_v || x_u]; row 1: source-side input [x_u || x_v]
-        pairs = torch.stack([torch.cat([x_dst, x_src], -1), torch.cat([x_src, x_dst], -1)], 1)
+        pairs = torch.stack([torch.cat([xd, xs], -1), torch.cat([xs, xd], -1)], 1)
         h = self._activate(self.lin(pairs))  # [E, 2, num_out]
         d = self.stalk_dim
         if self.maps == "diag":

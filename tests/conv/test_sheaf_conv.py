@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch_geometric.nn import to_hetero
 from torch_geometric.utils import get_laplacian, to_dense_adj
 
 from graphlab.conv import SheafConv, SheafLearner
@@ -16,6 +17,7 @@ from graphlab.testing import (
     conformance_params,
     random_graph,
 )
+from graphlab.testing.graphs import adjacency_forms
 
 D, C = 2, 3
 DT = torch.float64
@@ -283,16 +285,75 @@ def _graph_with_maps(seed: int):
 _BAD = {**EDGE_INDEX_MUTATIONS, **FEATURE_MUTATIONS}
 CASES = [
     LayerCase(name=f"sheafconv-{kind}-{orth}", make_graph=_graph, bad_inputs=dict(_BAD),
-              make_module=lambda kind=kind, orth=orth: SheafConv(C, D, maps=kind, orthogonal=orth))
+              make_module=lambda kind=kind, orth=orth: SheafConv(C, D, maps=kind, orthogonal=orth),
+              fullgraph=True, forward_adj_t=lambda m, b: m(b.x, b.adj_t))
     for kind, orth in MAP_KINDS
 ] + [
     LayerCase(name="sheafconv-given", make_graph=_graph_with_maps, bad_inputs=dict(_BAD),
               make_module=lambda: SheafConv(C, D, maps="given"),
               forward=lambda m, b: m(b.x, b.edge_index, b.sheaf_maps),
-              edge_attrs=("sheaf_maps",)),
+              edge_attrs=("sheaf_maps",), fullgraph=True,
+              # ToSparseTensor reorders the per-edge maps with the edges
+              forward_adj_t=lambda m, b: m(b.x, b.adj_t, b.sheaf_maps)),
 ]
 
 
 @pytest.mark.parametrize("case,check", conformance_params(CASES))
 def test_conformance(case, check):
     CHECKS[check](case)
+
+
+# ------------------------------------------------------------------ PyG input contract
+def test_adj_forms_and_explicit_edge_index():
+    torch.manual_seed(0)
+    g = _graph(3)
+    conv = SheafConv(C, D, maps="general")
+    out = conv(g.x, g.edge_index)
+    n = g.num_nodes
+    for name, adj in adjacency_forms(g.edge_index, (n, n)).items():
+        torch.testing.assert_close(conv(g.x, adj), out, msg=name, atol=1e-5, rtol=1e-5)
+
+
+def test_bipartite_is_refused_with_the_reason():
+    g = _graph(0)
+    with pytest.raises(ValueError, match="not bipartite"):
+        SheafConv(C, D)((g.x, g.x), g.edge_index)
+
+
+def test_to_hetero_with_same_type_relations():
+    """``to_hetero`` passes one tensor for same-type relations: one SheafConv per relation,
+    summed per node type; a cross-type relation (a pair input) is refused with the reason."""
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = SheafConv(C, D, maps="orthogonal")
+            self.conv2 = SheafConv(C, D)
+
+        def forward(self, x, edge_index):
+            return self.conv2(self.conv1(x, edge_index), edge_index)
+
+    gen = torch.Generator().manual_seed(0)
+    x = {"paper": torch.randn(6, C * D, generator=gen), "author": torch.randn(4, C * D, generator=gen)}
+    cites = torch.tensor([[0, 1, 2, 3, 4, 5, 1, 2], [1, 0, 3, 2, 5, 4, 2, 1]])
+    knows = torch.tensor([[0, 1, 2, 3], [1, 0, 3, 2]])
+    rels = [("paper", "cites", "paper"), ("author", "knows", "author")]
+    ei = dict(zip(rels, (cites, knows)))
+    torch.manual_seed(1)
+    model = to_hetero(Net(), (["paper", "author"], rels), aggr="sum")
+    out = model(x, ei)
+    ref = model.conv2["paper__cites__paper"](model.conv1["paper__cites__paper"](x["paper"], cites),
+                                             cites)
+    torch.testing.assert_close(out["paper"], ref)
+    assert out["author"].shape == (4, C * D)
+    cross = (["paper", "author"], rels + [("author", "writes", "paper")])
+    bad = to_hetero(Net(), cross, aggr="sum")
+    with pytest.raises(ValueError, match="not bipartite"):
+        bad(x, {**ei, ("author", "writes", "paper"): torch.tensor([[0, 1], [2, 3]])})
+
+
+def test_given_maps_under_autocast_accept_a_bf16_input():
+    g = _graph_with_maps(2)
+    conv = SheafConv(C, D, maps="given")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv(g.x.bfloat16(), g.edge_index, g.sheaf_maps)
+    assert torch.isfinite(out).all()

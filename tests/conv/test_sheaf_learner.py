@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch_geometric.utils import to_edge_index
 
 from graphlab.conv import SheafLearner
 from graphlab.testing import (
@@ -14,6 +15,7 @@ from graphlab.testing import (
     conformance_params,
     random_graph,
 )
+from graphlab.testing.graphs import adjacency_forms
 
 SHAPES = {"diag": (2, 3), "orthogonal": (2, 3, 3), "general": (2, 3, 3)}
 
@@ -62,7 +64,9 @@ def test_bad_arguments():
 CASES = [
     LayerCase(name=f"sheaflearner-{maps}", make_module=lambda maps=maps: SheafLearner(8, 3, maps),
               forward=lambda m, b: m(b.x, b.edge_index).flatten(1), levels=("edge",),
-              bad_inputs={**EDGE_INDEX_MUTATIONS, **FEATURE_MUTATIONS})
+              bad_inputs={**EDGE_INDEX_MUTATIONS, **FEATURE_MUTATIONS}, fullgraph=True,
+              forward_adj_t=lambda m, b: m(b.x, b.adj_t).flatten(1),
+              forward_bipartite=lambda m, b: m((b.x, b.x), b.edge_index).flatten(1))
     for maps in SHAPES
 ]
 
@@ -70,3 +74,38 @@ CASES = [
 @pytest.mark.parametrize("case,check", conformance_params(CASES))
 def test_conformance(case, check):
     CHECKS[check](case)
+
+
+# ------------------------------------------------------------------ PyG input contract
+BI_EI = torch.tensor([[0, 1, 2, 3, 3], [0, 0, 1, 1, 0]])  # 4 sources -> 2 targets
+
+
+@pytest.mark.parametrize("maps", list(SHAPES))
+def test_adj_forms_and_bipartite(maps):
+    torch.manual_seed(0)
+    learner = SheafLearner(6, 3, maps)
+    x_s, x_t = torch.randn(4, 6), torch.randn(2, 6)
+    out = learner((x_s, x_t), BI_EI)
+    assert out.shape == (BI_EI.size(1), *SHAPES[maps])
+    torch.testing.assert_close(learner((x_s, x_t), BI_EI, size=(4, 2)), out)
+    # edge k's maps come from its own endpoints: target-side input [x_t[v] || x_s[u]]
+    k = 2
+    u, v = BI_EI[:, k]
+    alone = learner((x_s[u:u + 1], x_t[v:v + 1]), torch.tensor([[0], [0]]))
+    torch.testing.assert_close(alone[0], out[k])
+    # sparse adjacencies hold the edges in their storage order (CSR: by target, CSC: by source);
+    # maps follow that order, as to_edge_index lists it
+    key = {(int(u), int(v)): k for k, (u, v) in enumerate(BI_EI.t())}
+    for name, adj in adjacency_forms(BI_EI, (4, 2)).items():
+        if name == "EdgeIndex":
+            order = torch.arange(BI_EI.size(1))
+        else:
+            dst_src = to_edge_index(adj)[0]
+            order = torch.tensor([key[(int(u), int(v))] for v, u in dst_src.t()])
+        torch.testing.assert_close(learner((x_s, x_t), adj), out[order], msg=name)
+
+
+def test_pair_of_different_widths_is_refused():
+    learner = SheafLearner(6, 3)
+    with pytest.raises(ValueError, match=r"x\[1\] \(target\) must have 6 channels"):
+        learner((torch.randn(4, 6), torch.randn(2, 5)), BI_EI)
