@@ -176,13 +176,20 @@ def _environ_writes(tree: ast.AST) -> list[int]:
     return sorted(lines)
 
 
+#: modules allowed to look at ``__file__``, and why
+FILE_USERS = {
+    # provenance of results: the commit of the checkout the code runs from (None for a wheel)
+    "graphlab/runfolder.py",
+}
+
+
 def test_library_does_not_write_the_environment_or_guess_paths():
     writes = {str(p.relative_to(ROOT)): _environ_writes(tree) for p, tree in _modules(LIBRARY)}
     assert {k: v for k, v in writes.items() if v} == {}
     # a path built from the module's own location reaches outside the installed package
-    guesses = [str(p.relative_to(ROOT)) for p, tree in _modules(LIBRARY)
-               if any(isinstance(n, ast.Name) and n.id == "__file__" for n in ast.walk(tree))]
-    assert guesses == []
+    guesses = {str(p.relative_to(ROOT)) for p, tree in _modules(LIBRARY)
+               if any(isinstance(n, ast.Name) and n.id == "__file__" for n in ast.walk(tree))}
+    assert guesses <= set(FILE_USERS), "use a parameter or an environment variable, not __file__"
 
 
 def test_environment_checks_catch_what_they_look_for():

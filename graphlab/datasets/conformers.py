@@ -106,7 +106,9 @@ def _fingerprint(smiles: list[str]) -> str:
 
 
 def _read_cache(cache: Path, seed: int, name: str, smiles: list[str]) -> list[Tensor]:
-    stored = torch.load(cache, weights_only=True)
+    from graphlab.runfolder import safe_torch_load
+
+    stored = safe_torch_load(cache, hint=f"delete {cache} to embed again")
     if not isinstance(stored, dict) or not {"seed", "smiles_sha256", "positions"} <= set(stored):
         raise ValueError(f"{cache} is not a conformer cache written by add_conformers; "
                          f"delete it to embed again")
@@ -139,7 +141,8 @@ def add_conformers(bundle: DatasetBundle, seed: int = 0, strict: bool = False,
 
     Raises:
         ImportError: RDKit is not installed.
-        ValueError: the graphs have no SMILES, or ``cache`` does not match the bundle.
+        ValueError: the graphs have no SMILES, or ``cache`` does not match the bundle or is
+            unreadable (:class:`~graphlab.runfolder.CorruptFileError`).
     """
     _import_rdkit()
     smiles = _smiles(bundle)
@@ -163,7 +166,7 @@ def add_conformers(bundle: DatasetBundle, seed: int = 0, strict: bool = False,
                           f"be embedded in 3-D (graphs {failed[:5]}...); they get zero "
                           f"coordinates", stacklevel=2)
         if cache is not None:
-            from graphlab.train import atomic_torch_save
+            from graphlab.runfolder import atomic_torch_save
 
             cache.parent.mkdir(parents=True, exist_ok=True)
             atomic_torch_save({"seed": seed, "smiles_sha256": _fingerprint(smiles),

@@ -121,6 +121,10 @@ def test_conformer_errors_and_fallback(tmp_path: Path, monkeypatch: pytest.Monke
     torch.save([torch.zeros(3, 3)], legacy)
     with pytest.raises(ValueError, match="not a conformer cache"):
         add_conformers(molecule_bundle(), cache=legacy)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="delete .*garbage.pt to embed again"):
+        add_conformers(molecule_bundle(), cache=garbage)
     with pytest.raises(ValueError, match="need SMILES"):
         add_conformers(tiny_regression_bundle())
 
@@ -158,6 +162,6 @@ def test_train_egnn_on_conformers(tmp_path: Path):
     config = TrainConfig(dataset="mols", model="egnn", epochs=2, seeds=1, batch_size=4,
                          model_kwargs={"hidden_channels": 8, "num_layers": 2},
                          out=str(tmp_path / "run"), progress=False)
-    res = train(config, bundle)
-    assert res["num_params"] > 0 and res["num_runs"] == 1
-    assert torch.isfinite(torch.tensor(res["test_mean"]))
+    summary = train(config, bundle)["summary"]
+    assert summary["num_params"] > 0 and summary["num_runs"] == 1
+    assert torch.isfinite(torch.tensor(summary["test_mean"]))
