@@ -12,28 +12,25 @@ done when its record exists and its weights match the hash recorded in it; see
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from graphlab.runfolder import atomic_write_text
 from graphlab.zoo.presets import PRESETS, member_config
 from graphlab.zoo.splits import zoo_splits
 from graphlab.zoo.store import (
     ZOO_VERSION,
-    atomic_write_text,
     clean_orphans,
     member_is_done,
+    open_zoo_folder,
     write_member,
+    zoo_config,
 )
 from graphlab.zoo.training import train_member
 
 __all__ = ["build_zoo", "parse_shard"]
-
-# the keys of zoo.json that define a zoo: a folder holding other values is never mixed into
-_IDENTITY_KEYS = ("preset", "seed", "version")
-
 
 def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int]:
     """``"I/N"`` or ``(I, N)`` -> ``(I, N)``; ``None`` is the whole zoo ``(0, 1)``."""
@@ -65,33 +62,6 @@ def _build_one(args: tuple[str, int, int, str]) -> int:
     return index
 
 
-def _check_config(out: Path, meta: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
-    """The existing ``zoo.json`` if it describes the same zoo; ``None`` for a fresh folder.
-    A different zoo is refused (naming the differing keys) or, with ``overwrite``, removed."""
-    meta_path = out / "zoo.json"
-    if not meta_path.exists():
-        return None
-    try:
-        old = json.loads(meta_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        if not overwrite:
-            raise ValueError(f"{meta_path} is not valid JSON ({exc}); pass overwrite=True "
-                             "(--overwrite) to start the zoo over") from exc
-        old = {}
-    diff = [k for k in _IDENTITY_KEYS if old.get(k) != meta[k]]
-    if not diff:
-        return old
-    if not overwrite:
-        what = ", ".join(f"{k}: {old.get(k)!r} here, {meta[k]!r} requested" for k in diff)
-        raise ValueError(f"{out} holds a zoo built with a different configuration ({what}); "
-                         "refusing to mix them: choose another folder or pass overwrite=True "
-                         "(--overwrite) to delete its members and start over")
-    shutil.rmtree(out / "members", ignore_errors=True)
-    for name in ("zoo.json", "splits.json"):
-        (out / name).unlink(missing_ok=True)
-    return None
-
-
 def build_zoo(preset: str, size: int, out: str | Path, seed: int = 0, workers: int = 1,
               shard: str | tuple[int, int] | None = None, progress: bool = False,
               overwrite: bool = False) -> Path:
@@ -106,8 +76,14 @@ def build_zoo(preset: str, size: int, out: str | Path, seed: int = 0, workers: i
         workers: processes (each single-threaded).
         shard: ``"I/N"`` or ``(I, N)``: build only members with ``index % N == I``.
         progress: show a tqdm bar.
-        overwrite: if ``out`` holds a zoo of another preset, seed or format version, delete its
-            members and start over (otherwise that is a ``ValueError`` naming the differing keys).
+        overwrite: delete everything in ``out`` and start over. Without it, a folder holding a
+            zoo of another preset, seed or format version is refused
+            (:class:`~graphlab.runfolder.RunFolderError`, a ``ValueError``, naming the
+            differing keys).
+
+    While building, ``out`` is locked: a second build into it (another shard included) fails
+    at once with a clear message; build shards in parallel with ``workers`` or in separate
+    folders and copy the members together.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
@@ -115,17 +91,28 @@ def build_zoo(preset: str, size: int, out: str | Path, seed: int = 0, workers: i
         raise ValueError(f"size must be >= 0 and workers >= 1, got {size}, {workers}")
     si, sn = parse_shard(shard)
     out = Path(out)
-    meta: dict[str, Any] = {"preset": preset, "size": size, "seed": seed,
-                            "version": ZOO_VERSION}
-    old = _check_config(out, meta, overwrite)
-    if old is not None:
-        meta["size"] = max(size, int(old.get("size", 0)))
-    (out / "members").mkdir(parents=True, exist_ok=True)
-    clean_orphans(out)
-    atomic_write_text(out / "zoo.json", json.dumps(meta, indent=1))
-    atomic_write_text(out / "splits.json", json.dumps(zoo_splits(preset, meta["size"], seed)))
-    todo = [i for i in range(si, size, sn) if not member_is_done(out, i)]
-    jobs = [(preset, seed, i, str(out)) for i in todo]
+    with open_zoo_folder(out, zoo_config(preset, seed), overwrite):
+        clean_orphans(out)  # the tmp files RunFolder removed, plus older zoos' temp names
+        meta: dict[str, Any] = {"preset": preset, "size": size, "seed": seed,
+                                "version": ZOO_VERSION}
+        if (out / "zoo.json").exists():
+            try:
+                old_size = int(json.loads((out / "zoo.json").read_text())["size"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{out / 'zoo.json'} is unreadable ({exc}); pass --overwrite "
+                                 "(overwrite=True) to start over") from exc
+            meta["size"] = max(size, old_size)
+        (out / "members").mkdir(exist_ok=True)
+        atomic_write_text(out / "zoo.json", json.dumps(meta, indent=1))
+        atomic_write_text(out / "splits.json",
+                          json.dumps(zoo_splits(preset, meta["size"], seed)))
+        todo = [i for i in range(si, size, sn) if not member_is_done(out, i)]
+        _run([(preset, seed, i, str(out)) for i in todo], workers, progress, preset)
+    return out
+
+
+def _run(jobs: list[tuple[str, int, int, str]], workers: int, progress: bool,
+         preset: str) -> None:
     bar = None
     if progress:
         from tqdm import tqdm
@@ -146,4 +133,3 @@ def build_zoo(preset: str, size: int, out: str | Path, seed: int = 0, workers: i
                     bar.update()
     if bar is not None:
         bar.close()
-    return out

@@ -11,20 +11,18 @@ names its weights file and the SHA-256 of its bytes. On load, a member is
   ``ValueError`` naming it instead of silently changing predictions;
 * read as safetensors only: nothing in a zoo is ever unpickled.
 
-Writes are atomic (a hidden temporary file in the same folder, then ``os.replace``). A process
-killed mid-write leaves its temporary file behind; :func:`clean_orphans` removes such files once
-they are older than a minute (so a concurrent writer's file in flight is never touched), and is
-run by every build and every :func:`load_zoo`.
+Writes go through :mod:`graphlab.runfolder` (a unique hidden temporary file in the same folder,
+``fsync``, ``os.replace``), and a build holds the folder as a
+:class:`~graphlab.runfolder.RunFolder`: one writer at a time, its configuration recorded in
+``config.json``. A process killed mid-write leaves its temporary file behind; the next build, or
+the next :func:`load_zoo` while no build holds the folder, removes it (:func:`clean_orphans`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,42 +31,29 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from graphlab.runfolder import (
+    RunFolder,
+    RunFolderError,
+    atomic_save_safetensors,
+    atomic_write_text,
+)
+from graphlab.runfolder import clean_orphans as clean_tmp_files
 from graphlab.zoo.architectures import example_input, make_model
 
 __all__ = ["ZOO_VERSION", "Zoo", "load_zoo", "phase_labels", "save_state_dict_safe",
            "load_state_dict_safe", "sha256_file", "member_paths", "member_is_done",
-           "write_member", "clean_orphans", "atomic_write_text", "ORPHAN_MIN_AGE"]
+           "write_member", "clean_orphans", "zoo_config", "open_zoo_folder"]
 
 ZOO_VERSION = 1
-#: seconds a temporary file must be untouched before :func:`clean_orphans` removes it
-ORPHAN_MIN_AGE = 60.0
-# ".<target name>.<random>[.tmp|.safetensors]": the temporary names of the atomic writes here
-# (and of earlier versions, which used tempfile's ".<name>.XXXXXXXX.safetensors")
-_ORPHAN = re.compile(r"^\.(?:\d+\.(?:json|safetensors)|zoo\.json|splits\.json)\..+$")
+# temporary files of the atomic writes of graphlab <= 0.x zoos (tempfile's
+# ".<name>.XXXXXXXX[.safetensors]"); today's writes use graphlab.runfolder's ".<name>.XXXX.tmp"
+_LEGACY_ORPHAN = re.compile(r"^\.(?:\d+\.(?:json|safetensors)|zoo\.json|splits\.json)\..+$")
 
 
 # --------------------------------------------------------------------------- files
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (readers see the old or the new file, never half)."""
-    _atomic_write_bytes(Path(path), text.encode())
 
 
 def save_state_dict_safe(net: nn.Module | dict[str, Tensor], path: str | Path,
@@ -78,11 +63,9 @@ def save_state_dict_safe(net: nn.Module | dict[str, Tensor], path: str | Path,
     Tied weights are stored once per name (as independent copies), which is what
     ``load_state_dict`` expects.
     """
-    from safetensors.torch import save
-
     sd = net.state_dict() if isinstance(net, nn.Module) else net
-    data = save({k: v.detach().contiguous().clone() for k, v in sd.items()}, metadata=metadata)
-    _atomic_write_bytes(Path(path), data)
+    # clones: safetensors refuses tensors that share storage (tied weights)
+    atomic_save_safetensors({k: v.detach().clone() for k, v in sd.items()}, path, metadata)
 
 
 def load_state_dict_safe(path: str | Path, device: str = "cpu") -> dict[str, Tensor]:
@@ -116,25 +99,44 @@ def _load_safetensors_bytes(data: bytes, path: Path, device: str = "cpu") -> dic
     return {k: sd[k].to(device) for k in sorted(sd)}
 
 
-def clean_orphans(root: str | Path, min_age: float = ORPHAN_MIN_AGE) -> list[Path]:
+def clean_orphans(root: str | Path) -> list[Path]:
     """Remove the temporary files that interrupted atomic writes left in a zoo folder (and its
-    ``members/``), if untouched for ``min_age`` seconds; returns the removed paths."""
+    ``members/``); returns the removed paths. Only call it while holding the folder
+    (:func:`open_zoo_folder`): a concurrent writer's file in flight looks the same."""
     root = Path(root)
-    now = time.time()
-    removed = []
+    removed = clean_tmp_files(root)
     for folder in (root, root / "members"):
-        if not folder.is_dir():
-            continue
-        for p in folder.iterdir():
-            if not _ORPHAN.match(p.name) or not p.is_file() or p.is_symlink():
-                continue
-            try:
-                if now - p.stat().st_mtime >= min_age:
-                    p.unlink()
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if _LEGACY_ORPHAN.match(p.name) and p.is_file() and not p.is_symlink():
+                    p.unlink(missing_ok=True)
                     removed.append(p)
-            except FileNotFoundError:  # its writer finished (or another cleaner got it) first
-                continue
     return removed
+
+
+def zoo_config(preset: str, seed: int) -> dict[str, Any]:
+    """The configuration that defines a zoo (its folder's ``config.json``): a folder holding
+    another one is never mixed into. The size is not part of it (a zoo grows)."""
+    return {"kind": "graphlab.zoo", "preset": preset, "seed": seed, "version": ZOO_VERSION}
+
+
+def open_zoo_folder(root: str | Path, config: dict[str, Any], overwrite: bool = False
+                    ) -> RunFolder:
+    """A :class:`~graphlab.runfolder.RunFolder` for building into ``root``: locked against a
+    second writer, orphaned temporary files removed, a different zoo refused naming the
+    differing keys (or, with ``overwrite``, deleted). A zoo written before ``config.json``
+    existed is adopted from its ``zoo.json``."""
+    root = Path(root)
+    cfg_path, meta_path = root / "config.json", root / "zoo.json"
+    if not cfg_path.exists() and meta_path.exists() and not overwrite:
+        try:
+            old = json.loads(meta_path.read_text())
+            legacy = zoo_config(old["preset"], old["seed"]) | {"version": old["version"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            legacy = None  # RunFolder reports the folder as unrecognised
+        if legacy is not None:
+            atomic_write_text(cfg_path, json.dumps(legacy, indent=2))
+    return RunFolder(root, config, overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------- members
@@ -160,7 +162,7 @@ def write_member(root: str | Path, index: int, model: nn.Module, record: dict[st
     """Store a member: weights first, then its record with their hash (a member whose record is
     missing or does not match is rebuilt, so a kill between the two writes is harmless)."""
     js, st = member_paths(root, index)
-    save_state_dict_safe(model, st)
+    save_state_dict_safe(model, st)  # weights first: a record always names finished weights
     rec = {**record, "index": index, "weights": st.name, "hash": sha256_file(st),
            "version": ZOO_VERSION}
     atomic_write_text(js, json.dumps(rec, indent=1))
@@ -197,8 +199,8 @@ class Zoo:
         meta_path = self.path / "zoo.json"
         if not meta_path.exists():
             raise ValueError(f"{self.path} is not a zoo (no zoo.json); run build_zoo first")
-        clean_orphans(self.path)
         self.meta = _read_json(meta_path)
+        self._clean_if_idle()
         self.preset: str = self.meta["preset"]
         members = self.path / "members"
         self.records: list[dict[str, Any]] = []
@@ -214,6 +216,18 @@ class Zoo:
         self._pos = {r["index"]: k for k, r in enumerate(self.records)}
         sp = self.path / "splits.json"
         self.splits: dict[str, dict[str, list[int]]] = _read_json(sp) if sp.exists() else {}
+
+    def _clean_if_idle(self) -> None:
+        """Remove orphaned temporary files, unless a build holds the folder (or it is
+        read-only): only the holder of the lock may tell orphans from files in flight."""
+        cfg = self.path / "config.json"
+        if not cfg.exists():
+            return
+        try:
+            with RunFolder(self.path, _read_json(cfg)):
+                clean_orphans(self.path)
+        except (RunFolderError, OSError):
+            pass
 
     def __len__(self) -> int:
         return len(self.records)
@@ -261,9 +275,10 @@ class Zoo:
 
     def module(self, index: int) -> nn.Module:
         """Member ``index`` as an ``nn.Module`` in eval mode (verified weights)."""
-        cfg = self.record(index)["config"]
-        model = make_model(cfg)
-        model.load_state_dict(self.state_dict(index))
+        sd = self.state_dict(index)
+        with torch.device("meta"):  # no throw-away initial weights (nor global RNG draws)
+            model = make_model(self.record(index)["config"])
+        model.load_state_dict(sd, assign=True)
         return model.eval()
 
     def example_input(self, index: int) -> Tensor:

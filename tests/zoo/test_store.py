@@ -4,9 +4,7 @@ confined to the zoo folder, orphaned temporary files cleaned."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ import torch
 from graphlab.metanets import to_graph
 from graphlab.metanets.corpus import CORPUS
 from graphlab.zoo import build_zoo, clean_orphans, load_state_dict_safe, load_zoo
-from graphlab.zoo.store import ORPHAN_MIN_AGE, member_paths, save_state_dict_safe, sha256_file
+from graphlab.zoo.store import member_paths, save_state_dict_safe, sha256_file
 
 
 def test_safetensors_round_trip_with_tied_weights(tmp_path):
@@ -138,33 +136,33 @@ def test_member_symlink_out_of_the_zoo_is_refused(zoo_copy: Path):
         load_zoo(zoo_copy)
 
 
-def _age(path: Path, seconds: float) -> None:
-    t = time.time() - seconds
-    os.utime(path, (t, t))
-
-
 def test_orphaned_temp_files_are_cleaned_on_build_and_open(zoo_copy: Path):
     """Regression (issue 18): interrupted writes left `.<name>.XXXX.safetensors` files forever.
-    Stale ones are removed by the next build or open; a fresh one (a concurrent writer's file in
-    flight) is left alone."""
+    The next build removes them; so does the next open, unless a build holds the folder (then a
+    temporary file may be a write in flight)."""
+    from graphlab.zoo.store import open_zoo_folder, zoo_config
+
     members = zoo_copy / "members"
-    old_style = members / ".000001.safetensors.k3j2h1g0.safetensors"  # tempfile's old naming
-    new_style = members / ".000002.json.a1b2c3.tmp"
+    old_style = members / ".000001.safetensors.k3j2h1g0.safetensors"  # earlier zoos' naming
+    new_style = members / ".000002.json.a1b2c3.tmp"  # graphlab.runfolder's naming
     meta_tmp = zoo_copy / ".zoo.json.x9y8.tmp"
-    in_flight = members / ".000000.safetensors.live.tmp"
     keep = members / "notes.txt"  # not ours: never removed
-    for p in (old_style, new_style, meta_tmp, in_flight, keep):
+    orphans = (old_style, new_style, meta_tmp)
+    for p in (*orphans, keep):
         p.write_bytes(b"partial")
-    for p in (old_style, new_style, meta_tmp, keep):
-        _age(p, ORPHAN_MIN_AGE + 5)
-    load_zoo(zoo_copy)
-    assert not old_style.exists() and not new_style.exists() and not meta_tmp.exists()
-    assert in_flight.exists() and keep.exists()
-    _age(in_flight, ORPHAN_MIN_AGE + 5)
-    build_zoo("random-nets", 3, zoo_copy, seed=0)
-    assert not in_flight.exists() and keep.exists()
-    assert clean_orphans(zoo_copy) == []
+    with open_zoo_folder(zoo_copy, zoo_config("random-nets", 0)) as folder:
+        assert folder.locked
+        for p in orphans:  # RunFolder itself removed the .tmp files on entry; restore them
+            p.write_bytes(b"partial")
+        load_zoo(zoo_copy)  # a build holds the folder: nothing is touched
+        assert all(p.exists() for p in orphans)
     assert len(load_zoo(zoo_copy)) == 3
+    assert not any(p.exists() for p in orphans) and keep.exists()
+    for p in orphans:
+        p.write_bytes(b"partial")
+    build_zoo("random-nets", 3, zoo_copy, seed=0)
+    assert not any(p.exists() for p in orphans) and keep.exists()
+    assert clean_orphans(zoo_copy) == []
 
 
 def test_member_files_are_safetensors_only(built: Path):

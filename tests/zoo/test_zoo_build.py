@@ -4,6 +4,7 @@ refusing to mix zoos of different configurations."""
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,6 @@ def test_deterministic_rebuild(zoo_dir: Path, tmp_path: Path):
 
 
 def test_resume_rebuilds_only_missing_or_corrupt(zoo_dir: Path, tmp_path: Path):
-    import shutil
-
     z = tmp_path / "z"
     shutil.copytree(zoo_dir, z)
     before = _hashes(z)
@@ -89,7 +88,7 @@ def test_bad_arguments(tmp_path: Path):
     with pytest.raises(ValueError, match="unknown preset"):
         build_zoo("nope", 2, tmp_path / "b")
     build_zoo("random-nets", 1, tmp_path / "c", seed=0)
-    with pytest.raises(ValueError, match="refusing to mix"):
+    with pytest.raises(ValueError, match="another configuration"):
         build_zoo("digits-mlp", 1, tmp_path / "c", seed=0)
     with pytest.raises(ValueError, match="size must be"):
         build_zoo("digits-mlp", -1, tmp_path / "d")
@@ -114,11 +113,11 @@ def test_refuses_a_zoo_of_another_config_naming_the_keys(tmp_path: Path):
     keys and refuses, unless overwrite=True, which starts over."""
     z = tmp_path / "z"
     build_zoo("random-nets", 2, z, seed=0)
-    with pytest.raises(ValueError, match=r"preset: 'random-nets' here, 'digits-cnn' requested"):
+    with pytest.raises(ValueError, match=r"preset: 'random-nets' -> 'digits-cnn'"):
         build_zoo("digits-cnn", 2, z, seed=0)
-    with pytest.raises(ValueError, match=r"seed: 0 here, 1 requested") as err:
+    with pytest.raises(ValueError, match=r"seed: 0 -> 1\); pass --overwrite") as err:
         build_zoo("random-nets", 2, z, seed=1)
-    assert "preset" not in str(err.value).split("(")[1].split(")")[0]  # only the differing key
+    assert "preset" not in str(err.value)  # only the differing key is named
     assert load_zoo(z).meta["seed"] == 0  # nothing was touched
     before = _hashes(z)
     build_zoo("random-nets", 2, z, seed=1, overwrite=True)
@@ -129,8 +128,32 @@ def test_refuses_a_zoo_of_another_config_naming_the_keys(tmp_path: Path):
     build_zoo("random-nets", 3, z, seed=1)
     assert len(load_zoo(z)) == 3 and load_zoo(z).meta["size"] == 3
     (z / "zoo.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ValueError, match="zoo.json is unreadable"):
         build_zoo("random-nets", 3, z, seed=1)
     build_zoo("random-nets", 1, z, seed=1, overwrite=True)
     assert len(load_zoo(z)) == 1
 
+
+def test_a_zoo_without_config_json_is_adopted(zoo_dir: Path, tmp_path: Path):
+    """Zoos written before the folder recorded config.json resume from their zoo.json."""
+    z = tmp_path / "legacy"
+    shutil.copytree(zoo_dir, z)
+    (z / "config.json").unlink()
+    (z / ".lock").unlink(missing_ok=True)
+    build_zoo("digits-mlp", SIZE, z, seed=3)
+    assert _hashes(z) == _hashes(zoo_dir)
+    (z / "config.json").unlink()
+    with pytest.raises(ValueError, match="seed: 3 -> 4"):
+        build_zoo("digits-mlp", SIZE, z, seed=4)
+
+
+def test_a_second_build_into_a_locked_zoo_is_refused(zoo_dir: Path, tmp_path: Path):
+    """Two builds in one folder shared temporary names and raced; now the second one stops."""
+    from graphlab.zoo.store import open_zoo_folder, zoo_config
+
+    z = tmp_path / "z"
+    shutil.copytree(zoo_dir, z)
+    with open_zoo_folder(z, zoo_config("digits-mlp", 3)):
+        with pytest.raises(ValueError, match="in use by another process"):
+            build_zoo("digits-mlp", SIZE, z, seed=3, shard="1/2")
+    build_zoo("digits-mlp", SIZE, z, seed=3, shard="1/2")

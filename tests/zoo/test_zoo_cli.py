@@ -53,7 +53,7 @@ def test_cli_build_refuses_other_config_then_overwrites(tmp_path: Path, capsys):
     assert main(["zoo", "build", "--preset", "random-nets", "--size", "2", "--out", str(z),
                  "--seed", "4", "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "seed: 0 here, 4 requested" in err and "--overwrite" in err
+    assert "seed: 0 -> 4" in err and "--overwrite" in err
     assert "Traceback" not in err
     assert main(["zoo", "build", "--preset", "random-nets", "--size", "2", "--out", str(z),
                  "--seed", "4", "--overwrite", "--no-progress"]) == 0

@@ -260,6 +260,8 @@ def test_bad_arguments():
         graph_forward(g, torch.ones(2, 5, dtype=torch.long))
     with pytest.raises(ValueError, match="dims"):
         graph_forward(g, torch.ones(2, 3, 5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="input channels"):
+        graph_forward(g, torch.ones(2, 7, dtype=torch.float64))
     with pytest.raises(ValueError, match="neural"):
         graph_forward(to_graph(m, view="parameter"), torch.ones(2, 5, dtype=torch.float64))
 
@@ -283,6 +285,51 @@ def test_fallback_refuses_a_wrong_chain():
         warnings.simplefilter("ignore")
         with pytest.raises(UnsupportedModuleError, match="does not reproduce"):
             to_graph(m, torch.randn(4, 5))
+
+
+class _SignGated(_Branchy):
+    """Data-dependent control flow that the example input does not exercise."""
+
+    def forward(self, x):
+        h = self.l2(self.act(self.l1(x)))
+        if x.mean() > 0:
+            return h
+        return -h
+
+
+def test_fallback_is_verified_on_fresh_inputs():
+    """Regression (issue 18): the fallback was checked on the example input only (error 0.0
+    there, 1.99 on another input); fresh random inputs now expose the hidden branch."""
+    m = _SignGated().double().eval()
+    x = torch.rand(4, 3, dtype=torch.float64) + 0.1  # positive mean: the branch the chain matches
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(UnsupportedModuleError, match="on a fresh random input") as err:
+            to_graph(m, x)
+    assert "max abs error" in str(err.value)
+    # the same for integer token inputs: ids are drawn from the embedding's vocabulary
+    class _TokenGated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.fc = nn.Embedding(10, 4), nn.Linear(4, 2)
+
+        def forward(self, t):
+            out = self.fc(self.emb(t))
+            return out if bool((t < 5).all()) else 2 * out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(UnsupportedModuleError, match="fresh random input"):
+            to_graph(_TokenGated().eval(), torch.randint(0, 5, (3, 4)))
+
+
+def test_to_graph_leaves_the_global_rng_alone():
+    """Without an example input, to_graph guesses one from a seeded generator."""
+    m = CORPUS["mlp"].build()
+    state = torch.random.get_rng_state()
+    g1, g2 = to_graph(m), to_graph(m)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert g1.net.input_shape == g2.net.input_shape == (2, 5)
 
 
 def test_functional_ops_and_eval_mode():
