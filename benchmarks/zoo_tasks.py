@@ -8,7 +8,7 @@ must beat), ``hparams`` (gradient boosting on the configuration: how the net was
 NeuralGraphEncoder (neural view), GMN (parameter view) and a GIN on op graphs. Metrics: Kendall
 tau and R^2 on each split's held-out members (tau also on members above chance accuracy).
 
-    python -m benchmarks.zoo_tasks [--quick] [--out benchmarks/results] [--parts a,b,...]
+    python -m benchmarks.zoo_tasks [--quick] [--out runs/zoo_tasks] [--parts a,b,...]
 
 Paper numbers for context (different, much larger zoos; not comparable in absolute terms):
 Small CNN Zoo CIFAR10-GS Kendall tau StatNN 0.915, NFN-HNP 0.934, NG-T 0.935 (Zhou et al. 2023;
@@ -19,19 +19,21 @@ Re-Basin: weight matching removes most of the barrier for wide MLPs, less for na
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import tempfile
+import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-from graphlab.bench import register
+from benchmarks.common import TaskResult, register, run_script
 
-MACHINE = "2-core CPU (shared, heavily loaded), torch 2.13 CPU, 1 thread"
 PAPER = {"test_acc": "CIFAR10-GS tau: StatNN 0.915 / NFN 0.934 / NG-T 0.935"}
+
+
+def _progress(row: dict) -> None:
+    print("  " + "; ".join(f"{k}: {v}" for k, v in row.items() if not isinstance(v, (list, dict))),
+          flush=True)
 
 
 def _clean(r: dict) -> dict:
@@ -60,7 +62,7 @@ def run_parts(quick: bool, out: Path, parts: list[str], zoo_root: Path) -> list[
     def add(r: dict, task: str) -> None:
         r = {"task": task, **_clean(r)}
         rows.append(r)
-        print(json.dumps(r), flush=True)
+        _progress(r)
 
     if "weights" in parts:
         z = zoo("digits-mlp", n_mlp)
@@ -114,19 +116,19 @@ def run_parts(quick: bool, out: Path, parts: list[str], zoo_root: Path) -> list[
         widths = (8, 32, 128) if quick else (4, 8, 16, 32, 64, 128, 256)
         for r in barrier_vs_width(widths, pairs=1 if quick else 2, epochs=5 if quick else 10):
             rows.append({"task": "barrier", **r})
-            print(json.dumps(rows[-1]), flush=True)
+            _progress(rows[-1])
     if "collapse" in parts:
         z = zoo("digits-mlp", n_mlp)
         for r in collapse_curve(z, z.indices[: 8 if quick else 40]):
             rows.append({"task": "collapse", **r})
-            print(json.dumps(rows[-1]), flush=True)
+            _progress(rows[-1])
     if "zoograph" in parts:
         z = zoo("digits-mlp", n_mlp)
         for embed, edges in (("statnn", "knn"), ("gmn", "matching")):
             t = time.perf_counter()
             for r in node_task(z, "test_acc", "id", embed=embed, edges=edges, seeds=seeds):
                 rows.append({"task": "zoo_graph", **r})
-                print(json.dumps(rows[-1]), flush=True)
+                _progress(rows[-1])
             print(f"[zoo_graph] {embed}/{edges}: {time.perf_counter() - t:.0f} s", flush=True)
     return rows
 
@@ -135,26 +137,19 @@ def _fmt(v: object) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def write_markdown(runs: list[dict], path: Path) -> None:
-    """Merge result JSONs (``{"meta", "rows"}``) into one Markdown report."""
-    lines = ["# Model-zoo graph tasks (issue #9)", ""]
-    latest: dict[tuple, tuple[int, dict]] = {}  # a later run's row replaces an earlier one
-    for k, run_ in enumerate(runs):
-        for r in run_["rows"]:
-            key = tuple(str(r.get(c)) for c in ("task", "split", "target", "model", "embed",
-                                                "edges", "width", "pair", "sparsity"))
-            latest[key] = (k, r)
-    rows = [r for _, r in latest.values()]
-    for k in sorted({k for k, _ in latest.values()}):  # only runs that still own a row
-        m = runs[k]["meta"]
-        lines += [f"- `{m['command']}` -- {m['date']}, {m['machine']}, wall {m['wall_s']:.0f} s"]
-    lines += ["", "StatNN/hparams: gradient boosting (deterministic, so the std over seeds 0-2 is "
-              "0); graph metanets (GMN, NeuralGraphEncoder): seeds 0-2, 10 epochs, hidden 16, at "
-              "most 150 training nets (the `seeds` column lists the seeds of each row); EdgeGMN "
-              "(pruning): 20 epochs, hidden 32, 2 layers, 150 training nets.",
-              "tau>chance: Kendall tau on test members with accuracy > 0.2. `phase`: 4 classes "
-              "(fits its training data or not x Hessian sharpness above/below the zoo median); "
-              "accuracy and macro-F1 with the majority class's beside them.", ""]
+NOTES = ("StatNN/hparams: gradient boosting (deterministic, so the std over seeds is 0); graph "
+         "metanets (GMN, NeuralGraphEncoder): 10 epochs, hidden 16, at most 150 training nets "
+         "(the `seeds` column lists the seeds of each row); EdgeGMN (pruning): 20 epochs, hidden "
+         "32, 2 layers, 150 training nets. tau>chance: Kendall tau on test members with accuracy "
+         "> 0.2. `phase`: 4 classes (fits its training data or not x Hessian sharpness above/below "
+         "the zoo median); accuracy and macro-F1 with the majority class's beside them. Paper "
+         "context (other zoos, not comparable in absolute terms): " + PAPER["test_acc"]
+         + "; GMN OOD R^2 0.891 vs DMC 0.387 (Lim et al. 2024).")
+
+
+def tables(rows: list[dict]) -> str:
+    """The rows as one markdown table per part (their columns differ)."""
+    lines: list[str] = []
     sections = [
         ("build", "Zoo build time (`graphlab zoo build`)",
          ["preset", "size", "workers", "wall_s", "cpu_s", "same_hashes_as_2_worker_build"]),
@@ -198,52 +193,46 @@ def write_markdown(runs: list[dict], path: Path) -> None:
         lines += [f"## {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in sel]
         lines += [""]
-    lines += ["Paper context (other zoos, not comparable in absolute terms): " + PAPER["test_acc"]
-              + "; GMN OOD R^2 0.891 vs DMC 0.387 (Lim et al. 2024)."]
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines)
 
 
 ALL_PARTS = ["weights", "graphs", "pruning", "cnn", "complexity", "family", "barrier", "collapse",
              "zoograph"]
 
 
-@register("zoo-tasks", "model zoos: accuracy/complexity prediction, weight matching, pruning")
-def run(quick: bool, out: Path, parts: list[str] | None = None) -> list[dict]:
+@register("zoo-tasks", "model zoos: accuracy/complexity prediction, weight matching, pruning",
+          paper="Unterthiner et al. 2020 (StatNN); Lim et al. 2024 (GMN); Ainsworth et al. 2023")
+def run(quick: bool, out: Path, parts: list[str] | None = None) -> TaskResult:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    # zoos are data, not results: keep them out of the repo (rerunning resumes / reuses them)
-    root = Path(os.environ.get("GRAPHLAB_ZOO_ROOT",
-                               Path(tempfile.gettempdir()) / "graphlab-zoos"))
-    t0 = time.perf_counter()
+    # zoos are data (trained member networks), built into the output folder; GRAPHLAB_ZOO_ROOT
+    # points at a folder of zoos built earlier to reuse them (said so in the record)
+    root = Path(os.environ.get("GRAPHLAB_ZOO_ROOT", out / "zoos"))
+    resumed = f"zoos reused from {root}" if root.is_dir() and any(root.iterdir()) else ""
     parts = parts or (["weights", "graphs", "pruning", "complexity", "family", "barrier"]
                       if quick else ALL_PARTS)
     rows = run_parts(quick, out, parts, root)
-    name = "zoo_tasks" + ("_quick" if quick else "")
-    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": MACHINE, "quick": quick, "parts": parts,
-            "wall_s": time.perf_counter() - t0,
-            "command": f"python -m benchmarks.zoo_tasks{' --quick' if quick else ''} "
-                       f"--parts {','.join(parts)}"}
-    tag = "_".join(parts) if parts != ALL_PARTS else "all"
-    (out / f"{name}_{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    return rows
+    acc = {r["model"]: r["tau_mean"] for r in rows
+           if r.get("task") == "weights" and r.get("target") == "test_acc"
+           and r.get("split") == "id" and "tau_mean" in r}
+    return TaskResult(rows, paper=PAPER["test_acc"],
+                      ours="digits-MLP test-acc tau " + ", ".join(f"{k} {v:.2f}"
+                                                                  for k, v in acc.items()),
+                      notes=NOTES, resumed=resumed, markdown=tables(rows),
+                      config={"parts": parts, "zoo_root": str(root)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("runs/zoo_tasks"))
+    parser.add_argument("--parts", default=None, help=f"comma list of {ALL_PARTS}")
+    args = parser.parse_args(argv)
+    parts = args.parts.split(",") if args.parts else None
+    return run_script("zoo-tasks", argv, args.out, args.quick,
+                      lambda: run(args.quick, args.out, parts))
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="benchmarks/results")
-    ap.add_argument("--parts", default=None, help=f"comma list of {ALL_PARTS}")
-    ap.add_argument("--merge", nargs="*", default=None,
-                    help="merge result JSONs into <out>/zoo_tasks.md and exit")
-    a = ap.parse_args()
-    if a.merge:
-        runs = []
-        for f in a.merge:  # a run ({"meta", "rows"}) or an earlier merge (a list of runs)
-            obj = json.loads(Path(f).read_text())
-            runs += obj if isinstance(obj, list) else [obj]
-        Path(a.out).mkdir(parents=True, exist_ok=True)
-        Path(a.out, "zoo_tasks.json").write_text(json.dumps(runs, indent=1))
-        write_markdown(runs, Path(a.out) / "zoo_tasks.md")
-        raise SystemExit(0)
-    run(a.quick, Path(a.out), a.parts.split(",") if a.parts else None)
+    sys.exit(main())

@@ -28,7 +28,7 @@ def run_script(task_name: str, argv: list[str] | None, out: Path, quick: bool,
     args = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "-m", module, *args])
     record = execute(task, quick, Path(out), command, run=run)
-    print(format_table(record["runs"]))
+    print(record["extra"].get("markdown") or format_table(record["runs"]))
     summary = record["summary"]
     if summary["paper"] or summary["ours"]:
         print(f"\npaper: {summary['paper'] or '-'}\nours:  {summary['ours'] or '-'}")

@@ -45,6 +45,8 @@ class TaskResult:
         resumed: Non-empty when some numbers were read back from an earlier run in the output
             folder instead of computed now: says what was resumed.
         figures: PNG files the task saved (into its output folder).
+        markdown: Detailed tables in markdown, for tasks whose rows do not fit one flat table
+            (they replace the generic table in ``<task>.md`` and on stdout).
         config: The configuration of the run (budgets, widths, seeds).
         extra: Further JSON data (learning curves, per-fold values) kept in the results file.
     """
@@ -56,6 +58,7 @@ class TaskResult:
     skipped: list[str] = field(default_factory=list)
     resumed: str = ""
     figures: list[Path] = field(default_factory=list)
+    markdown: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 

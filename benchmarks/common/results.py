@@ -128,7 +128,8 @@ def _record(task: Task, result: TaskResult, status: str, seconds: float, quick: 
         extra={"description": task.description, "reproduces": task.paper,
                "script": f"python -m {task.module}", "notes": result.notes,
                "skipped": result.skipped, "resumed": result.resumed,
-               "figures": [Path(f).name for f in result.figures], **result.extra})
+               "figures": [Path(f).name for f in result.figures],
+               "markdown": result.markdown, **result.extra})
 
 
 def write_task_files(folder: Path, record: dict[str, Any]) -> tuple[Path, Path]:
@@ -156,7 +157,7 @@ def _markdown(record: dict[str, Any]) -> str:
         lines.append(f"- reproduces: {extra['reproduces']}")
     if summary.get("paper") or summary.get("ours"):
         lines.append(f"- paper: {summary.get('paper') or '-'}; ours: {summary.get('ours') or '-'}")
-    lines += ["", format_table(record["runs"]), ""]
+    lines += ["", extra.get("markdown") or format_table(record["runs"]), ""]
     if extra.get("notes"):
         lines += [extra["notes"], ""]
     for fig in extra.get("figures") or []:
