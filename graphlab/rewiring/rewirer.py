@@ -37,7 +37,8 @@ def _dense_rows(group: Tensor, num_groups: int) -> tuple[Tensor, Tensor, int]:
     """Row/column of each item in a padded ``[num_groups, max_count]`` layout (items of a group
     keep their order)."""
     order = torch.argsort(group, stable=True)
-    counts = torch.bincount(group, minlength=num_groups)
+    # a fixed-size scatter, not bincount, whose output shape depends on the data (graph break)
+    counts = group.new_zeros(num_groups).scatter_add_(0, group, torch.ones_like(group))
     ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
     col = torch.empty_like(group)
     col[order] = torch.arange(group.numel(), device=group.device) - ptr[group[order]]
@@ -124,7 +125,7 @@ class ProbabilisticRewirer(nn.Module):
         # k is clipped per graph to its candidates (a -inf logit removes a candidate)
         present = mask & (dense != float("-inf"))
         k = torch.clamp(present.sum(-1), max=sampler.k)
-        samples = sampler(dense, mask, k=k, generator=generator)      # [S, G, width]
+        samples = sampler(dense, mask, k=k, generator=generator, max_k=sampler.k)  # [S, G, W]
         return samples[:, row, col]
 
     def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None,

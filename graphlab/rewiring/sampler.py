@@ -122,7 +122,10 @@ class KSubsetSampler(nn.Module):
         self.imle_lambda = imle_lambda
 
     def forward(self, logits: Tensor, mask: Tensor | None = None, k: int | Tensor | None = None,
-                generator: torch.Generator | None = None) -> Tensor:
+                generator: torch.Generator | None = None, max_k: int | None = None) -> Tensor:
+        """Draw samples (see the class docstring); ``k`` overrides the sampler's ``k`` for this
+        call, an int or one per row; ``max_k`` bounds a tensor ``k`` so that no step has to
+        read its values (no host sync or graph break to size the tables)."""
         check_floating(logits, "logits")
         if logits.dim() < 1:
             raise ValueError(f"logits must have at least 1 dimension [..., n], got shape "
@@ -159,6 +162,7 @@ class KSubsetSampler(nn.Module):
             scores = torch.where(forced, inf, finite.detach().unsqueeze(0) + self.tau * noise)
             return topk_mask(scores, k_rows, present).to(logits.dtype)
 
+        bound = k if isinstance(k, int) else max_k
         shape = torch.Size((self.num_samples, *logits.shape))
         noise = _gumbel(shape, logits, generator)
         if self.estimator == "imle":
@@ -167,9 +171,8 @@ class KSubsetSampler(nn.Module):
         if self.estimator == "simple":
             scores = torch.where(forced, inf, finite.detach().unsqueeze(0) + self.tau * noise)
             z = topk_mask(scores, k_rows, present)
-            mu = k_subset_marginals(logits, k_rows, mask)
+            mu = k_subset_marginals(logits, k_rows, mask, max_k=bound)
             return z.to(logits.dtype) + (mu - mu.detach()).unsqueeze(0)
-        bound = k if isinstance(k, int) else None
         soft = self._relaxed_topk(finite.unsqueeze(0) + noise, k_free, free, bound)
         soft = torch.where(forced, torch.ones_like(soft), soft)
         z = topk_mask(torch.where(forced, inf, soft.detach()), k_rows, present).to(logits.dtype)

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from torch_geometric.nn.models import MLP
 
 from graphlab.conv.weighted_gine_conv import WeightedGINEConv
+from graphlab.utils.validation import check_edge_index, check_node_features
 
 __all__ = ["EdgeScorer"]
 
@@ -70,6 +71,11 @@ class EdgeScorer(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None,
                 add_pairs: Tensor, delete_pairs: Tensor) -> tuple[Tensor, Tensor]:
+        check_node_features(x, "x", channels=self.in_channels)
+        num_nodes = x.size(0)
+        check_edge_index(edge_index, num_nodes)
+        check_edge_index(add_pairs, num_nodes, name="add_pairs")
+        check_edge_index(delete_pairs, num_nodes, name="delete_pairs")
         h = self.lin_in(x)
         if self.edge_type is not None:
             num_edges = edge_index.size(1)

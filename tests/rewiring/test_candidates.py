@@ -75,7 +75,7 @@ def test_component_distance_offers_every_component_its_farthest_pairs():
 
 
 def test_distances_match_networkx():
-    from graphlab.rewiring.candidates import _hop_distances
+    from graphlab.rewiring.candidates import _hop_distances  # noqa: PLC2701 - unit test of the BFS
 
     g = random_graph(12, num_edges=14, seed=5)
     local = torch.arange(12)

@@ -6,6 +6,14 @@ from torch import nn
 from torch_geometric.data import Batch, Data
 
 from graphlab.rewiring import EdgeCandidates, EdgeScorer, ProbabilisticRewirer
+from graphlab.testing import (
+    CHECKS,
+    EDGE_INDEX_MUTATIONS,
+    FEATURE_MUTATIONS,
+    INDEX_MUTATIONS,
+    LayerCase,
+    conformance_params,
+)
 from graphlab.testing.graphs import random_graph
 
 TRANSFORM = EdgeCandidates(num_candidates=12, heuristic="distance")
@@ -208,3 +216,60 @@ def test_unsorted_batch_vector_is_handled():
         return sorted(zip(src.tolist(), dst.tolist(), r.edge_weight.tolist()))
 
     assert edges(out, perm) == edges(ref, torch.arange(batch.num_nodes))
+
+
+# ------------------------------------------------------------------ conformance suite (issue 17)
+def _bad_cand_range(b: Batch) -> Batch:
+    b.cand_index = b.cand_index.clone()
+    b.cand_index[0, 0] = -1
+    return b
+
+
+def _rewire_and_aggregate(m: ProbabilisticRewirer, b: Batch) -> tuple[torch.Tensor, ...]:
+    """Rewire (eval: the deterministic top-k), then sum neighbour features over the rewired
+    graph (node level, differentiable in x) and flag which original edges survive (edge level)."""
+    out = m(b.x, b.edge_index, b.batch, None, b.cand_index, b.num_graphs)
+    src, dst = out.edge_index
+    agg = torch.zeros_like(b.x).index_add(0, dst, out.edge_weight.unsqueeze(-1) * b.x[src])
+    kept = torch.zeros(b.edge_index.size(1), dtype=b.x.dtype)
+    origin = out.edge_origin[out.edge_origin >= 0]
+    kept = kept.index_add(0, origin, torch.ones_like(origin, dtype=b.x.dtype))
+    return agg, kept
+
+
+CASES = [
+    # every non-edge is a candidate (an equivariant set); 2 added and 1 deleted pair per graph
+    LayerCase(name="probabilistic-rewirer",
+              make_module=lambda: ProbabilisticRewirer(EdgeScorer(8, 16, num_layers=1), k_add=2,
+                                                       k_delete=1),
+              transform=EdgeCandidates(), forward=_rewire_and_aggregate, levels=("node", "edge"),
+              bad_inputs={**EDGE_INDEX_MUTATIONS, **INDEX_MUTATIONS, **FEATURE_MUTATIONS,
+                          "cand_index_out_of_range": _bad_cand_range},
+              skip={"isolated_nodes": "added nodes add candidate pairs, which compete for the "
+                    "k_add slots of their graph"},
+              # graph breaks at the data-dependent steps only: torch.unique of the existing pairs,
+              # the padded width of the add and the delete rows, and (eval) dropping zero-weight
+              # edges; 10 graphs for 2, 3, 4, 5 or 6 graphs per batch: no recompiles per size
+              max_compiles=10),
+]
+
+
+@pytest.mark.parametrize("case,check", conformance_params(CASES))
+def test_conformance(case, check):
+    CHECKS[check](case)
+
+
+def test_conformance_case_adds_and_deletes_exactly_k_per_graph():
+    case = CASES[0]
+    torch.manual_seed(0)
+    rew = case.make_module().eval()
+    graphs = [case.transform(random_graph(n, in_channels=8, seed=n)) for n in (7, 9, 8)]
+    b = Batch.from_data_list(graphs)
+    with torch.no_grad():
+        out = rew(b.x, b.edge_index, b.batch, None, b.cand_index, b.num_graphs)
+    added = out.edge_origin < 0
+    per_graph = torch.bincount(out.batch[out.edge_index[0]][added], minlength=3)
+    assert per_graph.tolist() == [2 * 2] * 3                       # both directions
+    kept = torch.bincount(out.batch[out.edge_index[0]][~added], minlength=3)
+    edges = torch.bincount(b.batch[b.edge_index[0]], minlength=3)
+    assert (edges - kept).tolist() == [2 * 1] * 3
