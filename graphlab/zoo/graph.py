@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
+from graphlab.engine import fit
 from graphlab.metanets.init import seeded_module
 from graphlab.zoo.store import Zoo
 
@@ -149,10 +151,9 @@ def node_predict(graph: Data, train_mask: torch.Tensor, target: int = 0, model: 
         return convs[1](convs[0](graph.x).relu()).view(-1)
 
     opt = torch.optim.Adam(convs.parameters(), lr=1e-2, weight_decay=5e-4)
-    for _ in range(epochs):
-        opt.zero_grad()
-        torch.nn.functional.mse_loss(fwd()[train_mask], yz[train_mask]).backward()
-        opt.step()
+    if epochs > 0:  # full batch: one step per epoch
+        fit(convs, opt, train_step=lambda _m, _b: F.mse_loss(fwd()[train_mask], yz[train_mask]),
+            train_batches=[None], epochs=epochs, select=None, progress=False, desc=model)
     with torch.no_grad():
         return (fwd() * sd + mu).numpy()
 

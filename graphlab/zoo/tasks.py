@@ -25,7 +25,7 @@ top-k overlap) against the trivial :math:`|w|` ranking.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
+from graphlab.engine import fit
 from graphlab.metanets import EDGE_TYPES, EdgeGMN, StatNN, pad_edge_attr, to_graph, weight_statistics
 from graphlab.metanets.init import seeded_module
 from graphlab.zoo.architectures import input_shape
@@ -158,20 +159,21 @@ def fit_graph_regressor(model: str, train_graphs: list[Data], y_train: np.ndarra
         yt = torch.as_tensor((y_train - mu) / sd, dtype=torch.float32)
     gen = torch.Generator().manual_seed(seed)
     n = len(train_graphs)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
-    enc.train()
-    for _ in range(epochs):
+
+    def batches(epoch: int) -> Iterator[tuple[Batch, Tensor]]:
         order = torch.randperm(n, generator=gen)
         for s in range(0, n, batch_size):
             idx = order[s:s + batch_size]
-            batch = Batch.from_data_list([train_graphs[int(k)] for k in idx])
-            out = enc(batch)
-            loss = F.cross_entropy(out, yt[idx]) if num_classes else F.mse_loss(out[:, 0],
-                                                                                 yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sched.step()
+            yield Batch.from_data_list([train_graphs[int(k)] for k in idx]), yt[idx]
+
+    def step(net: nn.Module, batch: tuple[Batch, Tensor]) -> Tensor:
+        out = net(batch[0])
+        return F.cross_entropy(out, batch[1]) if num_classes else F.mse_loss(out[:, 0], batch[1])
+
+    if epochs > 0:
+        fit(enc, opt, train_step=step, train_batches=batches, epochs=epochs, select=None,
+            scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
+            generator=gen, progress=False, desc=f"{model} regressor")
     enc.eval()
     preds = []
     with torch.no_grad():
@@ -479,18 +481,20 @@ def predict_edges(zoo: Zoo, target: str = "prune_snip", split: str = "id",
                                                        num_layers=layers),
                             torch.Generator().manual_seed(seed))
         opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
         gen = torch.Generator().manual_seed(seed)
-        net.train()
-        for _ in range(epochs):
+
+        def batches(epoch: int, gen: torch.Generator = gen) -> Iterator[Batch]:
             order = torch.randperm(len(g_tr), generator=gen)
             for s in range(0, len(g_tr), batch_size):
-                b = Batch.from_data_list([g_tr[int(k)] for k in order[s:s + batch_size]])
-                loss = F.mse_loss(net(b)[b.edge_mask, 0], b.edge_y[b.edge_mask])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            sched.step()
+                yield Batch.from_data_list([g_tr[int(k)] for k in order[s:s + batch_size]])
+
+        def step(model: nn.Module, b: Batch) -> Tensor:
+            return F.mse_loss(model(b)[b.edge_mask, 0], b.edge_y[b.edge_mask])
+
+        if epochs > 0:
+            fit(net, opt, train_step=step, train_batches=batches, epochs=epochs, select=None,
+                scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
+                generator=gen, progress=False, desc="EdgeGMN")
         net.eval()
         preds = []
         with torch.no_grad():

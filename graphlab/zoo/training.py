@@ -114,6 +114,8 @@ def train_member(config: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
                           weight_decay=config["weight_decay"])
     bs = int(config["batch_size"])
     curve = []
+    # a local loop rather than graphlab.engine.fit: a batch with a non-finite loss must not be
+    # stepped (a diverged member keeps its last finite weights), and fit steps every batch
     model.train()
     for _ in range(int(config["epochs"])):
         order = torch.randperm(n, generator=gen)
