@@ -93,10 +93,12 @@ def _smiles(bundle: DatasetBundle) -> list[str]:
     first = bundle.dataset[0]
     if isinstance(getattr(first, "smiles", None), str):
         return [d.smiles for d in bundle.dataset]
-    mapping = Path(getattr(bundle.dataset, "root", "")) / "mapping" / "mol.csv.gz"
-    if not mapping.exists():
+    root = getattr(bundle.dataset, "root", None)
+    mapping = Path(root) / "mapping" / "mol.csv.gz" if root else None
+    if mapping is None or not mapping.exists():
+        where = f"no {mapping}" if mapping is not None else "no dataset root"
         raise ValueError(f"conformers need SMILES: {bundle.name} has no per-graph 'smiles' "
-                         f"attribute and no {mapping}")
+                         f"attribute and {where}")
     with gzip.open(mapping, "rt", newline="") as fh:
         return [row["smiles"] for row in csv.DictReader(fh)]
 

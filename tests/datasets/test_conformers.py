@@ -71,6 +71,8 @@ def test_smiles_from_ogb_mapping_file(tmp_path: Path):
     class Mirrored(list):
         root = str(tmp_path)
 
+    with pytest.raises(ValueError, match="mol.csv.gz"):  # a root without the mapping file
+        add_conformers(molecule_bundle(Mirrored(_graphs(smiles=False))))
     (tmp_path / "mapping").mkdir()
     with gzip.open(tmp_path / "mapping" / "mol.csv.gz", "wt", newline="") as fh:
         writer = csv.writer(fh)
