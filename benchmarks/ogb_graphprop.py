@@ -7,13 +7,13 @@ seconds per epoch::
 
     python -m benchmarks.ogb_graphprop --datasets ogbg-molhiv --models gin gin-vn gcn
     torchrun --nproc_per_node=2 -m benchmarks.ogb_graphprop --datasets ogbg-molbace --models gin
-    graphlab bench ogb            # the recorded small budget (below); --quick: a 1-minute demo
+    python -m benchmarks ogb      # the recorded small budget (below); --quick: a 1-minute demo
 
 Every (dataset, model) pair trains into ``OUT/<dataset>/<model>/`` with the training harness's
 atomic per-epoch checkpoints; killing the command at any point and rerunning it unchanged resumes
-without repeating or losing finished seeds or epochs. Changing a hyperparameter for an existing
-folder is refused (use another ``--out``); adding seeds is allowed. ``OUT/summary.{json,md}`` are
-rewritten atomically after every pair.
+without repeating or losing finished seeds or epochs, and the results say which pairs were read
+back (``resumed``). Changing a hyperparameter for an existing folder is refused (use another
+``--out``). ``OUT/ogb.{json,md}`` hold the command's results.
 
 Under ``torchrun`` the same command trains with ``DistributedDataParallel`` (gloo on CPU, nccl
 on GPU) through :func:`graphlab.distributed.train_distributed`; rank 0 writes all files.
@@ -29,20 +29,16 @@ RDKit it is skipped with a message.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from graphlab.bench import register
+from benchmarks.common import TaskResult, TaskSkipped, load_dataset, register, run_script
 from graphlab.datasets import DatasetBundle, add_conformers
-from graphlab.train import TrainConfig, atomic_write_json
+from graphlab.train import TrainConfig
 
 #: the five small molecule datasets of the offline mirror (molpcba for users who have it)
 SMALL_DATASETS = ["ogbg-molbace", "ogbg-molesol", "ogbg-molfreesolv", "ogbg-mollipo"]
@@ -96,38 +92,6 @@ def model_kwargs(model: str, hidden: int | None, layers: int | None) -> dict:
 
 
 # --------------------------------------------------------------------------- machinery
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _machine() -> str:
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
-    return (f"{os.cpu_count()}-core {platform.machine()} {dev}, torch {torch.__version__}, "
-            f"{platform.python_implementation()} {platform.python_version()}")
-
-
-_GUARDED = ("dataset", "model", "epochs", "batch_size", "lr", "weight_decay", "model_kwargs")
-
-
-def _config_error(folder: Path, config: TrainConfig, is_main: bool) -> ValueError | None:
-    """Refuse to resume a folder trained with other hyperparameters (seeds may grow)."""
-    path = folder / "config.json"
-    mine = {k: getattr(config, k) for k in _GUARDED}
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(mine)):
-            return ValueError(f"{folder} holds runs with another configuration ({old}); "
-                              f"use another --out or remove the folder")
-    elif is_main:
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, mine)
-    return None
-
-
 def _ordered(env, first: bool) -> None:
     """Barrier that lets rank 0 act alone first: call with ``first=False`` before and
     ``first=True`` after the step (rank 0 passes the first barrier late, the others early)."""
@@ -143,13 +107,16 @@ def _fmt(mean: float, std: float) -> str:
     return f"{mean:.4f} ± {std:.4f}"
 
 
-def _row(res: dict, world: int) -> dict:
+def _row(res: dict, world: int, resumed: bool) -> dict:
+    """One table row from a ``graphlab.results/1`` training record."""
+    s = res["summary"]
     return {"dataset": res["dataset"], "model": res["model"], "metric": res["metric"],
-            "ours (test)": _fmt(res["test_mean"], res["test_std"]),
-            "valid": _fmt(res["valid_mean"], res["valid_std"]),
+            "ours (test)": _fmt(s["test_mean"], s["test_std"]),
+            "valid": _fmt(s["valid_mean"], s["valid_std"]),
             "leaderboard": LEADERBOARD.get((res["dataset"], res["model"]), ""),
-            "params": res["num_params"], "s/epoch": round(res["seconds_per_epoch"], 2),
-            "seeds": res["num_runs"], "epochs": res["config"]["epochs"], "processes": world}
+            "params": s["num_params"], "s/epoch": round(res["timings"]["seconds_per_epoch"], 2),
+            "seeds": s["num_runs"], "epochs": res["config"]["epochs"], "processes": world,
+            "resumed": resumed}
 
 
 def run_suite(datasets: list[str], models: list[str], out: Path, seeds: int = 10,
@@ -159,7 +126,10 @@ def run_suite(datasets: list[str], models: list[str], out: Path, seeds: int = 10
               load: Callable[[str], DatasetBundle] | None = None) -> list[dict]:
     """Train every model on every dataset (resumably) and return the table's rows.
 
-    ``load(name)`` replaces :func:`~graphlab.datasets.get_dataset` (e.g. for generated data).
+    ``load(name)`` replaces :func:`benchmarks.common.load_dataset` (e.g. for generated data).
+    A dataset that is not available gives a row with ``status: "skipped"`` and the reason; a
+    pair that raises gives ``status: "failed"``; a pair whose folder already held runs is
+    ``resumed``.
     """
     from graphlab.datasets import get_dataset
     from graphlab.distributed import init_distributed, train_distributed
@@ -168,23 +138,21 @@ def run_suite(datasets: list[str], models: list[str], out: Path, seeds: int = 10
     say = print if env.is_main else (lambda *a, **k: None)
     out = Path(out)
     rows: list[dict] = []
-    meta = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "commit": _commit(),
-            "machine": _machine(), "processes": env.world_size,
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "budget": {"seeds": seeds, "epochs": epochs, "hidden": hidden, "layers": layers,
-                       "batch_size": batch_size, "lr": lr}}
     for name in datasets:
         # rank 0 processes a dataset into the cache first, the other ranks then read it
         _ordered(env, first=False)
         try:
-            bundle = load(name) if load is not None else get_dataset(name, root=root)
+            if load is not None:
+                bundle = load(name)
+            else:
+                bundle = get_dataset(name, root=root) if root else load_dataset(name)
             missing = None
-        except (RuntimeError, FileNotFoundError) as exc:  # offline and not mirrored
+        except TaskSkipped as exc:  # offline and not mirrored
             bundle, missing = None, exc
         _ordered(env, first=True)
         if missing is not None:
             say(f"skipping {name}: {missing}")
-            rows.append({"dataset": name, "note": f"not available: {type(missing).__name__}"})
+            rows.append({"dataset": name, "status": "skipped", "note": str(missing)})
             continue
         for model in models:
             say(f"== {name} / {model}", flush=True)
@@ -193,20 +161,16 @@ def run_suite(datasets: list[str], models: list[str], out: Path, seeds: int = 10
                                  model_kwargs=model_kwargs(model, hidden, layers),
                                  out=str(out / name / model), root=root, device=device,
                                  progress=progress and env.is_main)
+            folder = out / name / model
+            # train() refuses a folder that holds another configuration, and resumes its own
+            resumed = (folder / "config.json").exists()
             try:
-                # rank 0 records the configuration, then every rank compares against it
-                _ordered(env, first=False)
-                error = _config_error(out / name / model, config, env.is_main)
-                _ordered(env, first=True)
-                if error is None and not env.is_main:
-                    error = _config_error(out / name / model, config, False)
-                if error is not None:
-                    raise error
                 data = bundle
                 if model == "egnn":  # rank 0 embeds and caches, the other ranks then read
                     _ordered(env, first=False)
                     try:
-                        data = add_conformers(bundle, cache=out / name / model / "conformers.pt")
+                        # beside the run folder: train() owns everything inside it
+                        data = add_conformers(bundle, cache=out / name / "egnn-conformers.pt")
                     except ImportError as exc:  # every rank fails alike without RDKit
                         raise SkipModel(f"{exc}: EGNN on RDKit 3-D conformers is skipped") from exc
                     finally:  # rank 0 must release the others even when it fails
@@ -214,68 +178,59 @@ def run_suite(datasets: list[str], models: list[str], out: Path, seeds: int = 10
                 res = train_distributed(config, data, env)
             except SkipModel as exc:
                 say(f"   skipped: {exc}")
-                rows.append({"dataset": name, "model": model, "note": str(exc)})
+                rows.append({"dataset": name, "model": model, "status": "skipped",
+                             "note": str(exc)})
                 continue
             except Exception as exc:  # noqa: BLE001 - one failing pair must not hide the rest
                 say(f"   FAILED: {type(exc).__name__}: {exc}")
-                rows.append({"dataset": name, "model": model,
-                             "note": f"failed: {type(exc).__name__}: {exc}"[:200]})
+                rows.append({"dataset": name, "model": model, "status": "failed",
+                             "note": f"{type(exc).__name__}: {exc}"[:200]})
                 continue
-            rows.append(_row(res, env.world_size))
-            say(f"   test {res['metric']} {_fmt(res['test_mean'], res['test_std'])} "
-                f"({res['num_params']:,} params, {res['seconds_per_epoch']:.2f} s/epoch)")
-            if env.is_main:
-                _write_summary(out, rows, meta)
-    if env.is_main:
-        _write_summary(out, rows, meta)
+            rows.append(_row(res, env.world_size, resumed))
+            say(f"   test {res['metric']} {rows[-1]['ours (test)']} ({rows[-1]['params']:,} "
+                f"params, {rows[-1]['s/epoch']:.2f} s/epoch){' (resumed)' if resumed else ''}")
     return rows
 
 
-def _write_summary(out: Path, rows: list[dict], meta: dict) -> None:
-    """Merge ``rows`` into ``OUT/summary.{json,md}`` (atomically): a later command over other
-    datasets or models adds its rows and its command line; a rerun replaces its own rows."""
-    from graphlab.cli import format_table
-
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "summary.json"
-    old = json.loads(path.read_text()) if path.exists() else {"runs": [], "rows": []}
-    mine = {(r.get("dataset"), r.get("model")) for r in rows}
-    merged = [r for r in old["rows"] if (r.get("dataset"), r.get("model")) not in mine] + rows
-    runs = [m for m in old["runs"] if m["command"] != meta["command"]] + [meta]
-    atomic_write_json(path, {"runs": runs, "rows": merged})
-    lines = []
-    for m in runs:
-        lines += [f"- `{m['command']}` (commit {m['commit']}, {m['date']}, {m['processes']} "
-                  f"process(es), {m['machine']}; budget {m['budget']})"]
-    text = "\n".join(["commands:", *lines, "", format_table(merged), ""])
-    tmp = out / "summary.md.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, out / "summary.md")
-
-
 @register("ogb", "OGB graph property prediction for every layer family (quick: molfreesolv, "
-                 "GIN / GIN-VN / GCN, 1 seed x 2 epochs)")
-def run(quick: bool, out: Path) -> list[dict]:
+                 "GIN / GIN-VN / GCN, 1 seed x 2 epochs)",
+          paper="Hu et al. 2020 (OGB) leaderboard; each family's paper")
+def run(quick: bool, out: Path, suites: list[tuple[list[str], list[str]]] | None = None,
+        budget: dict | None = None, **kwargs) -> TaskResult:
+    """The recorded budget over every family (quick: three baselines on molfreesolv), or the
+    ``(datasets, models)`` suites given."""
     torch.set_num_threads(1)
-    if quick:
-        if os.environ.get("GRAPHLAB_DATA_DIR") is None:
-            print("GRAPHLAB_DATA_DIR not set: the OGB benchmark needs the offline mirror; skipped")
-            return []
-        b = QUICK
-        return run_suite(["ogbg-molfreesolv"], BASELINES, out, seeds=b["seeds"],
-                         epochs=b["epochs"], hidden=b["hidden"], layers=b["layers"],
-                         batch_size=b["batch_size"])
-    b = RECORDED
-    budget = dict(seeds=b["seeds"], epochs=b["epochs"], hidden=b["hidden"], layers=b["layers"],
-                  batch_size=b["batch_size"])
-    rows = run_suite(SMALL_DATASETS, MODELS, out, **budget)
-    pathnn = [m for m in MODELS if m.startswith("pathnn")]
-    return rows + run_suite(["ogbg-molhiv"], BASELINES + pathnn, out, **budget)
+    b = budget or (QUICK if quick else RECORDED)
+    if suites is None:
+        pathnn = [m for m in MODELS if m.startswith("pathnn")]
+        suites = ([(["ogbg-molfreesolv"], BASELINES)] if quick else
+                  [(SMALL_DATASETS, MODELS), (["ogbg-molhiv"], BASELINES + pathnn)])
+    rows = [row for datasets, models in suites
+            for row in run_suite(datasets, models, out, **b, **kwargs)]
+    failed = [f"{r['dataset']} / {r.get('model')}: {r['note']}" for r in rows
+              if r.get("status") == "failed"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} pair(s) failed: " + "; ".join(failed))
+    done = [r for r in rows if "ours (test)" in r]
+    skipped = [f"{r['dataset']}{' / ' + r['model'] if 'model' in r else ''}: {r['note']}"
+               for r in rows if r.get("status") == "skipped"]
+    if not done and skipped:
+        raise TaskSkipped("; ".join(skipped))
+    resumed = [f"{r['dataset']} / {r['model']}" for r in done if r["resumed"]]
+    best = [r for r in done if r["leaderboard"]][:3]
+    return TaskResult(
+        done, paper="; ".join(f"{r['dataset']} {r['model']} {r['leaderboard']}" for r in best)
+        or "(no leaderboard entry for these pairs)",
+        ours="; ".join(f"{r['dataset']} {r['model']} {r['ours (test)']}"
+                       for r in best or done[:3]),
+        notes="OGB protocol: official scaffold split, OGB Evaluator, test score at the best "
+              "validation epoch, mean ± std over seeds; the budget is in the table.",
+        skipped=skipped, config={"budget": b, "suites": [list(map(list, s)) for s in suites]},
+        resumed=(f"finished runs read back from {out} for " + ", ".join(resumed)) if resumed
+        else "")
 
 
-def main(argv: list[str] | None = None) -> None:
-    from graphlab.cli import format_table
-
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["ogbg-molhiv"],
@@ -293,23 +248,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--quick", action="store_true", help="the 1-minute demo configuration")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--out", default="runs/ogb_graphprop")
+    parser.add_argument("--out", type=Path, default=Path("runs/ogb_graphprop"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    if args.quick:
-        rows = run(True, out)
-    else:
+    suites = budget = None
+    if not args.quick:
         datasets = [d for name in args.datasets
                     for d in (SMALL_DATASETS if name == "small" else [name])]
-        models = MODELS if args.models == ["all"] else args.models
-        rows = run_suite(datasets, models, out, seeds=args.seeds, epochs=args.epochs,
-                         hidden=args.hidden, layers=args.layers, batch_size=args.batch_size,
-                         lr=args.lr, root=args.root, device=args.device,
-                         progress=not args.no_progress)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(format_table(rows))
+        suites = [(datasets, MODELS if args.models == ["all"] else args.models)]
+        budget = {"seeds": args.seeds, "epochs": args.epochs, "hidden": args.hidden,
+                  "layers": args.layers, "batch_size": args.batch_size}
+    kwargs = {"lr": args.lr, "root": args.root, "device": args.device,
+              "progress": not args.no_progress}
+    if int(os.environ.get("RANK", "0")) != 0:  # other ranks train; rank 0 reports
+        run(args.quick, args.out, suites, budget, **kwargs)
+        return 0
+    return run_script("ogb", argv, args.out, args.quick,
+                      lambda: run(args.quick, args.out, suites, budget, **kwargs))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
