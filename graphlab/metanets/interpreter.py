@@ -98,6 +98,10 @@ def graph_forward(graph: Data, x: Tensor) -> Tensor:
     else:
         if not x.is_floating_point():
             raise ValueError(f"x must be floating point, got {x.dtype}")
+        if x.dtype != graph.edge_attr.dtype:
+            raise ValueError(f"x is {x.dtype} but the graph's weights are "
+                             f"{graph.edge_attr.dtype}: pass x.to({graph.edge_attr.dtype}) (or "
+                             "convert the module before to_graph)")
         h_in = x
     if h_in.dim() != lay_in.ndim:
         raise ValueError(f"x must have {lay_in.ndim} dims (like the example input), "

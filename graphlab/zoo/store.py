@@ -188,7 +188,8 @@ class Zoo:
 
     ``zoo.records`` lists the finished members' JSON records (sorted by index); missing members
     (e.g. another shard's) are simply absent. Weights are verified against their recorded
-    SHA-256 and for finiteness every time they are loaded (:meth:`state_dict`).
+    SHA-256 and for finiteness every time they are loaded (:meth:`state_dict`). ``zoo.cache``
+    holds objects derived from the members (graphs, edge labels) that the tasks reuse.
 
     Args:
         path: the zoo directory written by :func:`~graphlab.zoo.build_zoo`.
@@ -214,6 +215,7 @@ class Zoo:
                 self.records.append(rec)
                 self._weights[rec["index"]] = st
         self._pos = {r["index"]: k for k, r in enumerate(self.records)}
+        self.cache: dict[Any, Any] = {}
         sp = self.path / "splits.json"
         self.splits: dict[str, dict[str, list[int]]] = _read_json(sp) if sp.exists() else {}
 

@@ -114,7 +114,7 @@ def hparam_features(zoo: Zoo, indices: Sequence[int]) -> np.ndarray:
 def zoo_graphs(zoo: Zoo, indices: Sequence[int], view: str) -> list[Data]:
     """Graphs of the members (cached on the zoo object), ``graph.net`` dropped so they batch;
     neural-view ``edge_attr`` is zero-padded to the zoo's widest kernel."""
-    cache: dict[tuple[str, int], Data] = zoo.__dict__.setdefault("_graph_cache", {})
+    cache = zoo.cache
     for i in indices:
         if (view, i) not in cache:
             g = to_graph(zoo.module(i), zoo.example_input(i), view=view)
@@ -374,7 +374,7 @@ def snip_data(zoo: Zoo, index: int, n: int = 256) -> tuple[Tensor, Tensor]:
 
 def _edge_labels(zoo: Zoo, indices: Sequence[int], method: str) -> list[Tensor]:
     """Parameter-view importance per member (cached on the zoo object, like the graphs)."""
-    cache: dict[tuple[str, int], Tensor] = zoo.__dict__.setdefault("_graph_cache", {})
+    cache = zoo.cache
     for i in indices:
         if (method, i) not in cache:
             data = snip_data(zoo, i) if method == "snip" else None

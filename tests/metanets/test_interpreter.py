@@ -47,3 +47,12 @@ def test_token_ids_are_checked():
         graph_forward(g, x.double())
     with torch.no_grad():
         torch.testing.assert_close(graph_forward(g, x), m(x))
+
+
+def test_dtype_mismatch_names_both_dtypes():
+    arch = CORPUS["mlp"]
+    m, x = arch.build(), arch.input()  # float64
+    g = to_graph(m, x)
+    with pytest.raises(ValueError, match=r"x is torch.float32 but the graph's weights are "
+                                         r"torch.float64"):
+        graph_forward(g, x.float())
