@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch_geometric.loader import DataLoader
 
 if TYPE_CHECKING:
     from graphlab.datasets import DatasetBundle
@@ -117,6 +116,8 @@ def distributed_predict(model: nn.Module, graphs: list, env: DistEnv, device: st
     Each rank predicts a strided shard; the shards are gathered, padding duplicates dropped and
     the rows put back at their positions. Every rank returns the full ``(y, pred)``.
     """
+    from torch_geometric.loader import DataLoader  # the engine imports this module: keep it light
+
     model.eval()
     positions = shard_indices(len(graphs), env.rank, env.world_size)
     ys, preds = [], []
