@@ -26,17 +26,29 @@ def _dense_graph(seed: int):
 READOUT_BAD = {**INDEX_MUTATIONS, **FEATURE_MUTATIONS}
 NEIGHBOUR_BAD = {**TARGET_MUTATIONS, **FEATURE_MUTATIONS}
 
+# The tree reduction is the one graph break (its depth and level sizes depend on the degrees):
+# the graph before it, compiled once for every batch size, and the one after it make two.
+COMPILES = 2
+
 CASES = [
     LayerCase(name=f"lcm-{combine}-readout",
               make_module=lambda combine=combine: LCMAggregation(8, 6, combine=combine),
               forward=lambda m, b: m(b.x, b.batch, dim_size=b.num_graphs),
-              levels=("graph",), make_graph=_dense_graph, bad_inputs=READOUT_BAD)
+              levels=("graph",), make_graph=_dense_graph, bad_inputs=READOUT_BAD,
+              max_compiles=COMPILES)
     for combine in ("gru", "mlp")
 ] + [
     LayerCase(name="lcm-gru-neighbours", make_module=lambda: LCMAggregation(8, 6),
               forward=lambda m, b: m(b.x[b.edge_index[0]], b.edge_index[1],
                                      dim_size=b.num_nodes),
-              levels=("node",), make_graph=_dense_graph, bad_inputs=NEIGHBOUR_BAD),
+              levels=("node",), make_graph=_dense_graph, bad_inputs=NEIGHBOUR_BAD,
+              max_compiles=COMPILES),
+    LayerCase(name="lcm-unprojected-neighbours",
+              make_module=lambda: LCMAggregation(8, 8, project=False),
+              forward=lambda m, b: m(b.x[b.edge_index[0]], b.edge_index[1],
+                                     dim_size=b.num_nodes),
+              levels=("node",), make_graph=_dense_graph, bad_inputs=NEIGHBOUR_BAD,
+              max_compiles=COMPILES),
 ]
 
 
@@ -176,6 +188,79 @@ def test_bad_arguments():
         aggr(torch.randn(3, 2, 4), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="ptr"):
         aggr(torch.randn(3, 4), ptr=torch.tensor([0, 2]))
+
+
+def test_project_like_pyg():
+    # issue 17: PyG's LCMAggregation(in_channels, out_channels, project=True)
+    torch.manual_seed(11)
+    ours = LCMAggregation(4, 4, project=False, order="input").eval()
+    assert ours.lin is None and ours.project is False
+    x = torch.randn(30, 4)
+    index = torch.randint(0, 6, (30,))
+    expect = tree_reduce(x, index, 7, ours.combine, ours.identity)  # the rows as they are
+    assert torch.allclose(ours(x, index, dim_size=7), expect, atol=1e-6)
+    projected = LCMAggregation(4, 4, True, order="input").eval()  # positional, as in PyG
+    h = projected.lin(x).relu()
+    assert torch.allclose(projected(x, index, dim_size=7),
+                          tree_reduce(h, index, 7, projected.combine, projected.identity),
+                          atol=1e-6)
+    with pytest.raises(ValueError, match="must be projected"):
+        LCMAggregation(4, 8, project=False)
+    PyGLCMAggregation(4, 4, project=False)  # the same signature in PyG
+    with pytest.raises(ValueError, match="must be projected"):
+        PyGLCMAggregation(4, 8, project=False)
+
+
+def test_repr_like_pyg():
+    assert repr(LCMAggregation(8, 6)) == ("LCMAggregation(8, 6, project=True, combine='gru', "
+                                          "identity='learned', order='value')")
+    assert repr(PyGLCMAggregation(8, 6)) == "LCMAggregation(8, 6, project=True)"  # its prefix
+
+
+def test_channel_mismatch_is_a_value_error_regression():
+    # issue 18: channel counts are checked in every aggregator, naming expected and received
+    with pytest.raises(ValueError, match=r"in_channels=8 channels, got shape \[5, 3\]"):
+        LCMAggregation(8, 6)(torch.randn(5, 3), torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match="in_channels must be a positive int"):
+        LCMAggregation(0, 6)
+
+
+def test_compile_one_break_and_no_recompile_per_batch_size():
+    # issue 17: 26-39 graphs over 3 batch sizes before (every level's boolean masks and the
+    # depth broke the graph); now the tree is the only break and the count does not grow with
+    # the number of batch sizes
+    from torch_geometric.nn import GINConv
+
+    from graphlab.testing.compile import count_compiles, explain_graph_breaks
+
+    torch.manual_seed(12)
+    aggr = LCMAggregation(8, 8)
+    x, index = torch.randn(40, 8), torch.randint(0, 7, (40,))
+    _, reasons = explain_graph_breaks(aggr, x, index, dim_size=7)
+    assert len(reasons) == 1 and "tree_reduce" in reasons[0], reasons
+    conv = GINConv(torch.nn.Linear(8, 8), aggr=LCMAggregation(8, 8))
+    graphs = [random_graph(n, num_edges=4 * n, in_channels=8, seed=n) for n in (9, 14, 23, 31, 47)]
+    inputs = [(g.x, g.edge_index) for g in graphs]
+    assert count_compiles(conv, inputs[:3]) == count_compiles(conv, inputs) <= 5
+    compiled = torch.compile(conv, dynamic=True, backend="aot_eager")
+    for g in graphs[:2]:
+        assert torch.allclose(compiled(g.x, g.edge_index), conv(g.x, g.edge_index), atol=1e-5)
+
+
+def test_autocast_bfloat16_in_a_stock_conv():
+    from torch_geometric.nn import SAGEConv
+
+    torch.manual_seed(13)
+    data = random_graph(20, num_edges=80, in_channels=8, seed=13)
+    for project in (True, False):
+        conv = SAGEConv(8, 8, aggr=LCMAggregation(8, 8, project=project))
+        x = data.x.clone().requires_grad_(True)
+        with torch.autocast("cpu", torch.bfloat16):
+            out = conv(x, data.edge_index)
+        assert torch.isfinite(out).all()
+        out.float().sum().backward()
+        assert torch.isfinite(x.grad).all()
+        assert all(torch.isfinite(p.grad).all() for p in conv.parameters() if p.grad is not None)
 
 
 def test_runs_in_stock_pyg_convs(stock_conv_check):

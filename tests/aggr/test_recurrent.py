@@ -21,18 +21,22 @@ def _graph_with_pos(seed: int):
     return random_graph(n, num_edges=3 * n, in_channels=8, pos_dim=1, seed=seed)
 
 
+# The packed RNN calls are the one graph break (their number and batch sizes depend on the
+# degrees): the graph before it, compiled once for every batch size, and the one after it.
+COMPILES = 2
+
 CASES = [
     LayerCase(name=f"recurrent-{cell}-readout",
               make_module=lambda cell=cell: RecurrentAggregation(8, 6, cell=cell),
               forward=lambda m, b: m(b.x, b.batch, dim_size=b.num_graphs, key=b.pos[:, 0]),
-              levels=("graph",), make_graph=_graph_with_pos,
+              levels=("graph",), make_graph=_graph_with_pos, max_compiles=COMPILES,
               bad_inputs={**INDEX_MUTATIONS, **FEATURE_MUTATIONS})
     for cell in ("lstm", "gru")
 ] + [
     LayerCase(name="recurrent-lstm-neighbours", make_module=lambda: RecurrentAggregation(8, 6),
               forward=lambda m, b: m(b.x[b.edge_index[0]], b.edge_index[1],
                                      dim_size=b.num_nodes, key=b.pos[b.edge_index[0], 0]),
-              levels=("node",), make_graph=_graph_with_pos,
+              levels=("node",), make_graph=_graph_with_pos, max_compiles=COMPILES,
               bad_inputs={**TARGET_MUTATIONS, **FEATURE_MUTATIONS}),
 ]
 
@@ -125,6 +129,65 @@ def test_bad_arguments():
     aggr = RecurrentAggregation(3, 4)
     with pytest.raises(ValueError, match="key"):
         aggr(torch.randn(4, 3), torch.zeros(4, dtype=torch.long), key=torch.randn(3))
+
+
+def test_channel_mismatch_is_a_value_error_regression():
+    # issue 18: RecurrentAggregation(8, 16) took 3-channel input and returned a finite [4, 16]
+    aggr = RecurrentAggregation(8, 16)
+    with pytest.raises(ValueError, match=r"in_channels=8 channels, got shape \[4, 3\]"):
+        aggr(torch.randn(4, 3), torch.tensor([0, 0, 1, 1]))
+    with pytest.raises(ValueError, match="out_channels must be a positive int"):
+        RecurrentAggregation(8, 0)
+
+
+def test_sage_conv_under_bfloat16_autocast_regression():
+    # issue 17: SAGEConv(aggr=RecurrentAggregation(...)) under bf16 autocast failed with "Index
+    # put requires the source and destination dtypes match"
+    from torch_geometric.nn import SAGEConv
+
+    torch.manual_seed(7)
+    data = random_graph(30, num_edges=150, in_channels=8, seed=7)  # degrees in several buckets
+    for cell in ("lstm", "gru"):
+        conv = SAGEConv(8, 8, aggr=RecurrentAggregation(8, 8, cell=cell))
+        ref = conv(data.x, data.edge_index)
+        x = data.x.clone().requires_grad_(True)
+        with torch.autocast("cpu", torch.bfloat16):
+            out = conv(x, data.edge_index)
+        assert torch.isfinite(out).all()
+        assert torch.allclose(out.float(), ref, atol=0.1)  # bfloat16 linear layers around it
+        out.float().sum().backward()
+        assert torch.isfinite(x.grad).all()
+        assert all(torch.isfinite(p.grad).all() for p in conv.parameters() if p.grad is not None)
+
+
+def test_compile_one_break_and_no_recompile_per_batch_size():
+    # issue 17: SAGE + Recurrent had 15 graph breaks (torch.unique(...).tolist(), nonzero, the
+    # packed LSTM); now the packed calls are the only break and the number of compiled graphs
+    # does not grow with the number of batch sizes
+    from torch_geometric.nn import SAGEConv
+
+    from graphlab.testing.compile import count_compiles, explain_graph_breaks
+
+    torch.manual_seed(8)
+    aggr = RecurrentAggregation(8, 8)
+    x, index = torch.randn(40, 8), torch.randint(0, 7, (40,))
+    _, reasons = explain_graph_breaks(aggr, x, index, dim_size=7)
+    assert len(reasons) <= 1, reasons
+    conv = SAGEConv(8, 8, aggr=RecurrentAggregation(8, 8))
+    graphs = [random_graph(n, num_edges=4 * n, in_channels=8, seed=n) for n in (9, 14, 23, 31, 47)]
+    inputs = [(g.x, g.edge_index) for g in graphs]
+    _, reasons = explain_graph_breaks(conv, *inputs[0])
+    assert reasons and all("_reduce" in r for r in reasons), reasons
+    assert count_compiles(conv, inputs[:3]) == count_compiles(conv, inputs) <= 5
+    compiled = torch.compile(conv, dynamic=True, backend="aot_eager")
+    for g in graphs[:2]:
+        assert torch.allclose(compiled(g.x, g.edge_index), conv(g.x, g.edge_index), atol=1e-5)
+
+
+def test_repr_like_pyg():
+    assert repr(RecurrentAggregation(8, 16)) == \
+        "RecurrentAggregation(8, 16, cell='lstm', order=None)"
+    assert repr(LSTMAggregation(8, 16)) == "LSTMAggregation(8, 16)"  # the same prefix
 
 
 def test_runs_in_stock_pyg_convs(stock_conv_check):
