@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphlab.utils.validation import check_edge_features, check_index, check_node_features
@@ -28,6 +29,48 @@ def check_path_tensors(path_index: Tensor, num_nodes: int, path_edge: Tensor | N
             raise ValueError(f"path_dist must have the shape of path_index "
                              f"{list(path_index.shape)}, got {list(path_dist.shape)}")
         check_index(path_dist.reshape(-1), name="path_dist")
+
+
+def _unrollable(lstm: nn.Module) -> bool:
+    return isinstance(lstm, nn.LSTM) and not lstm.bidirectional and lstm.proj_size == 0 \
+        and lstm.batch_first
+
+
+LSTMWeights = list[tuple[Tensor, Tensor, Tensor | None, Tensor | None]]
+
+
+def lstm_weights(lstm: nn.LSTM) -> LSTMWeights:
+    """``[(weight_ih, weight_hh, bias_ih, bias_hh)]`` per layer of ``lstm``."""
+    return [tuple(getattr(lstm, f"{name}_l{k}") if lstm.bias or name.startswith("weight")
+                  else None for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            for k in range(lstm.num_layers)]
+
+
+def lstm_unrolled(weights: LSTMWeights, seq: Tensor, dropout: float = 0.0,
+                  training: bool = False) -> Tensor:
+    """The last layer's final hidden state of a unidirectional, batch-first LSTM with these
+    per-layer ``weights`` (see :func:`lstm_weights`), written out step by step: the same gates in
+    the same order (input, forget, cell, output) as ``nn.LSTM``. Used under ``torch.compile``,
+    where dynamo does not trace ``nn.LSTM``."""
+    num, steps = seq.size(0), seq.size(1)
+    hidden = weights[0][1].size(1)
+    inp = seq
+    h = seq.new_zeros(num, hidden)
+    for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(weights):
+        bias = None if b_ih is None or b_hh is None else b_ih + b_hh
+        gates_in = F.linear(inp, w_ih, bias)  # all time steps at once: [P, T, 4H]
+        h = gates_in.new_zeros(num, hidden)
+        c = gates_in.new_zeros(num, hidden)
+        outs = []
+        for t in range(steps):  # path length + 1 steps (a handful)
+            gates = gates_in[:, t] + F.linear(h, w_hh)
+            i, f, g, o = gates.chunk(4, dim=-1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            outs.append(h)
+        if layer + 1 < len(weights):
+            inp = F.dropout(torch.stack(outs, dim=1), dropout, training)
+    return h
 
 
 class PathConv(nn.Module):
@@ -63,6 +106,12 @@ class PathConv(nn.Module):
         norm (bool): batch normalisation after the residual sum. (default: :obj:`True`)
         mlp_layers (int): depth of :math:`\phi` (0 = ReLU only). (default: :obj:`2`)
 
+    PathConv reads paths, not edges: the PyG adjacency forms (``adj_t``, ``EdgeIndex``) and
+    bipartite input do not apply; paths come from :class:`~graphlab.transforms.AddPaths`. Under
+    ``torch.compile`` the encoder (a unidirectional batch-first ``nn.LSTM``) is unrolled over the
+    ``L + 1`` steps so the layer compiles without graph breaks; under CPU autocast it runs in
+    float32 (see :meth:`_final_state`).
+
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F)`, path index :math:`(P, L + 1)`,
           edge features :math:`(|\mathcal{E}|, D)` (optional), path edges :math:`(P, L)`
@@ -89,12 +138,30 @@ class PathConv(nn.Module):
             raise ValueError(f"encoder must map {in_size} -> {channels} features, got "
                              f"{encoder.input_size} -> {encoder.hidden_size}")
         self.encoder = encoder
+        # Under torch.compile, dynamo stops at any reference to an nn.LSTM module, so the
+        # unrolled encoder reads its parameters from this plain list (the same Parameter
+        # objects, like nn.LSTM's own _flat_weights; refreshed by _apply and in eager calls).
+        # None: not unrollable (e.g. bidirectional), and compiling breaks the graph there.
+        self._unroll: LSTMWeights | None = lstm_weights(encoder) if _unrollable(encoder) else None
+        self._unroll_dropout = float(encoder.dropout)
         self.norm = nn.BatchNorm1d(channels) if norm else nn.Identity()
         layers: list[nn.Module] = []
         for _ in range(mlp_layers):
             layers += [nn.Linear(channels, channels), nn.BatchNorm1d(channels), nn.ReLU()]
         self.mlp = nn.Sequential(*layers) if layers else nn.ReLU()
         self.reset_parameters()
+
+    def _refresh_unroll(self) -> None:
+        current = lstm_weights(self.encoder) if _unrollable(self.encoder) else None
+        if current is None or self._unroll is None or any(
+                a is not b for old, new in zip(self._unroll, current) for a, b in zip(old, new)):
+            self._unroll = current
+            self._unroll_dropout = float(self.encoder.dropout)
+
+    def _apply(self, fn, recurse=True):  # .to(), .double(), .cuda(): keep the list in step
+        out = super()._apply(fn, recurse)
+        self._refresh_unroll()
+        return out
 
     def reset_parameters(self) -> None:
         self.encoder.reset_parameters()
@@ -121,6 +188,25 @@ class PathConv(nn.Module):
             dist = path_dist.clamp(max=self.max_distance)
             parts.append(self.distance_embedding(dist).to(x.dtype))
         seq = torch.cat(parts, dim=-1)
+        return self._final_state(seq)
+
+    def _final_state(self, seq: Tensor) -> Tensor:
+        """The encoder's last-layer final hidden state ``[P, H]``, compile- and autocast-safe.
+
+        Under ``torch.compile`` the recurrence is unrolled (:func:`lstm_unrolled`; dynamo stops
+        at any reference to an ``nn.LSTM`` module, so its parameters come from a list). Under
+        CPU autocast the fused LSTM runs in its parameters' dtype with autocast off: oneDNN has
+        no bf16 LSTM for these shapes, and a recurrence accumulates rounding error step after
+        step. Eager float32 uses the fused kernel.
+        """
+        if torch.compiler.is_compiling() and self._unroll is not None:
+            return lstm_unrolled(self._unroll, seq, self._unroll_dropout, self.training)
+        if self._unroll is not None:  # eager: keep the references current (cheap identity test)
+            self._refresh_unroll()
+        if seq.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                _, (h, _) = self.encoder(seq.to(self.encoder.weight_ih_l0.dtype))
+            return h[-1]
         _, (h, _) = self.encoder(seq)
         return h[-1]
 

@@ -28,7 +28,8 @@ def explain_graph_breaks(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> t
     """Trace ``fn(*args, **kwargs)`` with ``torch._dynamo.explain``: ``(break count, reasons)``.
 
     Dynamo's caches are reset before and after, so the result does not depend on earlier
-    compilations in the same process.
+    compilations in the same process. A frame that dynamo skips altogether (no graph at all, so
+    it silently runs eagerly) counts as one break.
     """
     import torch._dynamo
 
@@ -37,6 +38,9 @@ def explain_graph_breaks(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> t
         out = torch._dynamo.explain(fn)(*args, **kwargs)
     finally:
         torch._dynamo.reset()
+    if out.graph_count == 0:
+        # dynamo gave up on the whole frame (it runs eagerly): worse than any counted break
+        return 1, ["dynamo compiled no graph: the frame was skipped and runs eagerly"]
     reasons = []
     for reason in out.break_reasons:
         where = ""

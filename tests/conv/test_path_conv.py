@@ -6,7 +6,9 @@ from torch import nn
 from torch_geometric.data import Batch
 
 from graphlab.conv import PathConv
+from graphlab.conv.path_conv import lstm_unrolled, lstm_weights
 from graphlab.testing import CHECKS, FEATURE_MUTATIONS, LayerCase, conformance_params, random_graph
+from graphlab.testing.compile import count_graph_breaks
 from graphlab.transforms import AddPaths
 
 LENGTH = 2
@@ -60,7 +62,7 @@ CASES = [
               make_module=lambda: PathConv(8, edge_dim=3, max_distance=LENGTH),
               forward=_forward, levels=("node",), make_graph=_graph,
               transform=AddPaths(LENGTH, kind=kind), grad_inputs=("x", "edge_attr"),
-              bad_inputs=PATH_MUTATIONS)
+              bad_inputs=PATH_MUTATIONS, fullgraph=True)
     for kind in ("shortest", "all_shortest", "all_simple")
 ]
 
@@ -105,3 +107,59 @@ def test_shared_encoder_and_options():
     with pytest.raises(ValueError, match="edge_attr"):
         PathConv(16, edge_dim=2)(g.x, g.path_index_1)
     assert repr(a) == "PathConv(16, edge_dim=None, max_distance=None)"
+
+
+# ------------------------------------------------------------------ compile / mixed precision
+@pytest.mark.parametrize("layers,bias", [(1, True), (2, False), (3, True)])
+def test_unrolled_lstm_equals_nn_lstm(layers, bias):
+    torch.manual_seed(layers)
+    lstm = nn.LSTM(5, 7, num_layers=layers, bias=bias, batch_first=True, dropout=0.3).eval()
+    seq = torch.randn(11, 4, 5, dtype=torch.float64)
+    lstm = lstm.double()
+    _, (h, _) = lstm(seq)
+    torch.testing.assert_close(lstm_unrolled(lstm_weights(lstm), seq), h[-1])
+    assert lstm_unrolled(lstm_weights(lstm), seq[:0]).shape == (0, 7)
+
+
+def test_compiles_without_graph_breaks():
+    """Regression (issue 17): dynamo does not trace nn.LSTM, so PathConv broke its graph twice."""
+    torch.manual_seed(0)
+    conv = PathConv(8, edge_dim=3, max_distance=LENGTH).eval()
+    g = AddPaths(LENGTH)(random_graph(8, edge_dim=3, seed=1))
+    args = (g.x, g.path_index_2, g.edge_attr, g.path_edge_2, g.path_dist_2)
+    assert count_graph_breaks(conv, *args) == 0
+    compiled = torch.compile(conv, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(*args), conv(*args), atol=1e-5, rtol=1e-5)
+    torch._dynamo.reset()
+
+
+def test_bf16_autocast_runs_the_encoder_in_float32():
+    """Regression (issue 17): oneDNN could not create a bf16 LSTM primitive under autocast."""
+    torch.manual_seed(0)
+    conv = PathConv(8, edge_dim=3, max_distance=LENGTH).eval()
+    g = AddPaths(LENGTH)(random_graph(8, edge_dim=3, seed=2))
+    args = (g.x, g.path_index_2, g.edge_attr, g.path_edge_2, g.path_dist_2)
+    ref = conv(*args)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv(*args)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.05)
+
+
+def test_compiled_encoder_follows_dtype_conversion_and_copies():
+    """The unrolled encoder reads the LSTM's parameters from a list: .double() and deepcopy keep
+    it pointing at the module's current parameters."""
+    import copy
+
+    torch.manual_seed(0)
+    conv = PathConv(8, max_distance=LENGTH, mlp_layers=1).eval()
+    g = AddPaths(LENGTH)(random_graph(7, seed=3))
+    conv64 = copy.deepcopy(conv).double()
+    assert conv64._unroll[0][0] is conv64.encoder.weight_ih_l0
+    assert conv64._unroll[0][0] is not conv._unroll[0][0]
+    args = (g.x.double(), g.path_index_2, None, None, g.path_dist_2)
+    compiled = torch.compile(conv64, fullgraph=True, backend="aot_eager")
+    out = compiled(*args)
+    torch._dynamo.reset()
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, conv64(*args))
