@@ -147,12 +147,15 @@ def _markdown(record: dict[str, Any]) -> str:
     prov = extra.get("provenance")
     if prov:
         lines += [f"**Carried over, not re-recorded since {prov.get('commit')}**: "
-                  f"{prov.get('note', '')}", ""]
+                  f"{prov.get('note', '')}", "", "Commands that produced these rows:", ""]
+        lines += [f"- `{c}`" for c in prov.get("commands") or []]
+        lines += ["", f"Regenerate with `python -m benchmarks --record {record['task']}`.", ""]
     lines += [f"- command: `{config.get('command', '')}`",
               f"- commit: {record.get('commit')}; date: {record.get('date')}",
               f"- machine: {machine_line(record.get('machine'))}; versions: "
               + ", ".join(f"{k} {v}" for k, v in (record.get("versions") or {}).items()),
-              f"- status: {summary.get('status')}; {record['timings'].get('seconds')} s"]
+              f"- status: {summary.get('status')}"
+              + (f"; {record['timings']['seconds']} s" if "seconds" in record["timings"] else "")]
     if extra.get("reproduces"):
         lines.append(f"- reproduces: {extra['reproduces']}")
     if summary.get("paper") or summary.get("ours"):
@@ -192,15 +195,15 @@ def write_index(tasks: dict[str, Task], results_dir: Path = RESULTS_DIR) -> Path
         path = results_dir / f"{name}.json"
         if not path.exists():
             rows.append({"task": name, "what it reproduces": task.description, "file": "-",
-                         "command": f"`python -m benchmarks --record {name}`",
-                         "commit": "-", "date": "-", "machine": "-",
-                         "status": "not recorded yet"})
+                         "command": "-", "commit": "-", "date": "-", "machine": "-",
+                         "status": f"not recorded yet (`python -m benchmarks --record {name}`)"})
             continue
         rec = json.loads(path.read_text())
         prov = rec["extra"].get("provenance")
         status = rec["summary"].get("status", "")
         if prov:
-            status = f"carried over, not re-recorded since {prov.get('commit')}"
+            status = (f"carried over, not re-recorded since {prov.get('commit')} "
+                      f"(`python -m benchmarks --record {name}`)")
         rows.append({"task": name, "what it reproduces": task.description,
                      "file": f"[{name}.json]({name}.json) / [.md]({name}.md)",
                      "command": f"`{rec['config'].get('command', '')}`",
