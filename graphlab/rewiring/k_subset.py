@@ -105,6 +105,10 @@ def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = No
     need a value-dependent branch): :math:`k` is then clipped to the present entries and surplus
     :math:`+\infty` entries all keep :math:`\mu = 1`.
 
+    The DP loops over the :math:`n` positions (vectorised over rows and :math:`k`), so
+    :func:`torch.compile` unrolls it and specialises on :math:`n`: pad rows to a fixed width
+    (absent entries cost nothing but time) to compile once.
+
     Args:
         logits (torch.Tensor): scores :math:`\theta` of shape ``[..., n]``.
         k (int or torch.Tensor): subset size; an int or an integer tensor of the leading shape

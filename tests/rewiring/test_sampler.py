@@ -2,8 +2,12 @@
 
 import pytest
 import torch
+from torch import nn
+from torch_geometric.data import Batch
+from torch_geometric.utils import to_dense_batch
 
 from graphlab.rewiring import KSubsetSampler, k_subset_marginals
+from graphlab.testing import CHECKS, LayerCase, conformance_params, random_graph
 
 ESTIMATORS = ["simple", "imle", "gumbel_softmax"]
 
@@ -184,3 +188,87 @@ def test_k_larger_than_the_unmasked_entries_is_an_error():
             sampler(logits)
     with pytest.raises(ValueError, match=r"\+inf"):
         KSubsetSampler(1)(torch.tensor([[INF, INF, 0.0]]))
+
+
+# ------------------------------------------------------------------ conformance suite (issue 17)
+class NodeSubsets(nn.Module):
+    """Scores the nodes of a padded batch ``[G, W, 8]``, masks those with ``x[..., 1] > 1`` by a
+    ``-inf`` logit, and picks ``k`` nodes per graph with a :class:`KSubsetSampler` (``eval()``:
+    the MAP subset). Returns the exact marginals and the subset ``[G, W]`` (the differentiable
+    output first: gradcheck's fast mode mismatches outputs when one without gradient comes
+    first). The conformance checks then test the equivariance and batch-composition invariance
+    of both, the float64 gradient of the marginals, empty graphs, masking, autocast and a
+    fullgraph compile of the sampler."""
+
+    def __init__(self, k: int = 3) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 1)
+        self.sampler = KSubsetSampler(k)
+
+    def reset_parameters(self) -> None:
+        self.lin.reset_parameters()
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                k: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.lin(x).squeeze(-1).masked_fill(~mask | (x[..., 1] > 1.0), -INF)
+        if k is None:  # at most k per graph: clip to the nodes that are not masked
+            k = torch.clamp((logits > -INF).sum(-1), max=self.sampler.k)
+        z = self.sampler(logits, mask, k=k, max_k=self.sampler.k)[0]
+        mu = k_subset_marginals(logits, k, mask, max_k=self.sampler.k)
+        return mu, z
+
+
+def _pick_nodes(m: NodeSubsets, b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    # a fixed row width: the k-subset DP loops over the width, so torch.compile specialises on
+    # it (PR-MPNN's rows are capped by num_candidates the same way)
+    x, mask = to_dense_batch(b.x, b.batch, batch_size=b.num_graphs, max_num_nodes=WIDTH)
+    mu, z = m(x, mask, getattr(b, "subset_k", None))
+    return mu[mask], z[mask]
+
+
+WIDTH = 16  # > the largest conformance graph (11 nodes, 14 with isolated ones)
+
+
+def _nan_logit(b: Batch) -> Batch:
+    b.x = b.x.clone()
+    b.x[0] = float("nan")
+    return b
+
+
+def _k_too_large(b: Batch) -> Batch:
+    b.subset_k = torch.full((b.num_graphs,), 100)
+    return b
+
+
+def _k_negative(b: Batch) -> Batch:
+    b.subset_k = torch.full((b.num_graphs,), -1)
+    return b
+
+
+CASES = [
+    LayerCase(name="ksubset-sampler", make_module=NodeSubsets, forward=_pick_nodes,
+              levels=("node", "node"),
+              bad_inputs={"logit_nan": _nan_logit, "k_exceeds_unmasked": _k_too_large,
+                          "k_negative": _k_negative},
+              skip={"isolated_nodes": "added nodes join their graph's group and compete for "
+                    "its k slots"},
+              fullgraph=True),
+]
+
+
+@pytest.mark.parametrize("case,check", conformance_params(CASES))
+def test_conformance(case, check):
+    CHECKS[check](case)
+
+
+def test_conformance_case_picks_exactly_k_unmasked_nodes_per_graph():
+    torch.manual_seed(0)
+    m = NodeSubsets(3).eval()
+    b = Batch.from_data_list([random_graph(n, seed=n) for n in (2, 7, 11)])
+    mu, z = _pick_nodes(m, b)
+    unmasked = b.x[:, 1] <= 1.0
+    expected = torch.clamp(torch.bincount(b.batch[unmasked], minlength=3), max=3)
+    assert torch.equal(torch.bincount(b.batch, weights=z, minlength=3), expected.float())
+    torch.testing.assert_close(torch.bincount(b.batch, weights=mu, minlength=3),
+                               expected.float())
+    assert (z[~unmasked] == 0).all() and (mu[~unmasked] == 0).all()
