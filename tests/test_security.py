@@ -108,6 +108,24 @@ def test_the_payload_is_live_without_the_guard(tmp_path):
     assert marker.exists()
 
 
+def test_dataset_classes_load_weights_only_on_their_own(tmp_path):
+    """``EXPDataset``/``SR25Dataset`` used directly (not through get_dataset) are guarded too."""
+    import networkx as nx
+
+    from graphlab.datasets import EXPDataset, SR25Dataset
+
+    _write_exp(tmp_path)
+    (tmp_path / "sr25" / "raw").mkdir(parents=True)
+    nx.write_graph6(nx.cycle_graph(6), tmp_path / "sr25" / "raw" / "sr251256.g6", header=False)
+    marker = tmp_path / "PWNED"
+    for cls, folder in ((EXPDataset, "exp"), (SR25Dataset, "sr25")):
+        assert len(cls(str(tmp_path / folder))) > 0
+        torch.save(Payload(marker), tmp_path / folder / "processed" / "data.pt")
+        with pytest.raises(UnsafeFileError, match="data.pt"):
+            cls(str(tmp_path / folder))
+    assert not marker.exists()
+
+
 def test_truncated_processed_file_is_reprocessed(tmp_path):
     _write_exp(tmp_path)
     get_dataset("EXP", root=tmp_path)

@@ -19,7 +19,9 @@ class EXPDataset(InMemoryDataset):
 
     The original release is a Python pickle; graphlab never unpickles downloaded files, so this
     loader reads ``raw/exp.npz`` with arrays ``x`` (node features, concatenated), ``edge_index``
-    (per-graph local ids, concatenated), ``y``, ``num_nodes`` and ``num_edges``.
+    (per-graph local ids, concatenated), ``y``, ``num_nodes`` and ``num_edges``. The processed
+    cache is read weights-only: a file a safe load refuses raises
+    :class:`~graphlab.datasets.catalog.UnsafeFileError` (``get_dataset`` re-processes instead).
 
     Args:
         root: folder holding ``raw/exp.npz``.
@@ -28,8 +30,12 @@ class EXPDataset(InMemoryDataset):
 
     def __init__(self, root: str, transform: Callable | None = None,
                  pre_transform: Callable | None = None, force_reload: bool = False) -> None:
-        super().__init__(root, transform, pre_transform, force_reload=force_reload)
-        self.load(self.processed_paths[0])
+        from graphlab.datasets.catalog import safe_torch_loads
+
+        # PyG would retry a refused safe load of the processed files with full unpickling
+        with safe_torch_loads():
+            super().__init__(root, transform, pre_transform, force_reload=force_reload)
+            self.load(self.processed_paths[0])
 
     @property
     def raw_file_names(self) -> list[str]:

@@ -19,7 +19,9 @@ class SR25Dataset(InMemoryDataset):
     <https://arxiv.org/abs/2106.04319>`_ as a 3-WL-indistinguishable expressivity test.
 
     Every graph has 25 nodes of degree 12 and a constant node feature; the label of graph
-    :math:`i` is :math:`i` (a model separates the set iff it can fit these 15 classes).
+    :math:`i` is :math:`i` (a model separates the set iff it can fit these 15 classes). The
+    processed cache is read weights-only: a file a safe load refuses raises
+    :class:`~graphlab.datasets.catalog.UnsafeFileError` (``get_dataset`` re-processes instead).
 
     Args:
         root: folder holding ``raw/sr251256.g6`` (graph6 text format).
@@ -29,8 +31,12 @@ class SR25Dataset(InMemoryDataset):
 
     def __init__(self, root: str, transform: Callable | None = None,
                  pre_transform: Callable | None = None, force_reload: bool = False) -> None:
-        super().__init__(root, transform, pre_transform, force_reload=force_reload)
-        self.load(self.processed_paths[0])
+        from graphlab.datasets.catalog import safe_torch_loads
+
+        # PyG would retry a refused safe load of the processed files with full unpickling
+        with safe_torch_loads():
+            super().__init__(root, transform, pre_transform, force_reload=force_reload)
+            self.load(self.processed_paths[0])
 
     @property
     def raw_file_names(self) -> list[str]:
