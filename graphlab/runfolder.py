@@ -186,7 +186,12 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike, *, checksum: bool = Fal
     data = buf.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     sidecar = _checksum_path(path)
-    previous = _sha256_file(path) if path.exists() else None
+    previous = None
+    if path.exists():
+        # a one-line sidecar is written only once its file is in place (or before the first
+        # file exists), so it names the current file; otherwise hash the file itself
+        known = _read_digests(sidecar) if sidecar.exists() else []
+        previous = known[0] if len(known) == 1 else _sha256_file(path)
     lines = [f"{digest}  {path.name}"]
     if previous is not None and previous != digest:
         lines.append(f"{previous}  {path.name}")

@@ -234,3 +234,37 @@ def test_results_record_schema(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "results.json").read_text())["task"] == "train"
     with pytest.raises(ValueError, match="schema"):
         write_results(tmp_path / "x.json", {"a": 1})
+
+
+def test_checksummed_file_always_verifies_after_interrupted_saves(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:
+    """Whatever rename a kill interrupts, over any sequence of saves, the file on disk verifies
+    and holds one of the saved values (a kill is simulated by a failing ``os.replace``)."""
+    import random
+
+    path = tmp_path / "checkpoint.pt"
+    real = os.replace
+    rng = random.Random(0)
+    on_disk = None
+    for i in range(40):
+        fail_at = rng.choice([None, 1, 2, 3])  # the sidecar, the file or the final sidecar
+        calls = {"n": 0}
+
+        def replace(src, dst, fail_at=fail_at, calls=calls):
+            calls["n"] += 1
+            if calls["n"] == fail_at:
+                raise KeyboardInterrupt("killed")
+            real(src, dst)
+
+        monkeypatch.setattr(os, "replace", replace)
+        try:
+            atomic_torch_save({"i": torch.tensor(i)}, path, checksum=True)
+        except KeyboardInterrupt:
+            pass
+        monkeypatch.setattr(os, "replace", real)
+        if fail_at in (None, 3):  # the file itself was replaced
+            on_disk = i
+        if on_disk is not None:
+            assert int(safe_torch_load(path)["i"]) == on_disk
+    assert on_disk is not None and not list(tmp_path.glob(".*.tmp"))
