@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import (
+    RESULTS_DIR,
     discover,
     execute,
     format_table,
@@ -49,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="regenerate benchmarks/results/INDEX.md and exit")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: a fresh runs/bench/<UTC time>)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help="where --record and --index write (default: benchmarks/results)")
     args = parser.parse_args(argv)
 
+    if args.record and args.quick:
+        parser.error("--record writes the canonical full runs; it cannot be combined with --quick")
     tasks = discover()
     if args.list:
         print(format_table([{"task": t.name, "quick suite": t.in_quick_suite,
@@ -58,10 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                              t.description} for t in tasks.values()]))
         return 0
     if args.index:
-        print(f"wrote {write_index(tasks)}")
+        print(f"wrote {write_index(tasks, args.results_dir)}")
         return 0
-    if args.record and args.quick:
-        parser.error("--record writes the canonical full runs; it cannot be combined with --quick")
     unknown = [n for n in args.tasks if n not in tasks]
     if unknown:
         parser.error(f"unknown task(s): {', '.join(unknown)}; known: {', '.join(tasks)}")
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         status = record["summary"]["status"]
         if args.record and not status.startswith("FAILED"):
             try:
-                record_task(record, out / name)
+                record_task(record, out / name, args.results_dir)
             except ValueError as exc:
                 status += f"; {exc}"
                 failed.append(name)
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                         "ours": _shorten(record["summary"]["ours"] or "-", 40),
                         "status": _shorten(status, 70), "seconds": round(seconds, 1)})
     if args.record:
-        write_index(tasks)
+        write_index(tasks, args.results_dir)
     print()
     print(format_table(summary))
     total = sum(r["seconds"] for r in summary)
