@@ -26,7 +26,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
-from benchmarks.common import TaskResult, load_dataset, register, run_script
+from benchmarks.common import TaskResult, load_dataset, print_row, register, run_script
 from graphlab.models import GNN, PathNN, centre_layers
 from graphlab.testing import permute_graph
 from graphlab.utils.paths import enumerate_paths, multiset_ids, path_colour_refinement
@@ -45,11 +45,6 @@ PAPER = {  # separated pairs reported in the PathNN paper (abstract / Table: 100
 
 def _load(name: str):
     return load_dataset(name)  # TaskSkipped when the data is not available
-
-
-def _progress(row: dict) -> None:
-    print("  " + "; ".join(f"{k}: {v}" for k, v in row.items() if not isinstance(v, (list, dict))),
-          flush=True)
 
 
 def _embed(model: nn.Module, graphs: list[Data], batch_size: int) -> torch.Tensor:
@@ -218,7 +213,7 @@ def _exp_rows(quick: bool) -> list[dict]:
     for name in ("GIN", "PathNN-SP", "PathNN-SP+", "PathNN-AP"):
         rows.append(iso_test("EXP", name, graphs, pairs, 1 if quick else SEEDS, 64,
                              copies=None if quick else 100))
-        _progress(rows[-1])
+        print_row(rows[-1])
     return rows
 
 
@@ -235,7 +230,7 @@ def _sr25_rows(quick: bool) -> list[dict]:
     rows = []
     for length in [4] if quick else SR25_PATTERN_LENGTHS:
         rows.append(pattern_totals_row(name, graphs, pairs, max_length=length))
-        _progress(rows[-1])
+        print_row(rows[-1])
     for length in [4] if quick else SR25_REFINEMENT_LENGTHS:
         rows += refinement_rows(name, graphs, pairs, length)
     # quick: the models of the paper's table (a 5-layer model would add ~3 min on one core)
@@ -245,7 +240,7 @@ def _sr25_rows(quick: bool) -> list[dict]:
         # runs on SR25_COPIES graphs (default one)
         rows.append(iso_test(name, model, graphs, pairs, 1 if quick else SEEDS, 1,
                              copies=1 if quick else SR25_COPIES))
-        _progress(rows[-1])
+        print_row(rows[-1])
     return rows
 
 
@@ -275,7 +270,7 @@ def refinement_rows(dataset: str, graphs: list[Data], pairs: list[tuple[int, int
     # the per-graph "layers" run cross-checks the batched one; from 5 edges (~47M paths on
     # SR25) it is the only one that fits in memory
     rows = [_layered_row(dataset, graphs, pairs, max_length)]
-    _progress(rows[-1])
+    print_row(rows[-1])
     if max_length >= 5:
         return rows
     batch = Batch.from_data_list(graphs)
@@ -293,7 +288,7 @@ def refinement_rows(dataset: str, graphs: list[Data], pairs: list[tuple[int, int
         rows.append(_refinement_row(dataset, f"<= {max_length} edges, {name}", history,
                                     batch.batch, pairs, time.perf_counter() - t0 + enum_s))
         rows[-1]["paths"] = sum(paths.counts())
-        _progress(rows[-1])
+        print_row(rows[-1])
     return rows
 
 
@@ -503,7 +498,7 @@ def _csl_separation_rows() -> list[dict]:
     for name in ("GIN", "PathNN-AP (DE, L=3)", "PathNN-AP (DE, L=4)", "PathNN-SP+ (L=6)"):
         row = iso_test("CSL (untrained, class pairs)", name, reps, pairs, 1, 10, copies=10)
         rows.append(row)
-        _progress(row)
+        print_row(row)
     return rows
 
 
@@ -515,7 +510,7 @@ def _csl_rows(quick: bool) -> list[dict]:
     for name in ([] if CSL_SKIP_GIN else ["GIN"]) + [CSL_MODEL]:
         rows.append(_train_csl(name, bundle, epochs=CSL_EPOCHS, hidden=CSL_HIDDEN,
                                batch_size=CSL_BATCH, **CSL_OPTS))
-        _progress(rows[-1])
+        print_row(rows[-1])
     return rows
 
 

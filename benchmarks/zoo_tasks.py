@@ -26,14 +26,9 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import TaskResult, register, run_script
+from benchmarks.common import TaskResult, print_row, register, run_script
 
 PAPER = {"test_acc": "CIFAR10-GS tau: StatNN 0.915 / NFN 0.934 / NG-T 0.935"}
-
-
-def _progress(row: dict) -> None:
-    print("  " + "; ".join(f"{k}: {v}" for k, v in row.items() if not isinstance(v, (list, dict))),
-          flush=True)
 
 
 def _clean(r: dict) -> dict:
@@ -62,7 +57,7 @@ def run_parts(quick: bool, out: Path, parts: list[str], zoo_root: Path) -> list[
     def add(r: dict, task: str) -> None:
         r = {"task": task, **_clean(r)}
         rows.append(r)
-        _progress(r)
+        print_row(r)
 
     if "weights" in parts:
         z = zoo("digits-mlp", n_mlp)
@@ -116,19 +111,19 @@ def run_parts(quick: bool, out: Path, parts: list[str], zoo_root: Path) -> list[
         widths = (8, 32, 128) if quick else (4, 8, 16, 32, 64, 128, 256)
         for r in barrier_vs_width(widths, pairs=1 if quick else 2, epochs=5 if quick else 10):
             rows.append({"task": "barrier", **r})
-            _progress(rows[-1])
+            print_row(rows[-1])
     if "collapse" in parts:
         z = zoo("digits-mlp", n_mlp)
         for r in collapse_curve(z, z.indices[: 8 if quick else 40]):
             rows.append({"task": "collapse", **r})
-            _progress(rows[-1])
+            print_row(rows[-1])
     if "zoograph" in parts:
         z = zoo("digits-mlp", n_mlp)
         for embed, edges in (("statnn", "knn"), ("gmn", "matching")):
             t = time.perf_counter()
             for r in node_task(z, "test_acc", "id", embed=embed, edges=edges, seeds=seeds):
                 rows.append({"task": "zoo_graph", **r})
-                _progress(rows[-1])
+                print_row(rows[-1])
             print(f"[zoo_graph] {embed}/{edges}: {time.perf_counter() - t:.0f} s", flush=True)
     return rows
 

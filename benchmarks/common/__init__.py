@@ -11,11 +11,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .registry import Task, TaskResult, TaskSkipped, discover, load_dataset, register, registry
-from .results import RESULTS_DIR, execute, format_table, record_task, write_index, write_task_files
+from .results import (
+    RESULTS_DIR,
+    execute,
+    format_table,
+    print_row,
+    record_task,
+    write_index,
+    write_task_files,
+)
 
 __all__ = ["Task", "TaskResult", "TaskSkipped", "register", "registry", "discover",
-           "load_dataset", "RESULTS_DIR", "execute", "format_table", "record_task", "write_index",
-           "write_task_files", "run_script"]
+           "load_dataset", "RESULTS_DIR", "execute", "format_table", "print_row", "record_task",
+           "write_index", "write_task_files", "run_script"]
 
 
 def run_script(task_name: str, argv: list[str] | None, out: Path, quick: bool,

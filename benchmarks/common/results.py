@@ -20,8 +20,8 @@ from graphlab.runfolder import atomic_write_text, results_record, write_results
 
 from .registry import Task, TaskResult, TaskSkipped
 
-__all__ = ["RESULTS_DIR", "format_table", "execute", "write_task_files", "record_task",
-           "write_index", "machine_line"]
+__all__ = ["RESULTS_DIR", "format_table", "print_row", "execute", "write_task_files",
+           "record_task", "write_index", "machine_line"]
 
 #: where ``--record`` keeps the one canonical file per registered task
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
@@ -61,6 +61,12 @@ def format_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -
 
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(list(columns)), sep, *(line(b) for b in body)])
+
+
+def print_row(row: dict[str, Any]) -> None:
+    """One finished case of a long task as a progress line (``key: value; ...``)."""
+    print("  " + "; ".join(f"{k}: {_cell(v)}" for k, v in row.items()
+                           if not isinstance(v, (list, dict, tuple))), flush=True)
 
 
 def machine_line(machine: Any) -> str:
