@@ -8,7 +8,11 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GINConv, global_max_pool, global_mean_pool
 
 from graphlab.metanets.spec import OP_TYPES
-from graphlab.utils.validation import check_edge_index, check_node_features
+from graphlab.utils.validation import (
+    check_edge_index,
+    check_node_features,
+    value_checks_enabled,
+)
 
 __all__ = ["OpGraphEncoder"]
 
@@ -62,8 +66,9 @@ class OpGraphEncoder(nn.Module):
         check_node_features(batch.x, "x", channels=self.x_dim, num_nodes=n)
         check_edge_index(batch.edge_index, n)
         nt = batch.node_type
-        if nt.shape != (n,) or nt.dtype != torch.long or (nt.numel() and (
-                int(nt.min()) < 0 or int(nt.max()) >= len(OP_TYPES))):
+        if nt.shape != (n,) or nt.dtype != torch.long or (nt.numel() and value_checks_enabled(nt)
+                                                           and (int(nt.min()) < 0
+                                                                or int(nt.max()) >= len(OP_TYPES))):
             raise ValueError(f"node_type must be a long tensor of shape ({n},) with values in "
                              f"[0, {len(OP_TYPES)})")
         vec = getattr(batch, "batch", None)
