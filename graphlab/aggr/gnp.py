@@ -74,6 +74,8 @@ class GNPAggregation(Aggregation):
     tensor code of its fused kernels (differentiated by autograd, exact per-segment shift, the
     small-channel choice made by ``torch.where``): no value is read on the host, so the graph
     has no break (``fullgraph=True`` works) and a learnable :math:`p` never re-specialises it.
+    Pass ``dim_size`` (as :class:`~torch_geometric.nn.conv.MessagePassing` does) or ``ptr``:
+    without them PyG's ``Aggregation.__call__`` reads ``index.max()`` on the host, a break.
     float16 / bfloat16 inputs (e.g. under ``torch.autocast``) are computed in float32 (log space
     in 8 mantissa bits is off by percents) and returned in their own dtype.
 
