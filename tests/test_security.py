@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from graphlab.datasets import get_dataset
-from graphlab.datasets.catalog import UnsafeFileError
+from graphlab.datasets.safe_load import UnsafeFileError
 from graphlab.runfolder import CorruptFileError
 
 
@@ -124,6 +124,23 @@ def test_dataset_classes_load_weights_only_on_their_own(tmp_path):
         with pytest.raises(UnsafeFileError, match="data.pt"):
             cls(str(tmp_path / folder))
     assert not marker.exists()
+
+
+def test_pre_transformed_graphlab_data_reloads_with_the_safe_loader(tmp_path):
+    """A cache built with a graphlab pre_transform (AddPaths -> PathData) reloads silently:
+    graphlab's registered Data subclasses are allow-listed."""
+    import warnings
+
+    from graphlab.datasets import EXPDataset
+    from graphlab.transforms import AddPaths
+
+    _write_exp(tmp_path)
+    first = EXPDataset(str(tmp_path / "exp"), pre_transform=AddPaths(2))
+    assert type(first[0]).__name__ == "PathData"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = EXPDataset(str(tmp_path / "exp"), pre_transform=AddPaths(2))
+    assert type(again[0]).__name__ == "PathData" and len(again) == 20
 
 
 def test_truncated_processed_file_is_reprocessed(tmp_path):

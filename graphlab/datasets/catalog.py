@@ -13,7 +13,8 @@ Resolution order for the files of a dataset:
 file on disk: a pickle planted there must not run. PyG's ``fs.torch_load`` retries a refused
 safe load with ``weights_only=False``, PyG's ``Dataset._process`` reads ``pre_transform.pt`` with
 ``weights_only=False`` and ``ogb`` calls ``torch.load`` itself, so instead of overriding each
-loader, every dataset load runs inside :func:`safe_torch_loads`: for the duration of the load
+loader, every dataset load runs inside
+:func:`~graphlab.datasets.safe_load.safe_torch_loads`: for the duration of the load
 ``torch.load`` and ``torch_geometric.io.fs.torch_load`` are replaced by a loader that always uses
 ``weights_only=True`` (with PyG's storage classes allow-listed) and never retries. A processed
 file that a safe load refuses, or that is truncated, is deleted with a warning and the dataset is
@@ -24,12 +25,10 @@ not supported.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import pickle
 import shutil
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,25 +37,15 @@ import torch
 from torch import Tensor
 from torch_geometric.data import InMemoryDataset
 
+from graphlab.datasets.safe_load import UnsafeFileError, safe_torch_loads
 from graphlab.datasets.spec import TaskSpec
-from graphlab.runfolder import CorruptFileError
 
 __all__ = ["DatasetBundle", "DatasetInfo", "get_dataset", "known_datasets", "locate_raw",
-           "cache_dir", "data_mirror", "dataset_info", "safe_torch_loads",
-           "DataUnavailableError", "UnsafeFileError"]
+           "cache_dir", "data_mirror", "dataset_info", "DataUnavailableError"]
 
 
 class DataUnavailableError(RuntimeError):
     """A dataset's files are neither on this machine nor downloadable (in a safe format)."""
-
-
-class UnsafeFileError(CorruptFileError):
-    """A dataset file cannot be read with a safe (weights-only) load: tampered, foreign or
-    truncated. ``path`` is the file."""
-
-    def __init__(self, message: str, path: str | None) -> None:
-        super().__init__(message)
-        self.path = path
 
 
 @dataclass(frozen=True)
@@ -202,100 +191,6 @@ def _make_writable(path: Path) -> None:
     # the mirror is read-only; copies keep its modes, and loaders must write next to them
     for p in [path, *path.rglob("*")]:
         p.chmod(p.stat().st_mode | 0o200)
-
-
-def _pyg_safe_globals() -> list:
-    # PyG registers Data, HeteroData, ... itself; the storages and attribute classes that
-    # InMemoryDataset and ogb pickle inside a Data object are not registered
-    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
-    from torch_geometric.data.storage import EdgeStorage, GlobalStorage, NodeStorage
-
-    return [DataEdgeAttr, DataTensorAttr, GlobalStorage, NodeStorage, EdgeStorage]
-
-
-def _name_of(f: object) -> str | None:
-    if isinstance(f, (str, os.PathLike)):
-        return os.fspath(f)
-    name = getattr(f, "name", None) or getattr(f, "path", None)
-    return str(name) if name is not None else None
-
-
-#: the only classes CSL's raw pickle holds (scipy sparse matrices of numpy arrays)
-_CSL_PICKLE_GLOBALS = {
-    ("numpy", "dtype"), ("numpy", "ndarray"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"), ("scipy.sparse.coo", "coo_matrix"),
-    ("scipy.sparse._coo", "coo_matrix"),
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays and scipy COO matrices only (PyG reads CSL's raw file with
-    ``pickle.load``); any other global, such as a planted ``timeit.timeit``, is refused."""
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in _CSL_PICKLE_GLOBALS:
-            path = getattr(self, "path", None)
-            raise UnsafeFileError(f"{path} refers to {module}.{name}, which graphlab does not "
-                                  "unpickle", path)
-        return super().find_class(module, name)
-
-
-class _RestrictedPickleModule:
-    """Stands in for the ``pickle`` module inside PyG's CSL loader."""
-
-    @staticmethod
-    def load(file, **kwargs):
-        unpickler = _RestrictedUnpickler(file, **kwargs)
-        unpickler.path = _name_of(file)
-        return unpickler.load()
-
-
-@contextlib.contextmanager
-def safe_torch_loads() -> Iterator[None]:
-    """Within the block, every ``torch.load`` and PyG ``fs.torch_load`` is ``weights_only=True``.
-
-    A caller's ``weights_only=False`` is overridden and nothing is retried unsafely. A file that
-    the safe load refuses or cannot parse raises :class:`UnsafeFileError` naming it. See the
-    module docstring for why this is a patch rather than an override per loader.
-    """
-    import fsspec
-    import torch_geometric.datasets.gnn_benchmark_dataset as pyg_gnnbench
-    import torch_geometric.io.fs as pyg_fs
-
-    real_load, real_fs_load, real_pickle = torch.load, pyg_fs.torch_load, pyg_gnnbench.pickle
-
-    def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None,
-             **kwargs):
-        del pickle_module, weights_only  # a custom unpickler or weights_only=False: refused
-        name = _name_of(f)
-        try:
-            return real_load(f, map_location=map_location, weights_only=True, mmap=mmap,
-                             **kwargs)
-        except pickle.UnpicklingError:
-            raise UnsafeFileError(
-                f"{name} holds objects that a safe (weights-only) load refuses; graphlab never "
-                "unpickles dataset files", name) from None
-        except (EOFError, RuntimeError) as exc:
-            first = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
-            raise UnsafeFileError(f"{name} is truncated or not a torch file ({first})",
-                                  name) from None
-
-    def fs_load(path, map_location=None):
-        with fsspec.open(path, "rb") as fh:
-            try:
-                return load(fh, map_location)
-            except UnsafeFileError as exc:
-                raise UnsafeFileError(str(exc).replace(str(exc.path), str(path)),
-                                      str(path)) from None
-
-    torch.load, pyg_fs.torch_load = load, fs_load
-    pyg_gnnbench.pickle = _RestrictedPickleModule
-    try:
-        with torch.serialization.safe_globals(_pyg_safe_globals()):
-            yield
-    finally:
-        torch.load, pyg_fs.torch_load = real_load, real_fs_load
-        pyg_gnnbench.pickle = real_pickle
 
 
 def _offline_error(info: DatasetInfo, base: Path, exc: Exception) -> DataUnavailableError:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os.path as osp
-from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch_geometric.data import Data, InMemoryDataset
+from torch_geometric.data import Data
+
+from graphlab.datasets.safe_load import SafeInMemoryDataset
 
 __all__ = ["EXPDataset"]
 
 
-class EXPDataset(InMemoryDataset):
+class EXPDataset(SafeInMemoryDataset):
     r"""EXP from `"The Surprising Power of Graph Neural Networks with Random Node
     Initialization" <https://arxiv.org/abs/2010.01179>`_: 1,200 graphs in 600 pairs
     :math:`(2i, 2i+1)` that 1-WL cannot tell apart but that differ in satisfiability (the label).
@@ -21,29 +22,16 @@ class EXPDataset(InMemoryDataset):
     loader reads ``raw/exp.npz`` with arrays ``x`` (node features, concatenated), ``edge_index``
     (per-graph local ids, concatenated), ``y``, ``num_nodes`` and ``num_edges``. The processed
     cache is read weights-only: a file a safe load refuses raises
-    :class:`~graphlab.datasets.catalog.UnsafeFileError` (``get_dataset`` re-processes instead).
+    :class:`~graphlab.datasets.safe_load.UnsafeFileError` (``get_dataset`` re-processes instead).
 
     Args:
         root: folder holding ``raw/exp.npz``.
         transform / pre_transform: as in :class:`~torch_geometric.data.InMemoryDataset`.
     """
 
-    def __init__(self, root: str, transform: Callable | None = None,
-                 pre_transform: Callable | None = None, force_reload: bool = False) -> None:
-        from graphlab.datasets.catalog import safe_torch_loads
-
-        # PyG would retry a refused safe load of the processed files with full unpickling
-        with safe_torch_loads():
-            super().__init__(root, transform, pre_transform, force_reload=force_reload)
-            self.load(self.processed_paths[0])
-
     @property
     def raw_file_names(self) -> list[str]:
         return ["exp.npz"]
-
-    @property
-    def processed_file_names(self) -> list[str]:
-        return ["data.pt"]
 
     def download(self) -> None:
         raise RuntimeError(

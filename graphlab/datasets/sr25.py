@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os.path as osp
-from collections.abc import Callable
 
 import networkx as nx
 import torch
-from torch_geometric.data import Data, InMemoryDataset, download_url
+from torch_geometric.data import Data, download_url
 from torch_geometric.utils import from_networkx
+
+from graphlab.datasets.safe_load import SafeInMemoryDataset
 
 __all__ = ["SR25Dataset"]
 
 
-class SR25Dataset(InMemoryDataset):
+class SR25Dataset(SafeInMemoryDataset):
     r"""The 15 strongly regular graphs with parameters :math:`(25, 12, 5, 6)` from Brendan McKay's
     collection, used by `"Breaking the Limits of Message Passing Graph Neural Networks"
     <https://arxiv.org/abs/2106.04319>`_ as a 3-WL-indistinguishable expressivity test.
@@ -21,7 +22,7 @@ class SR25Dataset(InMemoryDataset):
     Every graph has 25 nodes of degree 12 and a constant node feature; the label of graph
     :math:`i` is :math:`i` (a model separates the set iff it can fit these 15 classes). The
     processed cache is read weights-only: a file a safe load refuses raises
-    :class:`~graphlab.datasets.catalog.UnsafeFileError` (``get_dataset`` re-processes instead).
+    :class:`~graphlab.datasets.safe_load.UnsafeFileError` (``get_dataset`` re-processes instead).
 
     Args:
         root: folder holding ``raw/sr251256.g6`` (graph6 text format).
@@ -29,22 +30,9 @@ class SR25Dataset(InMemoryDataset):
 
     url = "https://raw.githubusercontent.com/GraphPKU/PygHO/main/dataset/sr25/raw/sr251256.g6"
 
-    def __init__(self, root: str, transform: Callable | None = None,
-                 pre_transform: Callable | None = None, force_reload: bool = False) -> None:
-        from graphlab.datasets.catalog import safe_torch_loads
-
-        # PyG would retry a refused safe load of the processed files with full unpickling
-        with safe_torch_loads():
-            super().__init__(root, transform, pre_transform, force_reload=force_reload)
-            self.load(self.processed_paths[0])
-
     @property
     def raw_file_names(self) -> list[str]:
         return ["sr251256.g6"]
-
-    @property
-    def processed_file_names(self) -> list[str]:
-        return ["data.pt"]
 
     def download(self) -> None:
         download_url(self.url, self.raw_dir)

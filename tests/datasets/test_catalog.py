@@ -7,12 +7,8 @@ import pytest
 import torch
 
 from graphlab.datasets import get_dataset, known_datasets, locate_raw
-from graphlab.datasets.catalog import (
-    DataUnavailableError,
-    UnsafeFileError,
-    dataset_info,
-    safe_torch_loads,
-)
+from graphlab.datasets.catalog import DataUnavailableError, dataset_info
+from graphlab.datasets.safe_load import UnsafeFileError, safe_torch_loads
 
 
 def test_unknown_name_lists_known_ones():
