@@ -205,10 +205,15 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *,
         if len(state["history"]) > epochs:
             raise ValueError(f"{ckpt_path} holds {len(state['history'])} epochs, more than the "
                              f"{epochs} asked for; {_hint(ckpt_path)}")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None and ckpt.get("scheduler") is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            if scheduler is not None and ckpt.get("scheduler") is not None:
+                scheduler.load_state_dict(ckpt["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise ValueError(f"{ckpt_path} was written for another model or optimizer "
+                             f"({first}); {_hint(ckpt_path)}") from None
         if generator is not None and ckpt.get("generator") is not None:
             generator.set_state(ckpt["generator"])
         _restore_rng(ckpt["rng"], env)
@@ -255,8 +260,11 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *,
                              f"{select[0]!r}")
         if scheduler is not None and scheduler_interval == "epoch":
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(scores[select[0]] if select is not None else
-                               (total / count).item())
+                # the plateau is in the selected score, or else in the training loss
+                watched = scores[select[0]] if select is not None else \
+                    ((total / count).item() if count else None)
+                if watched is not None:
+                    scheduler.step(watched)
             else:
                 scheduler.step()
         result.seconds += time.perf_counter() - start
@@ -266,7 +274,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *,
         best = result.best.get(select[0]) if select is not None else None
         if select is None or is_better(new, best, higher):
             result.best_epoch, result.best = epoch, dict(scores)
-            if restore_best:
+            if restore_best and select is not None:
                 best_state = {k: v.detach().to("cpu", copy=True)
                               for k, v in model.state_dict().items()}
         if on_epoch_end is not None:

@@ -90,6 +90,18 @@ def test_checkpoint_with_more_epochs_than_asked(tmp_path: Path):
         _fit(tmp_path, 2)
 
 
+def test_checkpoint_of_another_model_is_a_clear_error(tmp_path: Path):
+    _fit(tmp_path, 2)
+    x, y = _data()
+    model = nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters())
+    _, step, evaluate = _hooks(x, y)
+    with pytest.raises(ValueError, match="written for another model") as info:
+        fit(model, opt, train_step=step, train_batches=[torch.arange(64)], epochs=3,
+            evaluate=evaluate, select=("valid", "min"), run_dir=tmp_path, progress=False)
+    assert str(tmp_path / CHECKPOINT_NAME) in str(info.value)
+
+
 @pytest.mark.parametrize("damage", ["empty", "garbage", "truncate", "flip", "foreign"])
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path, damage: str):
     _fit(tmp_path, 2)
