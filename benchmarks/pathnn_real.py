@@ -25,6 +25,7 @@ from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
 from benchmarks.common import TaskResult, load_dataset, register, run_script
+from graphlab.engine import fit
 from graphlab.models import PathNN
 from graphlab.train import TrainConfig, train
 
@@ -37,19 +38,6 @@ MODEL_NAMES = {"shortest": "pathnn-sp", "all_shortest": "pathnn-sp+", "all_simpl
 
 def _bundle(name: str):
     return load_dataset(name)  # TaskSkipped when the data is not available
-
-
-def _epoch(model: PathNN, loader: DataLoader, opt: torch.optim.Optimizer, loss_fn) -> float:
-    model.train()
-    total, count = 0.0, 0
-    for batch in loader:  # graphs carry their paths (AddPaths applied beforehand)
-        opt.zero_grad()
-        loss = loss_fn(model(batch), batch.y)
-        loss.backward()
-        opt.step()
-        total += loss.item() * batch.num_graphs
-        count += batch.num_graphs
-    return total / max(count, 1)
 
 
 @torch.no_grad()
@@ -150,15 +138,13 @@ def run_proteins(quick: bool, epochs: int, folds: int, hidden: int = 32, dropout
                             generator=torch.Generator().manual_seed(seed + fold))
         valid = DataLoader(data["valid"], batch_size=128)
         test = DataLoader(data["test"], batch_size=128)
-
-        best = (-1.0, 0.0, 0)
-        for epoch in range(1, epochs + 1):
-            _epoch(model, loader, opt, lambda p, y: F.cross_entropy(p, y.view(-1)))
-            v = _accuracy(model, valid)
-            if v > best[0]:
-                best = (v, _accuracy(model, test), epoch)
-        accs.append(best[1])
-        best_epochs.append(best[2])
+        res = fit(model, opt, epochs=epochs, train_batches=loader,
+                  train_step=lambda m, b: F.cross_entropy(m(b), b.y.view(-1)),
+                  evaluate=lambda m, valid=valid, test=test: {"valid": _accuracy(m, valid),
+                                                              "test": _accuracy(m, test)},
+                  select=("valid", "max"), progress=False)
+        accs.append(res.best["test"])
+        best_epochs.append(res.best_epoch + 1)
     acc_t = torch.tensor(accs)
     std = float(acc_t.std()) if len(accs) > 1 else 0.0
     row = {"dataset": "PROTEINS", "model": "PathNN-AP", "test_acc":
