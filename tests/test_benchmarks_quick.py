@@ -25,7 +25,8 @@ RESULTS = REPO / "benchmarks" / "results"
 #: every registered task (``python -m benchmarks --list``); a new task is added here, and
 #: test_registered_tasks_are_listed_here fails until it is
 QUICK_TASKS = [
-    "aggr-extrapolation", "aggr-second-min", "aggr-speed", "egnn-nbody", "egnn-speed",
+    "aggr-extrapolation", "aggr-second-min", "aggr-speed", "compile-check", "egnn-nbody",
+    "egnn-speed",
     "gin-baseline", "metanets-speed", "ogb", "pathnn-csl", "pathnn-exp", "pathnn-real",
     "pathnn-speed", "pathnn-sr25", "prmpnn-expressivity", "prmpnn-speed", "prmpnn-trees",
     "prmpnn-tu", "sheaf-speed", "sheaf-webkb", "zoo-tasks",
