@@ -7,7 +7,11 @@ from torch import Tensor, nn
 from torch_geometric.nn.models import MLP
 
 from graphlab.conv.weighted_gine_conv import WeightedGINEConv
-from graphlab.utils.validation import check_edge_index, check_node_features
+from graphlab.utils.validation import (
+    check_edge_index,
+    check_input_dtype,
+    check_node_features,
+)
 
 __all__ = ["EdgeScorer"]
 
@@ -72,6 +76,7 @@ class EdgeScorer(nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None,
                 add_pairs: Tensor, delete_pairs: Tensor) -> tuple[Tensor, Tensor]:
         check_node_features(x, "x", channels=self.in_channels)
+        check_input_dtype(x, self.lin_in)
         num_nodes = x.size(0)
         check_edge_index(edge_index, num_nodes)
         check_edge_index(add_pairs, num_nodes, name="add_pairs")

@@ -80,3 +80,5 @@ def test_bad_inputs_name_the_argument():
         scorer(g.x, g.edge_index, None, g.edge_index, g.edge_index.int())
     with pytest.raises(ValueError, match="8 channels"):
         scorer(g.x[:, :5], g.edge_index, None, g.edge_index, g.edge_index)
+    with pytest.raises(ValueError, match="float16 but the layer computes in torch.float32"):
+        scorer(g.x.half(), g.edge_index, None, g.edge_index, g.edge_index)
