@@ -29,6 +29,7 @@ from torch import nn
 from torch_geometric.loader import DataLoader
 
 from benchmarks.common import TaskResult, TaskSkipped, load_dataset, register, run_script
+from graphlab.engine import fit
 from graphlab.models import GNN, PRMPNN
 from graphlab.rewiring import EdgeCandidates
 
@@ -104,20 +105,20 @@ def train_split(kind: str, graphs, bundle, split: dict, epochs: int, seed: int,
                              shuffle=k == "train") for k, v in sub.items()}
     model = make_model(kind, spec)
     opt = torch.optim.Adam(model.parameters(), lr=CONFIG["lr"])
-    gen = torch.Generator().manual_seed(seed)
-    best = (-float("inf"), 0.0)
+    gen = torch.Generator().manual_seed(seed)  # PR-MPNN's rewiring samples
+
+    def step(m: nn.Module, data) -> torch.Tensor:
+        out = m.forward_data(data, gen) if kind == "PR-MPNN" else m.forward_data(data)
+        return _loss(spec, out, data.y)
+
     start = time.perf_counter()
-    for _ in range(epochs):
-        model.train()
-        for data in loaders["train"]:
-            opt.zero_grad()
-            out = model.forward_data(data, gen) if kind == "PR-MPNN" else model.forward_data(data)
-            _loss(spec, out, data.y).backward()
-            opt.step()
-        val = bundle.evaluate(*_predict(model, loaders["valid"], gen))
-        if val > best[0]:
-            best = (val, bundle.evaluate(*_predict(model, loaders["test"], gen)))
-    return {"valid": best[0], "test": best[1], "seconds": time.perf_counter() - start,
+    # validation after every epoch; the best epoch's weights are restored for the test score
+    res = fit(model, opt, train_step=step, train_batches=loaders["train"], epochs=epochs,
+              evaluate=lambda m: {"valid": bundle.evaluate(*_predict(m, loaders["valid"], gen))},
+              select=("valid", "max"), restore_best=True, generator=gen, progress=False)
+    model.eval()
+    test = bundle.evaluate(*_predict(model, loaders["test"], gen))
+    return {"valid": res.best["valid"], "test": test, "seconds": time.perf_counter() - start,
             "train_graphs": int(train_idx.numel())}
 
 
