@@ -85,7 +85,8 @@ class ProbabilisticRewirer(nn.Module):
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F)`, edge indices
-          :math:`(2, |\mathcal{E}|)`, batch :math:`(|\mathcal{V}|)` *(optional)*, edge features
+          :math:`(2, |\mathcal{E}|)`, batch :math:`(|\mathcal{V}|)` *(optional; need not be
+          sorted)*, edge features
           *(optional)*, candidate pairs :math:`(2, C)` *(optional)*
         - **output:** a :class:`RewiredGraph` over :math:`S |\mathcal{V}|` nodes
     """
