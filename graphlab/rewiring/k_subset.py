@@ -115,9 +115,10 @@ def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = No
             ``[...]`` (one ``k`` per row).
         mask (torch.Tensor, optional): boolean ``[..., n]``, ``True`` for real entries and
             ``False`` for padding; padded entries get marginal ``0`` and zero gradient.
-        max_k (int, optional): an upper bound on ``k`` for a tensor ``k``; under
-            :func:`torch.compile` it sizes the DP tables without reading ``k`` (an int ``k`` is
-            its own bound). Ignored in eager mode.
+        max_k (int, optional): an upper bound on every entry of a tensor ``k``. When the value
+            check does not run (under :func:`torch.compile`, or on an accelerator outside debug
+            mode) it sizes the DP tables without reading ``k``: no host sync, no graph break. An
+            int ``k`` is its own bound.
 
     Returns:
         torch.Tensor: marginals of shape ``[..., n]`` in ``[0, 1]`` whose rows sum to ``k``.
@@ -151,7 +152,7 @@ def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = No
         k_max = min(k_max, n // 2)
     mu = _free_marginals(theta, k_small, flip, free, k_max)
     out = torch.where(forced, torch.ones_like(mu), mu)
-    # ``+ 0 * logits`` keeps ``out`` attached to the graph when every entry is forced or absent
+    # ``+ 0 * theta`` (finite) keeps ``out`` attached to the graph when no entry is free
     return (out + 0 * theta).reshape(shape)
 
 
