@@ -6,7 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphlab.utils.validation import check_edge_features, check_index, check_node_features
+from graphlab.utils.validation import (
+    check_edge_features,
+    check_index,
+    check_input_dtype,
+    check_node_features,
+)
 
 __all__ = ["PathConv"]
 
@@ -213,6 +218,8 @@ class PathConv(nn.Module):
     def forward(self, x: Tensor, path_index: Tensor, edge_attr: Tensor | None = None,
                 path_edge: Tensor | None = None, path_dist: Tensor | None = None) -> Tensor:
         check_node_features(x, channels=self.channels)
+        check_input_dtype(x, self._unroll[0][0] if self._unroll is not None
+                          else self.encoder.weight_ih_l0, "x")
         check_path_tensors(path_index, x.size(0), path_edge,
                            edge_attr.size(0) if edge_attr is not None else None, path_dist)
         if edge_attr is not None:

@@ -103,10 +103,10 @@ def debug() -> Iterator[None]:
 def _tracing() -> bool:
     if torch.compiler.is_compiling() or torch.jit.is_scripting() or torch.jit.is_tracing():
         return True
-    try:
-        return torch.fx._symbolic_trace.is_fx_tracing()
-    except AttributeError:  # pragma: no cover
-        return False
+    fx = torch.fx._symbolic_trace
+    # is_fx_symbolic_tracing (torch >= 2.5) is the FX-only test; is_fx_tracing warns on newer torch
+    check = getattr(fx, "is_fx_symbolic_tracing", None) or getattr(fx, "is_fx_tracing", None)
+    return bool(check()) if check is not None else False
 
 
 def value_checks_enabled(t: Tensor) -> bool:
