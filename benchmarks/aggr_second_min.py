@@ -110,10 +110,11 @@ def accuracy(model: SetModel, data: MultisetData, batch_size: int = 256) -> floa
 def train_one(name: str, train: MultisetData, test: MultisetData, steps: int, dim: int,
               lr: float, eval_every: int, aux_weight: float = 0.0, seed: int = 0,
               stop_at: int | None = None) -> dict:
-    """Adam with a cosine learning-rate decay over ``steps``; test accuracy every ``eval_every``
-    steps. ``stop_at`` ends training early on that same schedule (a partial curve that is
-    comparable step for step with a full run)."""
-    from tqdm import tqdm
+    """Adam with a cosine learning-rate decay over ``steps`` (through
+    :func:`graphlab.engine.fit`, one "epoch" = ``eval_every`` steps); test accuracy after every
+    ``eval_every`` steps. ``stop_at`` ends training early on that same schedule (a partial
+    curve that is comparable step for step with a full run)."""
+    from graphlab.engine import fit
 
     torch.manual_seed(seed)
     model = SetModel(make_aggr(name, dim), dim)
@@ -121,28 +122,33 @@ def train_one(name: str, train: MultisetData, test: MultisetData, steps: int, di
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     gen = torch.Generator().manual_seed(seed)
     use_aux = aux_weight > 0 and hasattr(model.aggr, "aux_loss")
-    curve, cpu = [], 0.0
-    start = time.process_time()
     last = min(stop_at or steps, steps)
-    for step in tqdm(range(1, last + 1), desc=name, leave=False):
-        ids = torch.randint(0, len(train), (128,), generator=gen)
-        bits, seg, y = train.batch(ids)
-        loss = F.binary_cross_entropy_with_logits(model(bits, seg, 128), y)
-        if use_aux:
-            loss = loss + aux_weight * model.aggr.aux_loss(generator=gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % eval_every == 0 or step == last:
-            cpu += time.process_time() - start  # evaluation is not counted as training time
-            curve.append((step, round(accuracy(model, test), 4)))
-            tqdm.write(f"{name} step {step}: test acc {curve[-1][1]}, loss {loss.item():.4f}, "
-                       f"cpu {cpu:.0f} s", file=sys.stderr)
-            start = time.process_time()
-    cpu += time.process_time() - start
+
+    def batches(block: int):
+        for _ in range(min(eval_every, last - block * eval_every)):
+            yield train.batch(torch.randint(0, len(train), (128,), generator=gen))
+
+    def step(m: nn.Module, batch) -> Tensor:
+        bits, seg, y = batch
+        loss = F.binary_cross_entropy_with_logits(m(bits, seg, 128), y)
+        return loss + aux_weight * m.aggr.aux_loss(generator=gen) if use_aux else loss
+
+    eval_cpu = [0.0]  # evaluation is not counted as training time
+
+    def scores(m: nn.Module) -> dict[str, float]:
+        t = time.process_time()
+        acc = round(accuracy(m, test), 4)
+        eval_cpu[0] += time.process_time() - t
+        return {"test": acc}
+
+    start = time.process_time()
+    res = fit(model, opt, train_step=step, train_batches=batches,
+              epochs=-(-last // eval_every), evaluate=scores, select=None, scheduler=sched,
+              scheduler_interval="step", generator=gen, desc=name)
+    cpu = time.process_time() - start - eval_cpu[0]
+    curve = [(min((h["epoch"] + 1) * eval_every, last), h["test"]) for h in res.history]
     return {"aggregation": name, "steps": last, "schedule steps": steps,
-            "train loss": round(loss.item(), 4),
+            "train loss (last block)": round(res.history[-1]["loss"], 4),
             "test acc (size 32)": curve[-1][1],
             "best test acc": max(acc for _, acc in curve),
             "train acc (size 2-16, 2048 sets)": round(accuracy(model, train.subset), 4),
