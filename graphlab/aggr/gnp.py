@@ -60,7 +60,7 @@ class GNPAggregation(Aggregation):
     a power mean and ``p_min <= 0`` is a ``ValueError``. Small :math:`|p|` is evaluated without
     cancellation: in channels with :math:`|p| \max_e D_e \le 1` the segment sums
     :math:`\sum_e (e^{y_e} - 1)` and takes ``log1p``, and the size term
-    :math:`(1-q)\log|\mathcal{X}|` is added last, so float32 stays within ~1e-6 of float64 down to
+    :math:`(1-q)\log|\mathcal{X}|` is added last, so float32 stays within ~1e-5 of float64 down to
     :math:`p = 10^{-6}`, where GNP with :math:`q = 1` is the geometric mean of
     :math:`x + \epsilon`. With :math:`q \ne 1` the factor :math:`|\mathcal{X}|^{(1-q)/p}` itself
     leaves the floating-point range once :math:`|(1-q)\log|\mathcal{X}|/p| > 88` (float32):

@@ -340,6 +340,8 @@ def test_small_p_gradients_are_finite_and_match_float64():
 
 
 def test_allowed_p_and_p_min_are_validated():
+    # issue 18: p = 0 with p_min = 0 returned NaN; p = 0 is not a power mean, so p_min <= 0 is
+    # now refused (any positive p_min is allowed and exact, see the small-p tests)
     for p_min in (0.0, -1.0, math.nan, math.inf):
         with pytest.raises(ValueError, match="p_min"):
             GNPAggregation(p=1.0, p_min=p_min)
