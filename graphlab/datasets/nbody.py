@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Callable, Sequence
 
@@ -116,9 +117,11 @@ class NBody(InMemoryDataset):
                  transform: Callable | None = None) -> None:
         if split not in SPLIT_SIZES:
             raise ValueError(f"split must be one of {sorted(SPLIT_SIZES)}, got {split!r}")
-        num_samples = SPLIT_SIZES[split] if num_samples is None else int(num_samples)
-        if num_samples < 0:
-            raise ValueError(f"num_samples must be >= 0, got {num_samples}")
+        num_samples = SPLIT_SIZES[split] if num_samples is None else num_samples
+        if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) \
+                or num_samples < 1:  # (an empty InMemoryDataset cannot be collated)
+            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+        num_samples = int(num_samples)
         self.split, self.num_samples, self.seed = split, num_samples, seed
         super().__init__(None, transform)
         self.cache_root = root

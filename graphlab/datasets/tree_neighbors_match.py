@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
@@ -58,6 +60,9 @@ class TreeNeighborsMatch(InMemoryDataset):
 
     def __init__(self, depth: int, num_permutations: int = 100, seed: int = 0,
                  self_loops: bool = True, transform=None) -> None:
+        for name, value in (("depth", depth), ("num_permutations", num_permutations)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.depth = depth
         self.num_permutations = num_permutations
         self.seed = seed

@@ -63,3 +63,11 @@ def test_slicing_and_bad_split():
     assert torch.equal(sub["pos"][0], ds[2].pos)
     with pytest.raises(ValueError, match="split"):
         NBody(split="dev", num_samples=2)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_num_samples_must_be_a_positive_int(bad):
+    """num_samples=0 failed with an IndexError while collating an empty dataset."""
+    with pytest.raises(ValueError, match="num_samples must be a positive int"):
+        NBody(split="val", num_samples=bad)
+    assert len(NBody(split="val", num_samples=np.int64(2))) == 2
