@@ -36,6 +36,7 @@ from torch_geometric.data import Batch, Data
 
 from benchmarks.common import TaskResult, register, run_script
 from benchmarks.common.figures import bar_chart
+from graphlab.engine import fit
 
 HIDDEN = 32
 ITERATIONS = 8  # Bellman-Ford-like layer applications (covers the test graphs' hop depth)
@@ -199,15 +200,19 @@ def train_one(task: str, aggr: str, steps: int, seed: int = 0) -> dict:
     rest = [p for n, p in model.named_parameters() if not n.endswith(("p_raw", ".q", ".p"))]
     opt = torch.optim.Adam([{"params": rest}, {"params": expo, "lr": 1e-2}], lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
+
+    def batches(_epoch: int):  # ``steps`` random batches of 32 as one epoch
+        for _ in range(steps):
+            ids = torch.randint(0, len(train), (32,), generator=gen).tolist()
+            yield Batch.from_data_list([train[i] for i in ids])
+
+    def step(m: nn.Module, b: Batch) -> Tensor:
+        pred, y = _targets(b, m(b))
+        return (pred - y).pow(2).mean()
+
     start = time.process_time()
-    for _ in range(steps):
-        ids = torch.randint(0, len(train), (32,), generator=gen).tolist()
-        b = Batch.from_data_list([train[i] for i in ids])
-        pred, y = _targets(b, model(b))
-        loss = (pred - y).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(model, opt, train_step=step, train_batches=batches, epochs=1, select=None,
+        generator=gen, progress=False)
     return {"task": task, "aggregation": aggr, "train MAPE %": round(mape(model, train[:200]), 2),
             "test MAPE %": round(mape(model, test), 2), "steps": steps,
             "cpu s": round(time.process_time() - start, 1)}
