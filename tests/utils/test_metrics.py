@@ -38,3 +38,19 @@ def test_ogb_evaluator_agrees_with_ours():
     assert metric.metric == "rocauc"
     assert metric(y, pred) == pytest.approx(roc_auc(y, pred))
     assert OGBMetric("ogbg-molesol")(y, pred) == pytest.approx(rmse(y, pred), rel=1e-5)
+
+
+@pytest.mark.parametrize("metric", [rmse, mae])
+def test_regression_metrics_match_shapes_instead_of_broadcasting(metric):
+    """[N] targets against [N, 1] predictions broadcast to N x N (rmse 1.15 for a perfect fit)."""
+    y = torch.tensor([1.0, 2.0, 3.0])
+    assert metric(y, y.view(3, 1)) == 0.0
+    with pytest.raises(ValueError, match=r"y_true of shape \[3\] and y_pred of shape \[2, 1\]"):
+        metric(y, torch.zeros(2, 1))
+
+
+def test_accuracy_and_roc_auc_check_the_prediction_shape():
+    with pytest.raises(ValueError, match=r"logits \[N, C\] for N = 2 labels, got shape \[1, 2\]"):
+        accuracy(torch.tensor([0, 1]), torch.tensor([[1.0, 0.0]]))
+    with pytest.raises(ValueError, match="roc_auc"):
+        roc_auc(torch.tensor([[0.0], [1.0]]), torch.zeros(3, 1))
