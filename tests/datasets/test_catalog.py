@@ -56,6 +56,7 @@ def test_dataset_info_is_the_name_check():
 def test_safe_torch_loads_never_unpickles(tmp_path):
     """Inside the guard, torch.load and PyG's fs.torch_load refuse pickles (no unsafe retry)."""
     import pickle
+    import time
     import timeit
 
     from torch_geometric.io import fs
@@ -64,7 +65,8 @@ def test_safe_torch_loads_never_unpickles(tmp_path):
 
     class Payload:
         def __reduce__(self):
-            return timeit.timeit, (f"open({str(marker)!r}, 'w').close()",)
+            return timeit.timeit, (f"open({str(marker)!r}, 'w').close()", "pass",
+                                   time.perf_counter, 1)
 
     path = tmp_path / "data.pt"
     torch.save({"x": Payload()}, path)
