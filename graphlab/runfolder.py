@@ -340,8 +340,9 @@ class RunFolder:
     files of interrupted writes are removed and the configuration is checked: the first use
     writes ``config.json``; a later use with a configuration that differs in any key not listed in
     ``ignore`` raises :class:`RunFolderError` naming the keys. ``overwrite=True`` deletes the
-    folder's contents first. The lock is released on exit (the ``.lock`` file stays: deleting
-    it would let two processes lock different files).
+    folder's contents first, but only in a run folder (one with a ``config.json``) or an empty
+    one: a folder with other files is refused rather than wiped. The lock is released on exit
+    (the ``.lock`` file stays: deleting it would let two processes lock different files).
 
     Args:
         path: The folder.
@@ -369,9 +370,11 @@ class RunFolder:
         return f"{self.__class__.__name__}({str(self.path)!r})"
 
     def __enter__(self) -> RunFolder:
+        lock = self.path / _LOCK_NAME
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            created = not lock.exists()
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise RunFolderError(f"cannot use {self.path} as an output folder: "
                                  f"{exc.strerror or exc}") from None
@@ -394,6 +397,8 @@ class RunFolder:
             clean_orphans(self.path)
             self._check_config()
         except BaseException:
+            if created:  # refused (e.g. not a run folder): leave no trace in it
+                lock.unlink(missing_ok=True)
             self._release()
             raise
         return self
@@ -408,9 +413,13 @@ class RunFolder:
             self._fd = None
 
     def _wipe(self) -> None:
-        for child in self.path.iterdir():
-            if child.name == _LOCK_NAME:
-                continue
+        foreign = [c for c in self.path.iterdir() if c.name != _LOCK_NAME]
+        if foreign and not (self.path / _CONFIG_NAME).is_file():
+            # --overwrite on a folder that is not a run folder (say, --out ~) must not wipe it
+            raise RunFolderError(f"{self.path} is not a graphlab run folder (it has no "
+                                 f"{_CONFIG_NAME}); refusing to delete its contents: delete "
+                                 "them yourself or choose another output folder")
+        for child in foreign:
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
             else:

@@ -184,7 +184,12 @@ def test_run_folder_refuses_unrecorded_nonempty_folder(tmp_path: Path) -> None:
     with pytest.raises(RunFolderError, match="records no configuration"):
         with RunFolder(tmp_path, {"a": 1}):
             pass
-    assert (tmp_path / "something.txt").exists()
+    # --overwrite does not wipe a folder that is not a run folder (e.g. --out ~)
+    with pytest.raises(RunFolderError, match="not a graphlab run folder"):
+        with RunFolder(tmp_path, {"a": 1}, overwrite=True):
+            pass
+    assert (tmp_path / "something.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["something.txt"]  # no .lock left
 
 
 def test_run_folder_lock_between_processes(tmp_path: Path) -> None:
