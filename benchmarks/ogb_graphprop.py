@@ -62,7 +62,7 @@ LEADERBOARD = {
     ("ogbg-molhiv", "pathnn-ap"): "0.7884 ± 0.0146 (paper)",
 }
 
-#: the budget recorded on the 2-core machine (see benchmarks/results/ogb_graphprop.md): all
+#: the recorded budget (benchmarks/results/ogb.json), sized for a 2-core CPU: all
 #: models on the four small datasets, then molhiv for the baselines and PathNN
 RECORDED = {"seeds": 2, "epochs": 2, "hidden": 32, "layers": 2, "batch_size": 128}
 QUICK = {"seeds": 1, "epochs": 2, "hidden": 32, "layers": 2, "batch_size": 32}

@@ -58,8 +58,8 @@ class TreePairScorer(nn.Module):
     features :math:`[u, v, |u - v|, u \odot v]`). The product term is a learned bilinear form of
     the two keys, so "the root's query equals the leaf's key" is expressible, but it is learned
     key by key; :math:`|h_u - h_v|` vanishes on the key part for *every* equal pair, a signal
-    shared by all keys (in a depth-4 probe it made the scorer *avoid* the matching leaf; see
-    ``benchmarks/results/prmpnn_trees.md``). Candidates are ordered (:math:`u < v`, the root is
+    shared by all keys (in a depth-4 run it made the scorer *avoid* the matching leaf).
+    Candidates are ordered (:math:`u < v`, the root is
     node 0), so the concatenation need not be symmetric.
 
     With ``field_eq=True`` the head also gets the per-field equality of the raw attributes,
