@@ -273,3 +273,21 @@ def test_conformance_case_adds_and_deletes_exactly_k_per_graph():
     kept = torch.bincount(out.batch[out.edge_index[0]][~added], minlength=3)
     edges = torch.bincount(b.batch[b.edge_index[0]], minlength=3)
     assert (edges - kept).tolist() == [2 * 1] * 3
+
+
+def test_prmpnn_accepts_an_unsorted_batch_vector():
+    """Issue 18: PRMPNN raised an IndexError from edge_candidates on an unsorted batch; the
+    rewirer's fix carries over (same predictions as the sorted batch)."""
+    from graphlab.models import PRMPNN
+
+    batch = Batch.from_data_list([random_graph(n, in_channels=8, seed=n) for n in (5, 7, 6)])
+    local = torch.arange(batch.num_nodes) - batch.ptr[batch.batch]
+    perm = torch.argsort(local * 3 + batch.batch)
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(perm.numel())
+    torch.manual_seed(0)
+    model = PRMPNN(8, 16, 2, num_layers=2, k_add=2, k_delete=1, num_candidates=4).eval()
+    with torch.no_grad():
+        ref = model(batch.x, batch.edge_index, batch=batch.batch)
+        out = model(batch.x[perm], inv[batch.edge_index], batch=batch.batch[perm])
+    torch.testing.assert_close(out, ref)
