@@ -80,6 +80,16 @@ def _bad_edge_dtype(b: Batch) -> Batch:
     return b
 
 
+def _int32_edge_index(b: Batch) -> Batch:
+    b.edge_index = b.edge_index.int()
+    return b
+
+
+def _int32_batch(b: Batch) -> Batch:
+    b.batch = b.batch.int()
+    return b
+
+
 def _bad_x_dtype(b: Batch) -> Batch:
     b.x = b.x.round().long()
     return b
@@ -107,11 +117,14 @@ EDGE_INDEX_MUTATIONS: dict[str, Callable[[Batch], Batch]] = {
     "edge_index_out_of_range": _bad_edge_range,
     "edge_index_wrong_shape": _bad_edge_shape,
     "edge_index_float": _bad_edge_dtype,
+    # the library-wide index dtype policy (graphlab.utils.validation): int64 only
+    "edge_index_int32": _int32_edge_index,
 }
 #: mutations that an aggregation/readout taking ``index``/``batch`` must reject
 INDEX_MUTATIONS: dict[str, Callable[[Batch], Batch]] = {
     "negative_index": _bad_batch_range,
     "index_wrong_length": _bad_batch_length,
+    "index_int32": _int32_batch,
 }
 #: mutations that an aggregation of messages onto targets ``edge_index[1]`` must reject
 TARGET_MUTATIONS: dict[str, Callable[[Batch], Batch]] = {
