@@ -59,7 +59,10 @@ def resolve_readout(readout: Readout) -> Aggregation | None:
     if readout is None or isinstance(readout, Aggregation):
         return readout
     if isinstance(readout, str):
-        return aggregation_resolver(readout)
+        try:
+            return aggregation_resolver(readout)
+        except ValueError as exc:
+            raise ValueError(f"readout {readout!r} is not an aggregation: {exc}") from None
     raise ValueError(f"readout must be an aggregation name, an Aggregation or None, got "
                      f"{type(readout).__name__}")
 
