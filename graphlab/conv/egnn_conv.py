@@ -90,6 +90,9 @@ class EGNNConv(MessagePassing):
     Bipartite message passing takes ``x=(x_src, x_dst)`` *and* ``pos=(pos_src, pos_dst)``: the
     messages need the positions of both endpoints, so a feature pair with a single ``pos`` is an
     error. ``size=(N_src, N_dst)`` may be given. Outputs (and ``vel``) are the target nodes'.
+    PyG's ``to_hetero`` does not apply: it sums a module's single output over relations, while
+    this layer returns ``(x, pos)`` and summing positions would count ``pos`` once per relation;
+    a heterogeneous EGNN layer sums the bipartite feature outputs of one layer per relation.
 
     Mixed precision: under ``torch.autocast`` the MLPs run in the autocast dtype while
     coordinates (differences, squared distances, the position and velocity updates) stay in
