@@ -2,13 +2,13 @@ r"""Zoo analysis report: figures (PNG) and a Markdown summary (``graphlab zoo an
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from graphlab.runfolder import atomic_write_json, atomic_write_text
 from graphlab.zoo.store import Zoo
 
 __all__ = ["analyze", "barrier_vs_width", "collapse_curve", "pyplot"]
@@ -172,7 +172,7 @@ def analyze(zoo: Zoo, out: str | Path, quick: bool = False, seeds: Sequence[int]
         fig.tight_layout()
         fig.savefig(out / "collapse.png", dpi=90)
         plt.close(fig)
-    (out / "summary.json").write_text(json.dumps(res, indent=1))
+    atomic_write_json(out / "summary.json", res, indent=1)  # strict JSON: NaN -> null
     md = [f"# Zoo analysis: {zoo.preset} ({len(zoo)} members)", "",
           f"Target `{target}`; Kendall tau / R^2 on each split's test members, mean over seeds "
           f"{list(seeds)}.", "", _table(rows, ["split", "model", "n_train", "n_test", "tau_mean",
@@ -188,5 +188,5 @@ def analyze(zoo: Zoo, out: str | Path, quick: bool = False, seeds: Sequence[int]
                _table(res["collapse"], ["sparsity", "magnitude_global", "magnitude_layer",
                                         "snip_global"]), ""]
     md += ["Figures: " + ", ".join(sorted(p.name for p in out.glob("*.png")))]
-    (out / "summary.md").write_text("\n".join(md) + "\n")
+    atomic_write_text(out / "summary.md", "\n".join(md) + "\n")
     return res

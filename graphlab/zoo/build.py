@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from graphlab.runfolder import atomic_write_text
+from graphlab.runfolder import atomic_write_json
 from graphlab.zoo.presets import PRESETS, member_config
 from graphlab.zoo.splits import zoo_splits
 from graphlab.zoo.store import (
@@ -103,9 +103,8 @@ def build_zoo(preset: str, size: int, out: str | Path, seed: int = 0, workers: i
                                  "(overwrite=True) to start over") from exc
             meta["size"] = max(size, old_size)
         (out / "members").mkdir(exist_ok=True)
-        atomic_write_text(out / "zoo.json", json.dumps(meta, indent=1))
-        atomic_write_text(out / "splits.json",
-                          json.dumps(zoo_splits(preset, meta["size"], seed)))
+        atomic_write_json(out / "zoo.json", meta, indent=1)
+        atomic_write_json(out / "splits.json", zoo_splits(preset, meta["size"], seed), indent=None)
         todo = [i for i in range(si, size, sn) if not member_is_done(out, i)]
         _run([(preset, seed, i, str(out)) for i in todo], workers, progress, preset)
     return out

@@ -7,7 +7,6 @@ import what they need.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -64,8 +63,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"{args.model:7s} {args.target:10s} split={split:7s} n={r['n_train']}/{r['n_test']}"
               f"  {metric[0].split('_')[0]} {r[metric[0]]:.3f}±{r[metric[1]]:.3f}{extra}")
     if args.out:
+        from graphlab.runfolder import atomic_write_json
+
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(rows, indent=1))
+        atomic_write_json(args.out, rows, indent=1)  # strict JSON: NaN -> null
     return 0
 
 

@@ -35,7 +35,7 @@ from graphlab.runfolder import (
     RunFolder,
     RunFolderError,
     atomic_save_safetensors,
-    atomic_write_text,
+    atomic_write_json,
 )
 from graphlab.runfolder import clean_orphans as clean_tmp_files
 from graphlab.zoo.architectures import example_input, make_model
@@ -135,7 +135,7 @@ def open_zoo_folder(root: str | Path, config: dict[str, Any], overwrite: bool = 
         except (OSError, ValueError, KeyError, TypeError):
             legacy = None  # RunFolder reports the folder as unrecognised
         if legacy is not None:
-            atomic_write_text(cfg_path, json.dumps(legacy, indent=2))
+            atomic_write_json(cfg_path, legacy)
     return RunFolder(root, config, overwrite=overwrite)
 
 
@@ -165,7 +165,7 @@ def write_member(root: str | Path, index: int, model: nn.Module, record: dict[st
     save_state_dict_safe(model, st)  # weights first: a record always names finished weights
     rec = {**record, "index": index, "weights": st.name, "hash": sha256_file(st),
            "version": ZOO_VERSION}
-    atomic_write_text(js, json.dumps(rec, indent=1))
+    atomic_write_json(js, rec, indent=1)  # strict JSON: a diverged curve's NaN -> null
 
 
 def _weights_path(members: Path, record_path: Path, rec: dict[str, Any]) -> Path:
@@ -210,6 +210,9 @@ class Zoo:
             if js.name.startswith("."):
                 continue
             rec = _read_json(js)
+            if not isinstance(rec, dict) or rec.get("index") != _index_of(js):
+                raise ValueError(f"zoo member record {js} does not describe member "
+                                 f"{_index_of(js)}; the zoo folder is corrupted")
             st = _weights_path(members, js, rec)
             if st.exists():
                 self.records.append(rec)
@@ -310,6 +313,10 @@ class Zoo:
         have = set(self.indices)
         sp = self.splits[name]
         return ([i for i in sp["train"] if i in have], [i for i in sp["test"] if i in have])
+
+
+def _index_of(record_path: Path) -> int | None:
+    return int(record_path.stem) if record_path.stem.isdigit() else None
 
 
 def _read_json(path: Path) -> Any:

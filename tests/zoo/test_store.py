@@ -168,3 +168,29 @@ def test_orphaned_temp_files_are_cleaned_on_build_and_open(zoo_copy: Path):
 def test_member_files_are_safetensors_only(built: Path):
     names = {p.name for p in (built / "members").iterdir()}
     assert names == {f"{i:06d}.{ext}" for i in range(3) for ext in ("json", "safetensors")}
+
+
+def test_a_record_must_describe_its_own_member(zoo_copy: Path):
+    js, _ = member_paths(zoo_copy, 1)
+    rec = json.loads(js.read_text())
+    rec["index"] = 0  # would shadow member 0 with member 1's weights
+    js.write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match=r"000001\.json does not describe member 1"):
+        load_zoo(zoo_copy)
+
+
+def test_records_are_strict_json(tmp_path: Path):
+    """A diverged member's curve holds NaN losses; its record must still be valid JSON."""
+    from graphlab.zoo import make_model
+    from graphlab.zoo.store import write_member
+
+    (tmp_path / "members").mkdir()
+    cfg = {"arch": "mlp", "width": 4, "depth": 1}
+    write_member(tmp_path, 0, make_model(cfg), {"config": cfg, "metrics": {"test_acc": 0.1},
+                                                "curve": [{"train_loss": float("nan")}]})
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"non-JSON token {token}")
+
+    rec = json.loads(member_paths(tmp_path, 0)[0].read_text(), parse_constant=refuse)
+    assert rec["curve"][0]["train_loss"] is None and rec["index"] == 0

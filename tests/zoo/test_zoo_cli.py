@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,10 @@ from pathlib import Path
 import pytest
 
 from graphlab.zoo import load_zoo
+
+
+def _no_nan(token: str) -> None:
+    raise AssertionError(f"results file holds the non-JSON token {token}")
 
 
 def test_cli_build_predict_analyze(tmp_path: Path, capsys):
@@ -24,13 +29,16 @@ def test_cli_build_predict_analyze(tmp_path: Path, capsys):
     assert len(load_zoo(z)) == 50
     assert main(["zoo", "predict", "--zoo", str(z), "--target", "complexity", "--model",
                  "statnn", "--split", "id", "--seeds", "2", "--out", str(tmp_path / "p.json")]) == 0
-    assert "tau" in capsys.readouterr().out and (tmp_path / "p.json").exists()
+    assert "tau" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "p.json").read_text(), parse_constant=_no_nan)  # strict JSON
+    assert rows[0]["model"] == "statnn" and rows[0]["split"] == "id"
     rep = tmp_path / "rep"
     assert main(["zoo", "analyze", "--zoo", str(z), "--out", str(rep), "--seeds", "1",
                  "--models", "statnn"]) == 0
     assert {"embedding.png", "pred_vs_true.png", "summary.md"} <= {p.name for p in rep.iterdir()}
     summary = (rep / "summary.md").read_text()
     assert "| id | statnn |" in summary and "Graph of networks" in summary
+    json.loads((rep / "summary.json").read_text(), parse_constant=_no_nan)
 
 
 def test_zoo_cli_imports_no_torch():
