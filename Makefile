@@ -2,6 +2,7 @@
 #   make demo       -> venv, install, the benchmark harness's quick tasks (python -m benchmarks --quick)
 #   make test       -> venv, install, ruff + the whole test suite (what CI runs)
 #   make test-fast  -> the same without the tests marked `slow` (compile, gradcheck, end-to-end)
+#   make docs       -> the API reference from the docstrings (Sphinx, warnings are errors)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -17,7 +18,7 @@ endif
 export GRAPHLAB_CACHE ?= $(abspath .cache/graphlab)
 export MPLBACKEND := Agg
 
-.PHONY: demo test test-fast install lint wheel clean
+.PHONY: demo test test-fast docs install lint wheel clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,9 @@ test: install
 test-fast: install
 	$(BIN)/ruff check .
 	$(PYTEST) -m "not slow"
+
+docs: install
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 # The distribution a user installs (only the graphlab package; see tests/test_packaging.py).
 wheel: install
