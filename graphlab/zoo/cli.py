@@ -73,8 +73,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     import torch
 
+    from graphlab.cli import UsageError
     from graphlab.zoo import analyze, load_zoo
+    from graphlab.zoo.analysis import pyplot
 
+    try:
+        pyplot()  # fail before any work, in one line, when the plot extra is missing
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
     torch.set_num_threads(1)
     models = args.models.split(",") if args.models else None
     analyze(load_zoo(args.zoo), args.out, quick=args.quick, seeds=list(range(args.seeds)),

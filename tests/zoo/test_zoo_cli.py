@@ -74,3 +74,12 @@ def test_analyze_without_matplotlib_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails like a missing package
     with pytest.raises(ImportError, match=r"pip install 'graphlab\[plot\]'"):
         analysis.pyplot()
+
+
+def test_cli_analyze_without_matplotlib_is_one_line(monkeypatch, tmp_path: Path, capsys):
+    from graphlab.cli import main
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["zoo", "analyze", "--zoo", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'graphlab[plot]'" in err and "Traceback" not in err
