@@ -11,6 +11,7 @@ fused, GIN + LCM, SAGE + Recurrent) and PyG's own ``GINConv`` as the baseline:
   ``torch.compile(module)`` (inductor, static shapes, after a warm-up call), median of
   ``torch.utils.benchmark.Timer.blocked_autorange`` (CPU: process CPU time on one thread; CUDA:
   wall time, the timer synchronises), and the ratio compiled / eager measured in the same run.
+  ``--quick`` uses tiny batches and times only the baseline and EGNNConv.
 
 Runs on CUDA when it is present (``--device`` to choose).
 
@@ -39,6 +40,9 @@ TIME_GRAPHS = {"quick": 4, "full": 256}
 NODES_PER_GRAPH = 24
 PATH_LENGTH = 2
 MIN_RUN_TIME = {"quick": 0.02, "full": 1.0}
+#: layers timed by --quick (each compiles with inductor: tens of seconds on a CPU); the full run
+#: times every layer
+QUICK_TIMED = ("PyG GINConv (baseline)", "EGNNConv")
 
 
 # --------------------------------------------------------------------------- data
@@ -155,8 +159,9 @@ def run(quick: bool, out: Path, timing: bool = True, device: str | None = None) 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, (factory, args_of) in _layers().items():
+            timed = timing and (not quick or name in QUICK_TIMED)
             row = measure(name, factory, args_of, batches, timing_batch, dev,
-                          MIN_RUN_TIME[size] if timing else None)
+                          MIN_RUN_TIME[size] if timed else None)
             rows.append(row)
             print(f"  {name}: {row['graph breaks']} breaks, "
                   f"{row[f'graphs over {len(batches)} batch sizes']} graphs", flush=True)
@@ -168,7 +173,8 @@ def run(quick: bool, out: Path, timing: bool = True, device: str | None = None) 
     if timing:
         notes += (f"Time: forward+backward of a {TIME_GRAPHS[size]}-graph batch, median of "
                   f"blocked_autorange ({'process CPU time' if dev.type == 'cpu' else 'wall'}), "
-                  f"compiled = torch.compile(module) (inductor) after one warm-up call.")
+                  f"compiled = torch.compile(module) (inductor) after one warm-up call"
+                  f"{'; --quick times only ' + ', '.join(QUICK_TIMED) if quick else ''}.")
     else:
         notes += "Time not measured (--no-timing)."
     return TaskResult(
