@@ -89,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
         seconds = record["timings"]["seconds"]
         print(f"   {_shorten(status, 200)} ({seconds:.0f} s)", flush=True)
-        summary.append({"task": name, "what it reproduces": _shorten(task.description, 60),
-                        "paper": _shorten(record["summary"]["paper"] or "-", 40),
-                        "ours": _shorten(record["summary"]["ours"] or "-", 40),
+        # the full texts are in OUT/<task>/<task>.md; the table stays readable in a terminal
+        summary.append({"task": name, "what it reproduces": _shorten(task.description, 50),
+                        "paper": _shorten(record["summary"]["paper"] or "-", 50),
+                        "ours": _shorten(record["summary"]["ours"] or "-", 70),
                         "status": _shorten(status, 70), "seconds": round(seconds, 1)})
     if args.record:
         write_index(tasks, args.results_dir)
