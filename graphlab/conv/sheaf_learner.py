@@ -49,6 +49,8 @@ class SheafLearner(nn.Module):
     (COO/CSR/CSC, row = target; maps then follow its storage order) or a ``SparseTensor``; ``x``
     may be a pair ``(x_src, x_dst)`` of equal width with ``size=(N_src, N_dst)``: the maps of an
     edge only need its two endpoints' features.
+    Its output lives on edges, so it is used inside :class:`SheafConv` rather than on its own
+    in ``to_hetero`` (which treats a module that is not ``MessagePassing`` as node-level).
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_{in})` or a source/target pair, edge
