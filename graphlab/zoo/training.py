@@ -9,6 +9,7 @@ configuration and the global RNG is never touched.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphlab.engine import fit
 from graphlab.metanets.init import seeded_module
 from graphlab.zoo.architectures import input_shape, make_model
 
@@ -85,9 +87,10 @@ def train_member(config: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     """Build (and for trained presets, train) one member; returns the model and its metrics.
 
     Trained members use mini-batch SGD with momentum on the digits train split (subsampled to
-    ``train_fraction``) for ``epochs`` epochs of ``batch_size``, recording a per-epoch curve;
-    diverged members are kept with their non-finite weights zeroed (they are part of the phase
-    diagram).
+    ``train_fraction``) for ``epochs`` epochs of ``batch_size`` through
+    :func:`graphlab.engine.fit`, recording a per-epoch curve. A batch whose loss is not finite is
+    not stepped and ends its epoch; diverged members are kept (they are part of the phase
+    diagram), with any non-finite weights zeroed.
     """
     seed = int(config["seed"])
     model = seeded_module(lambda: make_model(config), torch.Generator().manual_seed(seed))
@@ -113,26 +116,37 @@ def train_member(config: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     opt = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=0.9,
                           weight_decay=config["weight_decay"])
     bs = int(config["batch_size"])
-    curve = []
-    # a local loop rather than graphlab.engine.fit: a batch with a non-finite loss must not be
-    # stepped (a diverged member keeps its last finite weights), and fit steps every batch
-    model.train()
-    for _ in range(int(config["epochs"])):
+    diverged = False
+
+    def batches(epoch: int) -> Iterator[Tensor]:
+        nonlocal diverged
+        diverged = False  # every epoch tries again from the kept weights
         order = torch.randperm(n, generator=gen)
         for s in range(0, n, bs):
-            idx = order[s:s + bs]
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
-            if not torch.isfinite(loss):
-                break
-            loss.backward()
-            opt.step()
-        model.eval()
-        tr_loss, tr_acc = _evaluate(model, x_tr, y_tr)
-        te_loss, te_acc = _evaluate(model, x_te, y_te)
-        model.train()
-        curve.append({"train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss,
-                      "test_acc": te_acc})
+            if diverged:  # the rest of this epoch is skipped, as the step was
+                return
+            yield order[s:s + bs]
+
+    def step(net: nn.Module, idx: Tensor) -> Tensor:
+        nonlocal diverged
+        loss = F.cross_entropy(net(x_tr[idx]), y_tr[idx])
+        diverged = not bool(torch.isfinite(loss))
+        # a non-finite loss is not stepped: a loss detached from the parameters leaves every
+        # .grad None, and SGD skips those (no momentum or weight-decay update either), so a
+        # diverged member keeps its last finite weights
+        return loss.detach().requires_grad_() if diverged else loss
+
+    def scores(net: nn.Module) -> dict[str, float]:
+        tr_loss, tr_acc = _evaluate(net, x_tr, y_tr)
+        te_loss, te_acc = _evaluate(net, x_te, y_te)
+        return {"train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss,
+                "test_acc": te_acc}
+
+    result = fit(model, opt, train_step=step, train_batches=batches,
+                 epochs=int(config["epochs"]), evaluate=scores, select=None, progress=False,
+                 desc="zoo member")
+    curve = [{k: r[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
+             for r in result.history]
     model.eval()
     with torch.no_grad():  # diverged members are kept (they are part of the phase diagram)
         for p in model.parameters():
