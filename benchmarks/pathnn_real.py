@@ -45,7 +45,7 @@ def _predict(model: PathNN, loader: DataLoader) -> tuple[torch.Tensor, torch.Ten
     model.eval()
     ys, preds = [], []
     for batch in loader:
-        preds.append(model(batch))
+        preds.append(model.forward_data(batch))
         ys.append(batch.y)
     return torch.cat(ys), torch.cat(preds)
 
@@ -129,7 +129,7 @@ def run_proteins(quick: bool, epochs: int, folds: int, hidden: int = 32, dropout
     for fold in tqdm(range(folds), desc="PROTEINS folds"):
         split = bundle.splits[fold]
         torch.manual_seed(seed + fold)
-        model = PathNN(ds.num_features, hidden, bundle.spec.out_channels, max_length=3,
+        model = PathNN(ds.num_features, hidden, bundle.spec.out_channels, num_layers=3,
                        kind="all_simple", readout="sum", dropout=dropout, mlp_layers=0)
         # enumerate once per fold, not per epoch (paths never cross graphs)
         data = {k: [model.transform(ds[int(i)]) for i in split[k]] for k in split}
@@ -139,7 +139,7 @@ def run_proteins(quick: bool, epochs: int, folds: int, hidden: int = 32, dropout
         valid = DataLoader(data["valid"], batch_size=128)
         test = DataLoader(data["test"], batch_size=128)
         res = fit(model, opt, epochs=epochs, train_batches=loader,
-                  train_step=lambda m, b: F.cross_entropy(m(b), b.y.view(-1)),
+                  train_step=lambda m, b: F.cross_entropy(m.forward_data(b), b.y.view(-1)),
                   evaluate=lambda m, valid=valid, test=test: {"valid": _accuracy(m, valid),
                                                               "test": _accuracy(m, test)},
                   select=("valid", "max"), progress=False)
