@@ -186,8 +186,16 @@ def record_task(record: dict[str, Any], out: Path, results_dir: Path = RESULTS_D
         raise ValueError(f"{record['task']}: quick runs are not recorded (run without --quick)")
     if not status.startswith(("ok", "partial")):
         raise ValueError(f"{record['task']}: not recorded, the run did not finish ({status})")
+    import json
+
     results_dir.mkdir(parents=True, exist_ok=True)
-    for fig in record["extra"].get("figures") or []:
+    figures = record["extra"].get("figures") or []
+    old = results_dir / f"{record['task']}.json"
+    if old.exists():  # figures of the replaced record that this run did not draw again
+        for fig in json.loads(old.read_text())["extra"].get("figures") or []:
+            if fig not in figures:
+                (results_dir / fig).unlink(missing_ok=True)
+    for fig in figures:
         shutil.copy2(out / fig, results_dir / fig)
     return write_task_files(results_dir, record)[0]
 
@@ -210,8 +218,9 @@ def write_index(tasks: dict[str, Task], results_dir: Path = RESULTS_DIR) -> Path
         if prov:
             status = (f"carried over, not re-recorded since {prov.get('commit')} "
                       f"(`python -m benchmarks --record {name}`)")
+        figures = "".join(f" / [{fig}]({fig})" for fig in rec["extra"].get("figures") or [])
         rows.append({"task": name, "what it reproduces": task.description,
-                     "file": f"[{name}.json]({name}.json) / [.md]({name}.md)",
+                     "file": f"[{name}.json]({name}.json) / [.md]({name}.md){figures}",
                      "command": f"`{rec['config'].get('command', '')}`",
                      "commit": (rec.get("commit") or "-")[:12], "date": (rec.get("date") or "")[:10],
                      "machine": machine_line(rec.get("machine")), "status": status})
