@@ -27,7 +27,6 @@ are connected (the heuristics agree) and use the candidate-aware scorer too.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from torch import nn
 from torch_geometric.loader import DataLoader
 
 from benchmarks.common import TaskResult, load_dataset, register, run_script
+from graphlab.engine import fit
 from graphlab.models import GNN, PRMPNN
 from graphlab.rewiring import EdgeCandidates
 from graphlab.runfolder import atomic_write_json
@@ -114,40 +114,38 @@ def train_fold(kind: str, graphs: list, spec, split: dict, epochs: int, cfg: dic
         raise ValueError(f"lr_schedule must be None or 'cosine', got {schedule!r}")
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs) if schedule else None
     gen = torch.Generator().manual_seed(seed)
-    best_val, best_state = -1.0, None
-    curve: list[float] = []
     # per epoch: mean training loss and accuracy of the training-mode predictions (sampled
     # rewirings, batch statistics), free by-products of the optimisation steps
+    sums = {"loss": 0.0, "hits": 0.0}
     loss_curve: list[float] = []
     fit_curve: list[float] = []
-    start = time.perf_counter()
-    for _ in range(epochs):
-        model.train()
-        total = hits = 0.0
-        for data in train:
-            opt.zero_grad()
-            out = model.forward_data(data, gen) if kind == "PR-MPNN" else model.forward_data(data)
-            loss = nn.functional.cross_entropy(out, data.y.view(-1))
-            loss.backward()
-            opt.step()
-            total += loss.item() * data.num_graphs
-            hits += int((out.argmax(-1) == data.y.view(-1)).sum())
-        if sched is not None:
-            sched.step()
-        loss_curve.append(round(total / len(sub["train"]), 4))
-        fit_curve.append(round(hits / len(sub["train"]), 3))
-        val = _acc(model, valid, gen)
-        curve.append(round(val, 3))
+
+    def step(m: nn.Module, data) -> torch.Tensor:
+        out = m.forward_data(data, gen) if kind == "PR-MPNN" else m.forward_data(data)
+        loss = nn.functional.cross_entropy(out, data.y.view(-1))
+        sums["loss"] += loss.item() * data.num_graphs
+        sums["hits"] += int((out.argmax(-1) == data.y.view(-1)).sum())
+        return loss
+
+    def epoch_end(epoch: int, record: dict) -> None:
+        loss_curve.append(round(sums["loss"] / len(sub["train"]), 4))
+        fit_curve.append(round(sums["hits"] / len(sub["train"]), 3))
+        sums.update(loss=0.0, hits=0.0)
         if verbose:
-            print(f"{kind} epoch {len(curve)} loss {loss_curve[-1]:.4f} train(mode) "
-                  f"{fit_curve[-1]:.3f} valid {val:.3f} {time.perf_counter() - start:.0f}s",
-                  flush=True)
-        if val > best_val:
-            # test and train passes only once, on the kept weights (a train pass is ~10 valid ones)
-            best_val, best_state = val, copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
-    return {"valid": best_val, "test": _acc(model, test, gen), "train": _acc(model, train, gen),
-            "valid_curve": curve, "loss_curve": loss_curve, "train_mode_acc_curve": fit_curve,
+            print(f"{kind} epoch {epoch + 1} loss {loss_curve[-1]:.4f} train(mode) "
+                  f"{fit_curve[-1]:.3f} valid {record['valid']:.3f}", flush=True)
+
+    start = time.perf_counter()
+    # the best (first best) validation epoch's weights are restored: test and train passes
+    # only once, on the kept weights (a train pass is ~10 valid ones)
+    res = fit(model, opt, train_step=step, train_batches=train, epochs=epochs,
+              evaluate=lambda m: {"valid": _acc(m, valid, gen)}, select=("valid", "max"),
+              scheduler=sched, restore_best=True, generator=gen, on_epoch_end=epoch_end,
+              progress=False)
+    return {"valid": res.best["valid"], "test": _acc(model, test, gen),
+            "train": _acc(model, train, gen),
+            "valid_curve": [round(h["valid"], 3) for h in res.history],
+            "loss_curve": loss_curve, "train_mode_acc_curve": fit_curve,
             "seconds": time.perf_counter() - start}
 
 
