@@ -60,6 +60,7 @@ API_PACKAGES = {
     "graphlab.datasets": "Datasets",
     "graphlab.testing": "The conformance suite",
     "graphlab.utils": "Utilities",
+    "graphlab.nn": "Building blocks (orthogonal maps)",
     "graphlab.runfolder": "Run folders, atomic files and the results schema",
     "graphlab.engine": "The training engine",
     "graphlab.train": "Training jobs (``graphlab train``)",

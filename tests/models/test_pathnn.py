@@ -264,24 +264,6 @@ def test_repeated_length_separates_what_the_default_schedule_cannot():
             assert bool((emb[0] - emb[1]).norm() > 1e-5) == separated
 
 
-def test_benchmark_scheduled_variant_and_layer_stats():
-    # the SR25 benchmark's scheduled row: the schedule reaches the model and the row
-    from benchmarks.pathnn_expressivity import iso_test, scheduled_variant
-
-    a = torch.tensor([[0, 1, 2, 4], [1, 2, 3, 5]])
-    b = torch.tensor([[0, 1, 3, 4], [1, 2, 4, 5]])
-    graphs = [Data(x=torch.ones(6, 1), edge_index=torch.cat([e, e.flip(0)], 1), num_nodes=6)
-              for e in (a, b)]
-    name = scheduled_variant([1, 1])
-    row = iso_test("toy", name, graphs, [(0, 1)], seeds=2, batch_size=1, copies=2)
-    assert row["separated"] == "1/1" and row["path_lengths"] == [1, 1]
-    assert float(row["max_dist_isomorphic_copy"]) < 1e-9
-    stats = row["layer_stats_per_seed"]
-    assert len(stats) == 2 and [s["path_edges"] for s in stats[0]] == [1, 1]
-    # nodes of different degree differ after the first layer
-    assert all(s["max_node_spread_in_graph"] > 0 for s in stats[0])
-
-
 def _centred(path_lengths: list[int], seed: int) -> PathNN:
     # the SR25 synthetic setting: distance encoding, phi = ReLU, batch norms used as centring
     torch.manual_seed(seed)
