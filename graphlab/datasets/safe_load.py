@@ -127,9 +127,12 @@ def safe_torch_loads() -> Iterator[None]:
 
     torch.load, pyg_fs.torch_load = load, fs_load
     pyg_gnnbench.pickle = _RestrictedPickleModule
+    # Registered for the process, not in a ``safe_globals`` context: leaving that context resets
+    # the allowlist to its state on entry, dropping any class registered meanwhile (a graphlab
+    # Data subclass whose module was first imported while the dataset was being processed).
+    torch.serialization.add_safe_globals(_safe_globals())
     try:
-        with torch.serialization.safe_globals(_safe_globals()):
-            yield
+        yield
     finally:
         torch.load, pyg_fs.torch_load = real_load, real_fs_load
         pyg_gnnbench.pickle = real_pickle

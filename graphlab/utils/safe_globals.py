@@ -39,10 +39,12 @@ def register_safe_globals(*classes: type) -> None:
     for cls in classes:
         if not isinstance(cls, type):
             raise ValueError(f"register_safe_globals takes classes, got {type(cls).__name__}")
-    new = [cls for cls in classes if cls not in _REGISTERED]
-    if new:
-        torch.serialization.add_safe_globals(new)
-        _REGISTERED.extend(new)
+    # torch's list, not ours, decides: a ``safe_globals`` context elsewhere may have reset it
+    allowed = torch.serialization.get_safe_globals()
+    missing = [cls for cls in classes if cls not in allowed]
+    if missing:
+        torch.serialization.add_safe_globals(missing)
+    _REGISTERED.extend(cls for cls in classes if cls not in _REGISTERED)
 
 
 def graphlab_safe_globals() -> list[type]:
@@ -52,4 +54,5 @@ def graphlab_safe_globals() -> list[type]:
 
     for name in DEFINING_MODULES:
         importlib.import_module(name)
+    register_safe_globals(*_REGISTERED)  # re-allow any that a reset allowlist dropped
     return list(_REGISTERED)
