@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.common.anchors import set_anchor_dir
 from benchmarks.common import (
     RESULTS_DIR,
     discover,
@@ -52,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="output folder (default: a fresh runs/bench/<UTC time>)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                         help="where --record and --index write (default: benchmarks/results)")
+    parser.add_argument("--anchor-dir", type=Path, default=None,
+                        help="folder with checkouts of the authors' repositories, for the speed "
+                             "tasks' anchor rows (see benchmarks/common/anchors.py)")
     args = parser.parse_args(argv)
+    set_anchor_dir(args.anchor_dir)
 
     if args.record and args.quick:
         parser.error("--record writes the canonical full runs; it cannot be combined with --quick")
