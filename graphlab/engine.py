@@ -35,7 +35,7 @@ model (zoo members, benchmark scripts). The task-specific parts are hooks:
 API
 ---
 ``fit(model, optimizer, *, train_step, train_batches, epochs, evaluate=None,
-select=("valid", "max"), run_dir=None, scheduler=None, scheduler_interval="epoch",
+select=("valid", "max"), patience=None, run_dir=None, scheduler=None, scheduler_interval="epoch",
 progress=True, generator=None, env=None, clip_grad_norm=None, restore_best=False,
 on_epoch_end=None, desc="train") -> FitResult``
 
@@ -49,7 +49,12 @@ on_epoch_end=None, desc="train") -> FitResult``
 * ``evaluate(model) -> dict[str, float]``: called after every epoch on the plain module, in
   ``eval()`` mode, under ``torch.no_grad()``. Scores are merged into the epoch's history entry.
 * ``select=(key, "max" | "min")``: the best epoch is the first with the best ``scores[key]``
-  (NaN never wins); ``select=None`` makes the last epoch the best.
+  (NaN never wins); ``select=None`` makes the last epoch the best. A list of criteria is
+  compared lexicographically: ``[("valid_acc", "max"), ("valid_loss", "min")]`` breaks ties in
+  accuracy (frequent on small validation sets) by the lower validation loss.
+* ``patience``: early stopping: training ends after ``patience`` epochs without a better
+  selected score (``FitResult.stopped_early``). The decision is checkpointed, so a resumed run
+  that had stopped trains no further.
 * ``run_dir``: where ``checkpoint.pt`` (with a ``checkpoint.pt.sha256`` sidecar) is written after
   every epoch and read back on the next call; ``None`` disables checkpointing. The caller owns
   the folder (use :class:`graphlab.runfolder.RunFolder` to lock it and record the config).
@@ -64,8 +69,8 @@ on_epoch_end=None, desc="train") -> FitResult``
 :class:`FitResult` holds ``history`` (one ``{"epoch", "loss", **scores}`` dict per epoch, all
 epochs including those before a resume), ``best_epoch``, ``best`` (the scores of that epoch),
 ``epochs``, ``seconds`` (training + evaluation time, summed over all sessions),
-``seconds_per_epoch`` and ``resumed_from`` (the last epoch found in the checkpoint, ``-1`` for a
-fresh run).
+``seconds_per_epoch``, ``resumed_from`` (the last epoch found in the checkpoint, ``-1`` for a
+fresh run) and ``stopped_early``.
 
 **Corrupt checkpoints.** A checkpoint that is empty, truncated, garbage, fails its SHA-256 or
 holds objects a weights-only load refuses raises :class:`graphlab.runfolder.CorruptFileError`
@@ -78,7 +83,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +112,7 @@ class FitResult:
     best: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     resumed_from: int = -1
+    stopped_early: bool = False
 
     @property
     def epochs(self) -> int:
@@ -128,14 +134,54 @@ def is_better(new: float | None, best: float | None, higher_is_better: bool) -> 
     return new > best if higher_is_better else new < best
 
 
-def _validate(epochs: int, select: tuple[str, str] | None, scheduler_interval: str) -> None:
+Criterion = tuple[str, str]
+
+
+def selection_criteria(select: Criterion | Sequence[Criterion] | None) -> list[Criterion]:
+    """``select`` as a list of ``(key, "max" | "min")`` criteria, compared lexicographically
+    (``[]`` for ``None``); raises ``ValueError`` for anything else."""
+    if select is None:
+        return []
+    criteria = [select] if (len(select) == 2 and isinstance(select[0], str)) else list(select)
+    for criterion in criteria:
+        if (not isinstance(criterion, (tuple, list)) or len(criterion) != 2
+                or not isinstance(criterion[0], str) or criterion[1] not in ("max", "min")):
+            raise ValueError(f"select must be (key, 'max' | 'min'), a list of them, or None, "
+                             f"got {select!r}")
+    if not criteria:
+        raise ValueError("select must name at least one (key, 'max' | 'min') criterion")
+    return [(str(key), str(mode)) for key, mode in criteria]
+
+
+def improves(new: dict[str, Any], best: dict[str, Any], criteria: Sequence[Criterion]) -> bool:
+    """Whether scores ``new`` beat ``best`` lexicographically: the first criterion decides and
+    the next ones break exact ties (a NaN or missing first score never wins; an empty ``best``
+    accepts any non-NaN ``new``)."""
+    for index, (key, mode) in enumerate(criteria):
+        value, incumbent = new.get(key), best.get(key)
+        if index == 0 and (value is None or math.isnan(value)):
+            return False
+        if is_better(value, incumbent, mode == "max"):
+            return True
+        if value is None or incumbent is None or value != incumbent:
+            return False
+    return False
+
+
+def _validate(epochs: int, select: Any, scheduler_interval: str,
+              patience: int | None) -> list[Criterion]:
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if select is not None and (len(select) != 2 or select[1] not in ("max", "min")):
-        raise ValueError(f"select must be (key, 'max' | 'min') or None, got {select!r}")
+    criteria = selection_criteria(select)
     if scheduler_interval not in ("epoch", "step"):
         raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got "
                          f"{scheduler_interval!r}")
+    if patience is not None:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be a positive integer or None, got {patience!r}")
+        if not criteria:
+            raise ValueError("patience (early stopping) needs a selection criterion (select)")
+    return criteria
 
 
 def _rng_states(env: DistEnv) -> dict[str, Any]:
@@ -176,7 +222,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *,
         train_batches: Callable[[int], Iterable[Any]] | Iterable[Any],
         epochs: int,
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
-        select: tuple[str, str] | None = ("valid", "max"),
+        select: Criterion | Sequence[Criterion] | None = ("valid", "max"),
+        patience: int | None = None,
         run_dir: str | Path | None = None,
         scheduler: Any = None,
         scheduler_interval: str = "epoch",
@@ -191,8 +238,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *,
 
     See the module docstring for the meaning of every argument and of the result.
     """
-    _validate(epochs, select, scheduler_interval)
-    if select is not None and evaluate is None:
+    criteria = _validate(epochs, select, scheduler_interval, patience)
+    if criteria and evaluate is None:
         raise ValueError(f"select={select!r} needs an evaluate hook (or pass select=None)")
     env = env or DistEnv()
     ckpt_path = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
@@ -220,7 +267,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *,
         best_state = ckpt.get("best_model")
         result = FitResult(history=list(state["history"]), best_epoch=state["best_epoch"],
                            best=dict(state["best"]), seconds=float(state["seconds"]),
-                           resumed_from=len(state["history"]) - 1)
+                           resumed_from=len(state["history"]) - 1,
+                           stopped_early=bool(state.get("stopped_early", False)))
 
     train_model = model
     if env.distributed:
@@ -228,11 +276,11 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *,
         device_ids = [env.local_rank] if device.type == "cuda" else None
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=device_ids, find_unused_parameters=True)
-    higher = select is None or select[1] == "max"
-
     bar = tqdm(range(result.epochs, epochs), desc=desc, leave=False,
                disable=not (progress and env.is_main))
     for epoch in bar:
+        if result.stopped_early:  # a resumed run that had already stopped trains no further
+            break
         start = time.perf_counter()
         train_model.train()
         total, count = None, 0
@@ -255,13 +303,14 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *,
             with torch.no_grad():
                 scores = {k: (float(v) if isinstance(v, (int, float, Tensor)) else v)
                           for k, v in evaluate(model).items()}
-        if select is not None and select[0] not in scores:
-            raise ValueError(f"evaluate() returned {sorted(scores)}, without the selection key "
-                             f"{select[0]!r}")
+        missing = [key for key, _ in criteria if key not in scores]
+        if missing:
+            raise ValueError(f"evaluate() returned {sorted(scores)}, without the selection "
+                             f"key {', '.join(map(repr, missing))}")
         if scheduler is not None and scheduler_interval == "epoch":
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 # the plateau is in the selected score, or else in the training loss
-                watched = scores[select[0]] if select is not None else \
+                watched = scores[criteria[0][0]] if criteria else \
                     ((total / count).item() if count else None)
                 if watched is not None:
                     scheduler.step(watched)
@@ -270,13 +319,13 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *,
         result.seconds += time.perf_counter() - start
         record = {"epoch": epoch, "loss": (total / count).item() if count else None, **scores}
         result.history.append(record)
-        new = scores[select[0]] if select is not None else None
-        best = result.best.get(select[0]) if select is not None else None
-        if select is None or is_better(new, best, higher):
+        if not criteria or improves(scores, result.best, criteria):
             result.best_epoch, result.best = epoch, dict(scores)
-            if restore_best and select is not None:
+            if restore_best and criteria:
                 best_state = {k: v.detach().to("cpu", copy=True)
                               for k, v in model.state_dict().items()}
+        if patience is not None and epoch - result.best_epoch >= patience:
+            result.stopped_early = True
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
         if scores:
@@ -291,9 +340,12 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *,
                 "generator": generator.get_state() if generator is not None else None,
                 "rng": rng, "best_model": best_state,
                 "state": {"history": result.history, "best_epoch": result.best_epoch,
-                          "best": result.best, "seconds": result.seconds},
+                          "best": result.best, "seconds": result.seconds,
+                          "stopped_early": result.stopped_early},
             }, ckpt_path, checksum=True)
         barrier(env)
+        if result.stopped_early:
+            break
     if restore_best and best_state is not None:
         model.load_state_dict(best_state)
     return result

@@ -210,3 +210,61 @@ def test_is_better_nan_semantics():
     assert not is_better(math.nan, None, True) and not is_better(None, 1.0, True)
     assert is_better(2.0, 1.0, True) and not is_better(2.0, 1.0, False)
     assert not is_better(1.0, 1.0, True)  # ties keep the earlier epoch
+
+
+def _scripted_fit(scores: list[dict[str, float]], run_dir=None, epochs=None, **kw) -> FitResult:
+    """fit() on a tiny model whose evaluate hook replays ``scores`` epoch by epoch."""
+    model = nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    seen = iter(scores[len(_read_history(run_dir)):] if run_dir is not None else scores)
+
+    def step(m, _):
+        return m(torch.ones(1, 1)).sum()
+
+    return fit(model, opt, train_step=step, train_batches=[0], epochs=epochs or len(scores),
+               evaluate=lambda m: next(seen), run_dir=run_dir, progress=False, **kw)
+
+
+def _read_history(run_dir) -> list:
+    if run_dir is None or not (Path(run_dir) / CHECKPOINT_NAME).exists():
+        return []
+    from graphlab.runfolder import safe_torch_load
+    return safe_torch_load(Path(run_dir) / CHECKPOINT_NAME)["state"]["history"]
+
+
+def test_lexicographic_selection_breaks_ties_by_the_second_criterion():
+    scores = [{"acc": 0.5, "loss": 1.0}, {"acc": 0.8, "loss": 0.9}, {"acc": 0.8, "loss": 0.4},
+              {"acc": 0.8, "loss": 0.6}, {"acc": 0.7, "loss": 0.1}]
+    res = _scripted_fit(scores, select=[("acc", "max"), ("loss", "min")])
+    assert res.best_epoch == 2 and res.best == scores[2]
+    # a single criterion keeps the first of the tied epochs
+    assert _scripted_fit(scores, select=("acc", "max")).best_epoch == 1
+    # NaN in the first criterion never wins, even with a perfect tie-breaker
+    nan_first = [{"acc": 0.5, "loss": 1.0}, {"acc": math.nan, "loss": 0.0}]
+    assert _scripted_fit(nan_first, select=[("acc", "max"), ("loss", "min")]).best_epoch == 0
+
+
+def test_patience_stops_early_and_resume_keeps_the_decision(tmp_path: Path):
+    scores = [{"valid": v} for v in [0.1, 0.5, 0.4, 0.5, 0.3, 0.9, 0.95]]
+    res = _scripted_fit(scores, select=("valid", "max"), patience=3)
+    # best at epoch 1; epochs 2, 3, 4 do not improve (a tie is no improvement): stop after 4
+    assert res.stopped_early and res.epochs == 5 and res.best_epoch == 1
+    assert not _scripted_fit(scores, select=("valid", "max"), patience=10).stopped_early
+    # checkpointed: the resumed run trains no further and reports the same
+    first = _scripted_fit(scores, run_dir=tmp_path, select=("valid", "max"), patience=3)
+    again = _scripted_fit(scores, run_dir=tmp_path, select=("valid", "max"), patience=3)
+    assert again.stopped_early and again.history == first.history and again.resumed_from == 4
+
+
+def test_patience_and_select_validation():
+    scores = [{"valid": 0.1}]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="patience must be a positive integer"):
+            _scripted_fit(scores, patience=bad)
+    with pytest.raises(ValueError, match="needs a selection criterion"):
+        _scripted_fit(scores, select=None, patience=2)
+    for bad in ([], [("valid", "up")], [("valid",)], ("valid", "max", "x")):
+        with pytest.raises(ValueError, match="select must"):
+            _scripted_fit(scores, select=bad)
+    with pytest.raises(ValueError, match="without the selection key 'loss'"):
+        _scripted_fit(scores, select=[("valid", "max"), ("loss", "min")])
