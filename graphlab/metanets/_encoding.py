@@ -27,8 +27,10 @@ NODE_ATTRS = ("x", "node_type", "layer", "io_id", "node_act")
 EDGE_ATTRS = ("edge_attr", "edge_type", "edge_layer", "edge_pos")
 
 
-def mlp(in_channels: int, hidden: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_channels, hidden), nn.SiLU(), nn.Linear(hidden, out_channels))
+def mlp(in_channels: int, hidden: int, out_channels: int, act: nn.Module | None = None
+        ) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_channels, hidden), act if act is not None else nn.SiLU(),
+                         nn.Linear(hidden, out_channels))
 
 
 class GatherMLP(nn.Module):
@@ -38,8 +40,10 @@ class GatherMLP(nn.Module):
     concatenation is materialised; the function is the same two-layer MLP.
     """
 
-    def __init__(self, num_gathered: int, hidden: int, edge_in: int, out_channels: int) -> None:
+    def __init__(self, num_gathered: int, hidden: int, edge_in: int, out_channels: int,
+                 act: nn.Module | None = None) -> None:
         super().__init__()
+        self.act = act if act is not None else nn.SiLU()
         self.node_lins = nn.ModuleList([nn.Linear(hidden, hidden, bias=False)
                                         for _ in range(num_gathered)])
         self.edge_lin = nn.Linear(edge_in, hidden)
@@ -49,7 +53,28 @@ class GatherMLP(nn.Module):
         z = self.edge_lin(e)
         for lin, idx in zip(self.node_lins, indices):
             z = z + lin(h)[idx]
-        return self.out(nn.functional.silu(z))
+        return self.out(self.act(z))
+
+
+def check_contract(in_channels: int, hidden_channels: int, out_channels: int, num_layers: int,
+                   dropout: float) -> None:
+    """The argument checks every metanet constructor runs (one clear ``ValueError`` each)."""
+    if in_channels < 0 or hidden_channels < 1 or out_channels < 1:
+        raise ValueError(f"need in_channels >= 0, hidden_channels >= 1 and out_channels >= 1, "
+                         f"got {in_channels}, {hidden_channels}, {out_channels}")
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+
+
+def row_norm_kwargs(norm: object, norm_kwargs: dict | None) -> dict:
+    """PyG's ``LayerNorm`` normalises over a whole graph by default; metanets normalise each node
+    / edge row (as ``torch.nn.LayerNorm``) unless ``norm_kwargs`` says otherwise."""
+    kwargs = dict(norm_kwargs or {})
+    if isinstance(norm, str) and norm.replace("_", "").lower() in ("layernorm", "layer"):
+        kwargs.setdefault("mode", "node")
+    return kwargs
 
 
 def reset(module: nn.Module) -> None:

@@ -2,11 +2,14 @@ r"""Edge-level graph metanetwork: one prediction per parameter (e.g. pruning imp
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 from torch_geometric.data import Data
 
 from graphlab.metanets._encoding import GatherMLP
 from graphlab.metanets.gmn import GMN
+from graphlab.models._common import resolve_act
 
 __all__ = ["EdgeGMN"]
 
@@ -27,23 +30,24 @@ class EdgeGMN(GMN):
     the predictions with the parameters.
 
     Args:
+        in_channels (int): Width of the float node features ``x`` (``0``: none).
+        hidden_channels (int): Hidden size.
         out_channels (int): Outputs per edge.
-        hidden_channels (int): Hidden size. (default: :obj:`64`)
         num_layers (int): Message-passing layers. (default: :obj:`3`)
-        edge_dim (int): Width of ``edge_attr``. (default: :obj:`1`)
-        x_dim (int): Width of the float node features ``x`` (``0``: none). (default: :obj:`0`)
-        use_pos (bool): Embed ``edge_pos`` (kernel position). (default: :obj:`True`)
+        **kwargs: ``edge_dim``, ``dropout``, ``act``, ``norm``, ``use_pos``, ``act_kwargs``,
+            ``norm_kwargs`` as for :class:`~graphlab.metanets.GMN`.
 
     Shapes:
         - **input:** a (batched) metanet graph, as for :class:`~graphlab.metanets.GMN`
         - **output:** edge predictions :math:`(|\mathcal{E}|, F_{out})`
     """
 
-    def __init__(self, out_channels: int, hidden_channels: int = 64, num_layers: int = 3,
-                 edge_dim: int = 1, x_dim: int = 0, use_pos: bool = True) -> None:
-        super().__init__(out_channels, hidden_channels, num_layers, edge_dim, x_dim, use_pos)
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int,
+                 num_layers: int = 3, **kwargs: Any) -> None:
+        super().__init__(in_channels, hidden_channels, out_channels, num_layers, **kwargs)
         # replaces the graph readout: an edge head over (source node, target node, edge)
-        self.readout = GatherMLP(2, hidden_channels, hidden_channels, out_channels)
+        self.readout = GatherMLP(2, hidden_channels, hidden_channels, out_channels,
+                                 resolve_act(kwargs.get("act", "silu"), kwargs.get("act_kwargs")))
         self.reset_parameters()
 
     def forward(self, batch: Data) -> Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.utils import scatter
@@ -13,11 +14,14 @@ from graphlab.metanets._encoding import (
     EdgeEncoder,
     GatherMLP,
     NodeEncoder,
+    check_contract,
     graph_pool,
     mlp,
     reset,
+    row_norm_kwargs,
     validate,
 )
+from graphlab.models._common import Act, Norm, NormLayers, resolve_act
 
 __all__ = ["GMN"]
 
@@ -45,45 +49,69 @@ class GMN(nn.Module):
     invariant by construction.
 
     Args:
+        in_channels (int): Width of the float node features ``x`` (``0``: none, as in the
+            parameter view; neural-view graphs carry 4 columns, see
+            :data:`~graphlab.metanets.X_COLUMNS`).
+        hidden_channels (int): Hidden size.
         out_channels (int): Size of each graph embedding.
-        hidden_channels (int): Hidden size. (default: :obj:`64`)
         num_layers (int): Message-passing layers. (default: :obj:`3`)
         edge_dim (int): Width of ``edge_attr``. (default: :obj:`1`)
-        x_dim (int): Width of the float node features ``x`` (``0``: none, as in the parameter
-            view). (default: :obj:`0`)
+        dropout (float): Dropout on the edge and node updates. (default: :obj:`0.0`)
+        act (str or Callable, optional): activation inside the update MLPs, resolved by PyG's
+            ``activation_resolver``. (default: :obj:`"silu"`)
+        norm (str or Callable, optional): normalization after every edge and node update,
+            resolved by PyG's ``normalization_resolver`` (:obj:`None`: none). (default:
+            :obj:`"layer_norm"`, per row: ``norm_kwargs={"mode": "node"}``)
         use_pos (bool): Embed ``edge_pos`` (kernel position). (default: :obj:`True`)
+        act_kwargs, norm_kwargs (dict, optional): passed to the resolvers.
 
     Shapes:
         - **input:** a (batched) :class:`~torch_geometric.data.Data` with ``edge_index``
           :math:`(2, |\mathcal{E}|)`, ``edge_attr`` :math:`(|\mathcal{E}|, D)`, ``edge_type``,
-          ``edge_pos``, ``node_type``, ``node_act``, ``layer``, ``io_id`` and ``batch``
+          ``edge_pos``, ``node_type``, ``node_act``, ``layer``, ``io_id``, ``batch`` and, if
+          ``in_channels > 0``, ``x`` :math:`(|\mathcal{V}|, F_{in})`
         - **output:** graph embeddings :math:`(B, F_{out})`
     """
 
-    def __init__(self, out_channels: int, hidden_channels: int = 64, num_layers: int = 3,
-                 edge_dim: int = 1, x_dim: int = 0, use_pos: bool = True) -> None:
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int,
+                 num_layers: int = 3, *, edge_dim: int = 1, dropout: float = 0.0,
+                 act: Act = "silu", norm: Norm = "layer_norm", use_pos: bool = True,
+                 act_kwargs: dict[str, Any] | None = None,
+                 norm_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.out_channels, self.hidden_channels = out_channels, hidden_channels
-        self.num_layers, self.edge_dim, self.x_dim, self.use_pos = (num_layers, edge_dim, x_dim,
-                                                                    use_pos)
+        check_contract(in_channels, hidden_channels, out_channels, num_layers, dropout)
+        self.in_channels, self.hidden_channels, self.out_channels = (in_channels,
+                                                                     hidden_channels,
+                                                                     out_channels)
+        self.num_layers, self.edge_dim, self.use_pos, self.dropout = (num_layers, edge_dim,
+                                                                      use_pos, dropout)
         h = hidden_channels
-        self.node_enc = NodeEncoder(h, x_dim)
+        self.node_enc = NodeEncoder(h, in_channels)
         self.edge_enc = EdgeEncoder(h, edge_dim, use_pos)
-        self.edge_mlps = nn.ModuleList([GatherMLP(2, h, h, h) for _ in range(num_layers)])
-        self.node_mlps = nn.ModuleList([mlp(5 * h, h, h) for _ in range(num_layers)])
-        self.edge_norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(num_layers)])
-        self.node_norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(num_layers)])
-        self.readout = mlp(4 * h, h, out_channels)
+        self.edge_mlps = nn.ModuleList([GatherMLP(2, h, h, h, resolve_act(act, act_kwargs))
+                                        for _ in range(num_layers)])
+        self.node_mlps = nn.ModuleList([mlp(5 * h, h, h, resolve_act(act, act_kwargs))
+                                        for _ in range(num_layers)])
+        self.edge_norms = NormLayers(norm, h, num_layers, row_norm_kwargs(norm, norm_kwargs))
+        self.node_norms = NormLayers(norm, h, num_layers, row_norm_kwargs(norm, norm_kwargs))
+        self.readout = mlp(4 * h, h, out_channels, resolve_act(act, act_kwargs))
         self.reset_parameters()
 
+    @property
+    def x_dim(self) -> int:
+        """``in_channels`` (the width of ``x``), under the name of the graph attribute."""
+        return self.in_channels
+
     @classmethod
-    def from_graph(cls, example_graph: Data, out_channels: int, **kwargs: Any) -> GMN:
-        """A GMN sized for the feature widths of ``example_graph`` (either view)."""
+    def from_graph(cls, example_graph: Data, out_channels: int, hidden_channels: int = 64,
+                   num_layers: int = 3, **kwargs: Any) -> GMN:
+        """A GMN sized for the feature widths of ``example_graph`` (either view):
+        ``in_channels``, ``edge_dim`` and ``use_pos`` are read from it."""
         x = getattr(example_graph, "x", None)
-        kwargs.setdefault("x_dim", 0 if x is None else x.size(-1))
         kwargs.setdefault("edge_dim", example_graph.edge_attr.size(-1))
         kwargs.setdefault("use_pos", getattr(example_graph, "edge_pos", None) is not None)
-        return cls(out_channels, **kwargs)
+        return cls(0 if x is None else x.size(-1), hidden_channels, out_channels, num_layers,
+                   **kwargs)
 
     def reset_parameters(self) -> None:
         reset(self)
@@ -93,17 +121,19 @@ class GMN(nn.Module):
         with node embeddings ``h`` :math:`(|\mathcal{V}|, F)` and edge embeddings ``e``
         :math:`(|\mathcal{E}|, F)` (edge-level heads such as
         :class:`~graphlab.metanets.edge_gmn.EdgeGMN` read these)."""
-        n, vec, num_graphs = validate(batch, self.x_dim, self.edge_dim, self.use_pos)
+        n, vec, num_graphs = validate(batch, self.in_channels, self.edge_dim, self.use_pos)
         dtype = batch.edge_attr.dtype
         h = self.node_enc(batch, dtype)
         e = self.edge_enc(batch)
         src, dst = batch.edge_index
-        for phi_e, phi_v, ln_e, ln_v in zip(self.edge_mlps, self.node_mlps, self.edge_norms,
-                                            self.node_norms):
-            e = ln_e(e + phi_e(h, [src, dst], e))
+        evec = vec[src]
+        for i, (phi_e, phi_v) in enumerate(zip(self.edge_mlps, self.node_mlps)):
+            de = F.dropout(phi_e(h, [src, dst], e), self.dropout, self.training)
+            e = self.edge_norms.apply(i, e + de, evec, num_graphs)
             agg = [scatter(e, idx, 0, dim_size=n, reduce=r) for idx in (dst, src)
                    for r in ("mean", "sum")]
-            h = ln_v(h + phi_v(torch.cat([h, *agg], dim=-1)))
+            dh = F.dropout(phi_v(torch.cat([h, *agg], dim=-1)), self.dropout, self.training)
+            h = self.node_norms.apply(i, h + dh, vec, num_graphs)
         return h, e, vec, num_graphs
 
     def forward(self, batch: Data) -> Tensor:
@@ -113,5 +143,5 @@ class GMN(nn.Module):
         return self.readout(pooled)
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.out_channels}, hidden={self.hidden_channels}, "
-                f"layers={self.num_layers}, edge_dim={self.edge_dim})")
+        return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
+                f"{self.out_channels}, num_layers={self.num_layers}, edge_dim={self.edge_dim})")

@@ -124,6 +124,8 @@ def _init_pyg(m: nn.Module, own: list[str], gen: torch.Generator) -> None:
         nn.init.zeros_(m.bias)
     elif isinstance(m, GINConv) and own == ["eps"]:
         m.eps.fill_(m.initial_eps)
+    elif type(m).__module__.startswith("torch_geometric.nn.norm."):
+        m.reset_parameters()  # PyG's norms start at weight 1 / bias 0 (the metanets' resolved norms)
     else:
         t = type(m)
         raise ValueError(f"init_parameters does not know how to initialise {t.__module__}."

@@ -42,7 +42,7 @@ EDGE_TYPES: tuple[str, ...] = (
 ACT_TYPES: tuple[str, ...] = (
     "none", "relu", "gelu", "tanh", "sigmoid", "silu", "leaky_relu", "elu", "softplus", "relu6",
     "hardtanh", "mish", "maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool", "mean",
-    "flatten", "scalar", "other",
+    "flatten", "scalar", "other", "sine",
 )
 #: op types of the op view (``graph.node_type`` in ``view="op"``)
 OP_TYPES: tuple[str, ...] = (

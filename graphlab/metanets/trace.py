@@ -53,6 +53,8 @@ ACT_FUNCS: dict[Any, str] = {
     F.relu: "relu", torch.relu: "relu", F.gelu: "gelu", torch.tanh: "tanh", F.tanh: "tanh",
     torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", F.silu: "silu", F.leaky_relu: "leaky_relu",
     F.elu: "elu", F.softplus: "softplus", F.relu6: "relu6", F.hardtanh: "hardtanh", F.mish: "mish",
+    torch.sin: "sine",  # SIREN (Sitzmann et al., 2020): an odd activation, so sign flips of a
+    # hidden neuron's in- and out-weights are symmetries too
 }
 POOL_FUNCS: dict[Any, str] = {
     F.max_pool1d: "maxpool", F.max_pool2d: "maxpool", F.avg_pool1d: "avgpool",
@@ -60,7 +62,7 @@ POOL_FUNCS: dict[Any, str] = {
     F.adaptive_avg_pool2d: "adaptive_avgpool", F.adaptive_max_pool1d: "adaptive_maxpool",
     F.adaptive_max_pool2d: "adaptive_maxpool",
 }
-ACT_METHODS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
+ACT_METHODS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "sin": "sine"}
 ALIAS_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)
 _SCALAR_OPS = {operator.mul, operator.truediv, operator.add, operator.sub, torch.mul, torch.add}
 _SUPPORTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm,

@@ -24,7 +24,7 @@ and :func:`graph_forward` evaluates the network by message passing over the neur
 
 Sizes for a CIFAR-style ResNet-18 (11.2M parameters, ``corpus.resnet18``): neural view 11,533
 nodes / 1,406,592 edges (edge dim 9, density 1.1%); parameter view 11,614 nodes / 11,192,202
-edges; op view 70 nodes / 77 edges (``benchmarks/results/metanets_speed.md`` has the timings).
+edges; op view 70 nodes / 77 edges (``benchmarks/results/metanets-speed.md`` has the timings).
 """
 
 from __future__ import annotations

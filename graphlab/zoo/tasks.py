@@ -137,8 +137,7 @@ def _make_encoder(model: str, example: Data, out: int, hidden: int, layers: int)
     if model == "gmn":
         return GMN.from_graph(example, out, hidden_channels=hidden, num_layers=layers)
     if model == "opgnn":
-        return OpGraphEncoder(out, hidden_channels=hidden, num_layers=layers,
-                              x_dim=example.x.size(1))
+        return OpGraphEncoder(example.x.size(1), hidden, out, layers)
     raise ValueError(f"unknown graph model {model!r}")
 
 

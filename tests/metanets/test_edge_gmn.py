@@ -56,4 +56,4 @@ def test_learns_a_per_edge_target_and_repr():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0]
-    assert repr(net).startswith("EdgeGMN(1, hidden=16, layers=2")
+    assert repr(net).startswith("EdgeGMN(0, 16, 1, num_layers=2")

@@ -53,7 +53,7 @@ def test_distributions_follow_the_layers():
 
 def test_encoders_and_pyg_layers():
     g = to_graph(make_mlp(), view="parameter")
-    for make in (lambda: GMN.from_graph(g, 3), lambda: OpGraphEncoder(3),
+    for make in (lambda: GMN.from_graph(g, 3), lambda: OpGraphEncoder(7, 32, 3),
                  lambda: NeuralGraphEncoder.from_graph(to_graph(make_mlp()), 3),
                  lambda: nn.ModuleList([GCNConv(4, 8), GINConv(nn.Linear(4, 4), train_eps=True)])):
         a, b = seeded_module(make, 1), seeded_module(make, 1)

@@ -41,8 +41,7 @@ def _bad_edge_attr(b):
 
 CASES = [LayerCase(
     name="neural-graph-encoder",
-    make_module=lambda: NeuralGraphEncoder(out_channels=3, hidden_channels=16, num_layers=2,
-                                           x_dim=4, edge_dim=1),
+    make_module=lambda: NeuralGraphEncoder(4, 16, 3, num_layers=2, edge_dim=1),
     forward=lambda m, b: m(b),
     levels=("graph",),
     make_graph=_mlp_graph,
@@ -66,7 +65,7 @@ def test_from_graph_and_repr():
     net = NeuralGraphEncoder.from_graph(g, 7)
     assert net.edge_dim == 9 and net.x_dim == 4
     assert net(Batch.from_data_list([g, g])).shape == (2, 7)
-    assert "NeuralGraphEncoder(7" in repr(net)
+    assert repr(net) == "NeuralGraphEncoder(4, 64, 7, num_layers=3, edge_dim=9)"
     # graphs of different architectures share one batch
     other = to_graph(CORPUS["grouped_conv"].build(dtype=torch.float32),
                      CORPUS["grouped_conv"].input(dtype=torch.float32))

@@ -28,7 +28,7 @@ def _bad_x(b):
 
 CASES = [LayerCase(
     name="op_graph_encoder",
-    make_module=lambda: OpGraphEncoder(out_channels=3, hidden_channels=8, num_layers=2),
+    make_module=lambda: OpGraphEncoder(7, 8, 3, num_layers=2),
     forward=lambda m, b: m(b),
     levels=("graph",),
     make_graph=_op_graph,
@@ -47,7 +47,7 @@ def test_conformance(case, check):
 
 def test_distinguishes_architectures():
     torch.manual_seed(0)
-    enc = OpGraphEncoder(4, hidden_channels=8).eval()
+    enc = OpGraphEncoder(7, 8, 4).eval()
     g_res = to_graph(ResMLP(3, 4, 2, 2, residual=True), torch.zeros(2, 3), view="op")
     g_plain = to_graph(ResMLP(3, 4, 2, 2, residual=False), torch.zeros(2, 3), view="op")
     out = enc(Batch.from_data_list([g_res, g_plain]))

@@ -378,3 +378,29 @@ def test_shared_activation_gets_its_own_nodes():
     assert int((g.node_type == NODE_TYPES.index("identity")).sum()) == 6
     with torch.no_grad():
         assert (graph_forward(g, x) - m(x)).abs().max().item() < 1e-12
+
+
+class _Sine(torch.nn.Module):
+    """SIREN's activation sin(w0 x) (Sitzmann et al., 2020), written as INR zoos write it."""
+
+    def __init__(self, w0: float = 1.0) -> None:
+        super().__init__()
+        self.w0 = w0
+
+    def forward(self, x):
+        return torch.sin(self.w0 * x)
+
+
+def test_siren_traces_with_sine_activation():
+    from graphlab.metanets import ACT_TYPES, graph_forward, random_symmetry
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 8), _Sine(30.0), torch.nn.Linear(8, 8), _Sine(),
+                              torch.nn.Linear(8, 1)).double()
+    x = torch.rand(16, 2, dtype=torch.float64) * 2 - 1
+    g = to_graph(net, x)
+    assert g.num_nodes == 2 + 8 + 8 + 1
+    hidden = g.node_type == 1
+    assert (g.node_act[hidden & (g.io_id < 0)] == ACT_TYPES.index("sine")).all()
+    assert (graph_forward(g, x) - net(x)).abs().max() < 1e-12
+    assert (random_symmetry(net, 3, x)(x) - net(x)).abs().max() < 1e-12
