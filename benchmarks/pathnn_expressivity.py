@@ -27,6 +27,7 @@ from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
 from benchmarks.common import TaskResult, load_dataset, print_row, register, run_script
+from graphlab.engine import fit
 from graphlab.models import GNN, PathNN, centre_layers
 from graphlab.testing import permute_graph
 from graphlab.utils.paths import enumerate_paths, multiset_ids, path_colour_refinement
@@ -373,8 +374,6 @@ def _train_csl(model_name: str, bundle, epochs: int, folds: int | list[int], hid
     validation-accuracy ties by the lower validation loss; ``lr_schedule="cosine"`` anneals the
     learning rate to 0 over ``epochs``. Per-epoch curves (train loss / accuracy over the
     epoch's batches, valid and test loss / accuracy) are returned for every fold."""
-    from torch.nn import functional as F
-
     if select not in ("acc", "acc_loss"):
         raise ValueError(f"select must be 'acc' or 'acc_loss', got {select!r}")
     if lr_schedule not in ("none", "cosine"):
@@ -402,40 +401,11 @@ def _train_csl(model_name: str, bundle, epochs: int, folds: int | list[int], hid
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs) \
             if lr_schedule == "cosine" else None
+        order = torch.Generator().manual_seed(seed + fold)
         loader = DataLoader(subset["train"], batch_size=batch_size or default_batch, shuffle=True,
-                            generator=torch.Generator().manual_seed(seed + fold))
-        best = (-1.0, float("inf"), 0.0, 0)  # valid acc, valid loss, test acc, epoch
-        curve: dict[str, list[float]] = {k: [] for k in (
-            "train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc")}
-        epoch_s = []
-        for epoch in range(1, epochs + 1):
-            te = time.perf_counter()
-            model.train()
-            loss_sum = correct = 0.0
-            for batch in loader:
-                opt.zero_grad()
-                out = model.forward_data(batch)
-                loss = F.cross_entropy(out, batch.y.view(-1))
-                loss.backward()
-                opt.step()
-                loss_sum += float(loss.detach()) * batch.num_graphs
-                correct += int((out.argmax(-1) == batch.y.view(-1)).sum())
-            if sched is not None:
-                sched.step()
-            (v_loss, valid), (t_loss, test) = (_csl_eval(model, subset[k])
-                                               for k in ("valid", "test"))
-            for key, val in zip(curve, (loss_sum / len(subset["train"]),
-                                        correct / len(subset["train"]), v_loss, valid, t_loss,
-                                        test)):
-                curve[key].append(round(val, 4))
-            better = valid > best[0] or (select == "acc_loss" and valid == best[0]
-                                         and v_loss < best[1])
-            if better:
-                best = (valid, v_loss, test, epoch)
-            epoch_s.append(time.perf_counter() - te)
-            print(f"fold {fold + 1} epoch {epoch}: " + " ".join(
-                f"{k} {v[-1]:.3f}" for k, v in curve.items()) + f" ({epoch_s[-1]:.1f} s)",
-                flush=True)
+                            generator=order)
+        best, curve, epoch_s = _fit_csl_fold(model, subset, loader, order, opt, sched, epochs,
+                                             select, f"fold {fold + 1}")
         accs.append(best[2])
         best_epochs.append(best[3])
         curves.append({"fold": fold + 1, "best_epoch": best[3], "best_valid_acc": best[0],
@@ -456,6 +426,48 @@ def _train_csl(model_name: str, bundle, epochs: int, folds: int | list[int], hid
             "per_fold_test_acc": [round(100 * a, 1) for a in accs],
             "best_valid_epochs": best_epochs, "seconds": round(time.perf_counter() - t0, 1),
             "curves": curves}
+
+
+def _fit_csl_fold(model: nn.Module, subset: dict[str, list[Data]], loader: DataLoader,
+                  order: torch.Generator, opt: torch.optim.Optimizer, sched, epochs: int,
+                  select: str, label: str) -> tuple[tuple, dict[str, list[float]], list[float]]:
+    """One CSL fold through :func:`graphlab.engine.fit`: returns (valid acc, valid loss, test
+    acc, 1-based epoch) of the selected epoch, the per-epoch curves and the seconds per epoch."""
+    from torch.nn import functional as F
+
+    curve: dict[str, list[float]] = {k: [] for k in (
+        "train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc")}
+    train_sums: list[Tensor] = []  # [loss * graphs, correct] per batch of the epoch
+
+    def step(m: nn.Module, batch: Batch) -> Tensor:
+        out = m.forward_data(batch)
+        loss = F.cross_entropy(out, batch.y.view(-1))
+        train_sums.append(torch.stack([loss.detach() * batch.num_graphs,
+                                       (out.argmax(-1) == batch.y.view(-1)).sum()]))
+        return loss
+
+    def scores(m: nn.Module) -> dict[str, float]:
+        (v_loss, valid), (t_loss, test) = (_csl_eval(m, subset[k]) for k in ("valid", "test"))
+        train_loss, correct = torch.stack(train_sums).sum(0).tolist()
+        train_sums.clear()
+        n = len(subset["train"])
+        return {"train_loss": train_loss / n, "train_acc": correct / n, "valid_loss": v_loss,
+                "valid_acc": valid, "test_loss": t_loss, "test_acc": test}
+
+    def log(epoch: int, record: dict) -> None:
+        for key in curve:
+            curve[key].append(round(record[key], 4))
+        print(f"{label} epoch {epoch + 1}: " + " ".join(
+            f"{k} {v[-1]:.3f}" for k, v in curve.items()), flush=True)
+
+    # "acc_loss" breaks validation-accuracy ties by the lower validation loss
+    criteria = [("valid_acc", "max")] + ([("valid_loss", "min")] if select == "acc_loss" else [])
+    result = fit(model, opt, train_step=step, train_batches=loader, epochs=epochs,
+                 evaluate=scores, select=criteria, scheduler=sched, generator=order,
+                 on_epoch_end=log, progress=False, desc=f"CSL {label}")
+    best = (result.best["valid_acc"], result.best["valid_loss"], result.best["test_acc"],
+            result.best_epoch + 1)
+    return best, curve, [result.seconds_per_epoch]
 
 
 @torch.no_grad()
