@@ -7,7 +7,7 @@ link the members into a graph of networks (:func:`zoo_graph`) and write a report
 (:func:`analyze`). The command line is ``graphlab zoo build | predict | analyze``.
 
 The modules: :mod:`~graphlab.zoo.architectures`, :mod:`~graphlab.zoo.presets`,
-:mod:`~graphlab.zoo.training`, :mod:`~graphlab.zoo.build`, :mod:`~graphlab.zoo.store`,
+:mod:`~graphlab.zoo.training`, :mod:`~graphlab.zoo.inr`, :mod:`~graphlab.zoo.build`, :mod:`~graphlab.zoo.store`,
 :mod:`~graphlab.zoo.splits`, :mod:`~graphlab.zoo.tasks`, :mod:`~graphlab.zoo.graph`,
 :mod:`~graphlab.zoo.analysis`, :mod:`~graphlab.zoo.cli`.
 
@@ -28,8 +28,9 @@ _EXPORTS: dict[str, str] = {
     "PRESETS": "presets", "Preset": "presets", "member_config": "presets",
     "make_model": "architectures", "example_input": "architectures",
     "input_shape": "architectures", "ResMLP": "architectures", "Conv1dNet": "architectures",
-    "CNN2d": "architectures",
-    "train_member": "training", "digits_data": "training", "function_complexity": "training",
+    "CNN2d": "architectures", "SIREN": "architectures", "Sine": "architectures",
+    "fit_inrs": "inr", "inr_split": "inr", "digits_images": "inr",
+    "train_member": "training", "train_members": "training", "digits_data": "training", "function_complexity": "training",
     "hessian_top_eigenvalue": "training",
     "zoo_splits": "splits",
     "predict": "tasks", "predict_edges": "tasks", "edge_importance": "tasks",

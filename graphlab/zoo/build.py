@@ -12,6 +12,7 @@ done when its record exists and its weights match the hash recorded in it; see
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from graphlab.zoo.store import (
     write_member,
     zoo_config,
 )
-from graphlab.zoo.training import train_member
+from graphlab.zoo.training import train_members
 
 __all__ = ["build_zoo", "parse_shard"]
 
@@ -48,18 +49,25 @@ def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int]:
     return i, n
 
 
-def _build_one(args: tuple[str, int, int, str]) -> int:
-    preset, seed, index, out_s = args
+def _build_chunk(args: tuple[str, int, list[int], str]) -> int:
+    """Train (together, for batched presets) and store the unfinished members of a chunk;
+    returns the chunk's size. Each member's train time is its share of the chunk's."""
+    preset, seed, indices, out_s = args
     torch.set_num_threads(1)
     out = Path(out_s)
-    if member_is_done(out, index):
-        return index
-    cfg = member_config(preset, seed, index)
-    model, metrics = train_member(cfg)
-    curve = metrics.pop("curve", [])
-    write_member(out, index, model, {"preset": preset, "zoo_seed": seed, "seed": cfg["seed"],
-                                     "config": cfg, "metrics": metrics, "curve": curve})
-    return index
+    indices = [i for i in indices if not member_is_done(out, i)]
+    if not indices:
+        return len(args[2])
+    cfgs = [member_config(preset, seed, i) for i in indices]
+    t0 = time.perf_counter()
+    trained = train_members(cfgs)
+    seconds = (time.perf_counter() - t0) / len(cfgs)
+    for index, cfg, (model, metrics) in zip(indices, cfgs, trained):
+        curve = metrics.pop("curve", [])
+        metrics["train_seconds"] = seconds
+        write_member(out, index, model, {"preset": preset, "zoo_seed": seed, "seed": cfg["seed"],
+                                         "config": cfg, "metrics": metrics, "curve": curve})
+    return len(args[2])
 
 
 def build_zoo(preset: str, size: int, out: str | Path, seed: int = 0, workers: int = 1,
@@ -89,6 +97,9 @@ def build_zoo(preset: str, size: int, out: str | Path, seed: int = 0, workers: i
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
     if size < 0 or workers < 1:
         raise ValueError(f"size must be >= 0 and workers >= 1, got {size}, {workers}")
+    limit = PRESETS[preset].max_size
+    if limit is not None and size > limit:
+        raise ValueError(f"preset {preset!r} has at most {limit} members, got size {size}")
     si, sn = parse_shard(shard)
     out = Path(out)
     with open_zoo_folder(out, zoo_config(preset, seed), overwrite):
@@ -106,29 +117,32 @@ def build_zoo(preset: str, size: int, out: str | Path, seed: int = 0, workers: i
         atomic_write_json(out / "zoo.json", meta, indent=1)
         atomic_write_json(out / "splits.json", zoo_splits(preset, meta["size"], seed), indent=None)
         todo = [i for i in range(si, size, sn) if not member_is_done(out, i)]
-        _run([(preset, seed, i, str(out)) for i in todo], workers, progress, preset)
+        # batched presets: one job per chunk, split evenly over the workers
+        step = max(1, min(PRESETS[preset].batch, -(-len(todo) // workers)))
+        jobs = [(preset, seed, todo[s:s + step], str(out)) for s in range(0, len(todo), step)]
+        _run(jobs, workers, progress, preset, len(todo))
     return out
 
 
-def _run(jobs: list[tuple[str, int, int, str]], workers: int, progress: bool,
-         preset: str) -> None:
+def _run(jobs: list[tuple[str, int, list[int], str]], workers: int, progress: bool,
+         preset: str, total: int) -> None:
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs), desc=f"zoo {preset}")
+        bar = tqdm(total=total, desc=f"zoo {preset}", unit="member")
     if workers == 1 or len(jobs) <= 1:
         for j in jobs:
-            _build_one(j)
+            n = _build_chunk(j)
             if bar is not None:
-                bar.update()
+                bar.update(n)
     else:
         import multiprocessing as mp
 
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         with mp.get_context(method).Pool(workers) as pool:
-            for _ in pool.imap_unordered(_build_one, jobs):
+            for n in pool.imap_unordered(_build_chunk, jobs):
                 if bar is not None:
-                    bar.update()
+                    bar.update(n)
     if bar is not None:
         bar.close()

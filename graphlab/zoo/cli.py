@@ -13,7 +13,7 @@ from pathlib import Path
 __all__ = ["add_zoo_parser"]
 
 # kept literal so that building the parser imports no torch (tests check they match the modules)
-PRESET_NAMES = ["arch-family", "digits-cnn", "digits-mlp", "random-nets"]
+PRESET_NAMES = ["arch-family", "digits-cnn", "digits-inr", "digits-mlp", "random-nets"]
 MODEL_NAMES = ["statnn", "hparams", "neural", "gmn", "opgnn"]
 
 

@@ -10,7 +10,9 @@ member as a pure function of ``(preset, seed, index)``.
   init scale) labelled by the spectral complexity of the function on a grid ("Neural Redshift",
   Teney et al., CVPR 2024);
 * ``arch-family``: MLPs, 1-D convnets and residual MLPs on digits, for cross-family prediction
-  from op graphs.
+  from op graphs;
+* ``digits-inr``: one SIREN per digits image (member ``i`` represents image ``i``, labelled by
+  its digit), fitted all at once (:mod:`graphlab.zoo.inr`), for INR classification.
 """
 
 from __future__ import annotations
@@ -27,19 +29,31 @@ __all__ = ["Preset", "PRESETS", "member_seed", "member_config"]
 
 @dataclass(frozen=True)
 class Preset:
-    """A zoo family: a configuration sampler and a trainer (``None``: untrained)."""
+    """A zoo family.
+
+    Attributes:
+        name: the preset's key in :data:`PRESETS`.
+        description: one line.
+        sample: ``(rng, index) -> config``, member ``index``'s configuration from a generator
+            seeded by the member's seed.
+        trained: whether members are trained (``False``: initialised only).
+        batch: how many members one job trains together (the INR zoo fits hundreds at once).
+        max_size: the largest zoo (``None``: unbounded).
+    """
 
     name: str
     description: str
-    sample: Callable[[np.random.Generator], dict[str, Any]]
+    sample: Callable[[np.random.Generator, int], dict[str, Any]]
     trained: bool = True
+    batch: int = 1
+    max_size: int | None = None
 
 
 def _choice(rng: np.random.Generator, xs: Sequence[Any]) -> Any:
     return xs[int(rng.integers(len(xs)))]
 
 
-def _sample_digits_mlp(rng: np.random.Generator) -> dict[str, Any]:
+def _sample_digits_mlp(rng: np.random.Generator, index: int) -> dict[str, Any]:
     return {"arch": "mlp", "width": _choice(rng, [8, 16, 32]), "depth": _choice(rng, [1, 2, 3]),
             "act": _choice(rng, ["relu", "tanh", "sigmoid"]),
             "lr": _choice(rng, [0.003, 0.01, 0.03, 0.1, 0.3]),
@@ -49,7 +63,7 @@ def _sample_digits_mlp(rng: np.random.Generator) -> dict[str, Any]:
             "train_fraction": _choice(rng, [0.1, 0.25, 0.5, 1.0])}
 
 
-def _sample_digits_cnn(rng: np.random.Generator) -> dict[str, Any]:
+def _sample_digits_cnn(rng: np.random.Generator, index: int) -> dict[str, Any]:
     return {"arch": "cnn2d", "width": _choice(rng, [4, 8]), "depth": _choice(rng, [1, 2]),
             "act": _choice(rng, ["relu", "tanh"]), "norm": bool(rng.integers(2)),
             "lr": _choice(rng, [0.01, 0.03, 0.1]), "batch_size": _choice(rng, [32, 128]),
@@ -57,7 +71,7 @@ def _sample_digits_cnn(rng: np.random.Generator) -> dict[str, Any]:
             "train_fraction": _choice(rng, [0.25, 0.5, 1.0])}
 
 
-def _sample_random_nets(rng: np.random.Generator) -> dict[str, Any]:
+def _sample_random_nets(rng: np.random.Generator, index: int) -> dict[str, Any]:
     return {"arch": "resmlp", "in_dim": 2, "out_dim": 1, "width": _choice(rng, [8, 16, 32, 64]),
             "depth": _choice(rng, [1, 2, 4, 6]),
             "act": _choice(rng, ["relu", "tanh", "sigmoid", "gelu"]),
@@ -65,7 +79,7 @@ def _sample_random_nets(rng: np.random.Generator) -> dict[str, Any]:
             "init_scale": _choice(rng, [0.5, 1.0, 2.0, 4.0])}
 
 
-def _sample_arch_family(rng: np.random.Generator) -> dict[str, Any]:
+def _sample_arch_family(rng: np.random.Generator, index: int) -> dict[str, Any]:
     arch = _choice(rng, ["mlp", "conv1d", "resmlp"])
     cfg = {"arch": arch, "width": _choice(rng, [8, 16, 32]), "depth": _choice(rng, [1, 2, 3]),
            "act": _choice(rng, ["relu", "tanh"]), "lr": _choice(rng, [0.01, 0.03, 0.1]),
@@ -74,6 +88,15 @@ def _sample_arch_family(rng: np.random.Generator) -> dict[str, Any]:
     if arch == "resmlp":
         cfg["norm"] = bool(rng.integers(2))
     return cfg
+
+
+def _sample_digits_inr(rng: np.random.Generator, index: int) -> dict[str, Any]:
+    from graphlab.zoo.inr import digit_label
+
+    # one architecture and fitting recipe for all members: the weights, not the recipe, carry
+    # the label (DWSNets / NFN MNIST-INR setups, scaled to 8x8)
+    return {"arch": "siren", "in_dim": 2, "width": 32, "depth": 2, "out_dim": 1, "w0": 30.0,
+            "steps": 100, "lr": 1e-3, "image_index": index, "label": digit_label(index)}
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
@@ -85,6 +108,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            _sample_random_nets, trained=False),
     Preset("arch-family", "MLP / 1-D conv / residual MLP on digits (cross-family)",
            _sample_arch_family),
+    Preset("digits-inr", "one SIREN per sklearn digits image (label = digit), batched fitting",
+           _sample_digits_inr, batch=512, max_size=1797),
 ]}
 
 
@@ -99,7 +124,11 @@ def member_config(preset: str, seed: int, index: int) -> dict[str, Any]:
     """The configuration of member ``index`` (a pure function of its arguments)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    limit = PRESETS[preset].max_size
+    if index < 0 or (limit is not None and index >= limit):
+        raise ValueError(f"preset {preset!r} has members 0..{limit - 1 if limit else 'inf'}, "
+                         f"got index {index}")
     ms = member_seed(seed, index)
-    cfg = PRESETS[preset].sample(np.random.default_rng(ms))
+    cfg = PRESETS[preset].sample(np.random.default_rng(ms), index)
     cfg["seed"] = ms
     return cfg

@@ -22,8 +22,16 @@ def zoo_splits(preset: str, size: int, seed: int) -> dict[str, dict[str, list[in
     * ``width``: train on the narrower widths, test on the widest;
     * ``depth``: train on the shallower depths, test on the deepest;
     * ``family`` (``arch-family`` only): train on MLPs and 1-D convnets, test on residual MLPs.
+
+    ``digits-inr`` has one split, ``id``: stratified by label, 70 / 15 / 15 % ``train`` /
+    ``val`` / ``test`` (:func:`graphlab.zoo.inr.inr_split`; the members share one architecture,
+    so there is nothing to hold out but images).
     """
     cfgs = [member_config(preset, seed, i) for i in range(size)]
+    if preset == "digits-inr":
+        from graphlab.zoo.inr import inr_split
+
+        return {"id": inr_split(np.array([c["label"] for c in cfgs], dtype=np.int64), seed)}
     idx = np.arange(size)
     rng = np.random.default_rng(seed + 12345)
     perm = rng.permutation(size)

@@ -307,12 +307,19 @@ class Zoo:
         return np.asarray(out, dtype=np.float64)
 
     def split(self, name: str) -> tuple[list[int], list[int]]:
-        """``(train, test)`` indices of a standard split, restricted to finished members."""
+        """``(train, test)`` indices of a standard split, restricted to finished members (a
+        split's ``val`` part, where it has one, is in neither: see :meth:`split_parts`)."""
+        parts = self.split_parts(name)
+        return parts["train"], parts["test"]
+
+    def split_parts(self, name: str) -> dict[str, list[int]]:
+        """Every part of a standard split (``train``, ``test`` and, where the preset defines one,
+        e.g. ``digits-inr``, ``val``), restricted to finished members."""
         if name not in self.splits:
             raise ValueError(f"unknown split {name!r}; this zoo has {sorted(self.splits)}")
         have = set(self.indices)
-        sp = self.splits[name]
-        return ([i for i in sp["train"] if i in have], [i for i in sp["test"] if i in have])
+        return {part: [i for i in members if i in have]
+                for part, members in self.splits[name].items()}
 
 
 def _index_of(record_path: Path) -> int | None:

@@ -21,7 +21,8 @@ from graphlab.engine import fit
 from graphlab.metanets.init import seeded_module
 from graphlab.zoo.architectures import input_shape, make_model
 
-__all__ = ["digits_data", "hessian_top_eigenvalue", "function_complexity", "train_member"]
+__all__ = ["digits_data", "hessian_top_eigenvalue", "function_complexity", "train_member",
+           "train_members"]
 
 
 @lru_cache(maxsize=1)
@@ -92,6 +93,10 @@ def train_member(config: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     not stepped and ends its epoch; diverged members are kept (they are part of the phase
     diagram), with any non-finite weights zeroed.
     """
+    if config["arch"] == "siren":  # INR members: fitted to their image, not trained on digits
+        from graphlab.zoo.inr import fit_inrs
+
+        return fit_inrs([config])[0]
     seed = int(config["seed"])
     model = seeded_module(lambda: make_model(config), torch.Generator().manual_seed(seed))
     if config["arch"] == "resmlp" and config.get("out_dim", 10) == 1:  # random-nets
@@ -165,3 +170,14 @@ def train_member(config: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                for k, v in metrics.items()}
     return model, {**metrics, "curve": curve}
+
+
+def train_members(configs: list[dict[str, Any]]) -> list[tuple[nn.Module, dict[str, Any]]]:
+    """:func:`train_member` for several configurations: INR members (``arch == "siren"``) are
+    fitted together as one batched model (:func:`graphlab.zoo.inr.fit_inrs`), the others one by
+    one."""
+    if configs and all(c["arch"] == "siren" for c in configs):
+        from graphlab.zoo.inr import fit_inrs
+
+        return fit_inrs(configs)
+    return [train_member(c) for c in configs]

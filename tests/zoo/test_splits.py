@@ -8,6 +8,8 @@ from graphlab.zoo import PRESETS, member_config, zoo_splits
 def test_splits_partition_and_ood():
     size = 40
     for preset in PRESETS:
+        if preset == "digits-inr":  # one architecture: only the stratified id split (test_inr)
+            continue
         sp = zoo_splits(preset, size, 0)
         assert {"id", "hparam", "width", "depth"} <= set(sp)
         cfgs = [member_config(preset, 0, i) for i in range(size)]
