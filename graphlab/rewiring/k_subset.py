@@ -135,7 +135,7 @@ def k_subset_marginals(logits: Tensor, k: int | Tensor, mask: Tensor | None = No
     theta = logits.reshape(shape[:-1].numel(), n)  # (-1 is ambiguous for n = 0)
     rows = theta.size(0)
     mask_flat = _flat_mask(mask, shape, theta)
-    k_rows = _k_per_row(k, shape[:-1], rows, theta.device)
+    k_rows = k_per_row(k, shape[:-1], rows, theta.device)
     if rows == 0 or n == 0:
         if value_checks_enabled(k_rows) and k_rows.numel() and bool((k_rows > 0).any()):
             raise ValueError(f"k = {int(k_rows.max())} exceeds the number of entries per row "
@@ -266,7 +266,9 @@ def _finish(mu: Tensor, k_small: Tensor, flip: Tensor, mask: Tensor) -> Tensor:
     return torch.where(flip.unsqueeze(1) & mask, 1.0 - mu, mu)
 
 
-def _k_per_row(k: int | Tensor, lead: torch.Size, rows: int, device: torch.device) -> Tensor:
+def k_per_row(k: int | Tensor, lead: torch.Size, rows: int, device: torch.device) -> Tensor:
+    """``k`` (an int, a scalar tensor or one per row of shape ``lead``) validated and flattened
+    to one int64 per row (``rows`` of them): shared by the marginals and the sampler."""
     if isinstance(k, Tensor):
         if k.is_floating_point() or k.dtype == torch.bool:
             raise ValueError(f"k must be an int or an integer tensor, got {k.dtype}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from graphlab.rewiring.k_subset import _k_per_row, k_subset_marginals, resolve_infinite
+from graphlab.rewiring.k_subset import k_per_row, k_subset_marginals, resolve_infinite
 from graphlab.utils.validation import check_floating
 
 __all__ = ["KSubsetSampler", "topk_mask"]
@@ -140,7 +140,7 @@ class KSubsetSampler(nn.Module):
                              f"got {got}")
         k = self.k if k is None else k
         lead, n = logits.shape[:-1], logits.size(-1)
-        k_rows = _k_per_row(k, lead, lead.numel(), logits.device)
+        k_rows = k_per_row(k, lead, lead.numel(), logits.device)
         # -inf / masked entries are absent, +inf ones forced; eager mode rejects infeasible k
         rows = lead.numel()
         _, free, forced, k_free, _ = resolve_infinite(logits.detach().reshape(rows, n),

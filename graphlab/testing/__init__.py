@@ -5,10 +5,12 @@ from graphlab.testing.conformance import (
     EDGE_INDEX_MUTATIONS,
     FEATURE_MUTATIONS,
     INDEX_MUTATIONS,
+    POS_MUTATIONS,
     TARGET_MUTATIONS,
     LayerCase,
     check_layer,
     conformance_params,
+    graph_builder_case,
 )
 from graphlab.testing.graphs import permute_graph, random_graph
 from graphlab.testing.reference_egnn import ReferenceEGCL, copy_egnn_weights
@@ -18,11 +20,13 @@ __all__ = [
     "EDGE_INDEX_MUTATIONS",
     "FEATURE_MUTATIONS",
     "INDEX_MUTATIONS",
+    "POS_MUTATIONS",
     "TARGET_MUTATIONS",
     "LayerCase",
     "ReferenceEGCL",
     "check_layer",
     "conformance_params",
+    "graph_builder_case",
     "copy_egnn_weights",
     "permute_graph",
     "random_graph",

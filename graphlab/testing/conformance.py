@@ -51,7 +51,8 @@ from graphlab.testing.compile import CountingBackend, explain_graph_breaks
 from graphlab.testing.graphs import permute_graph, random_graph
 
 __all__ = ["LayerCase", "CHECKS", "SLOW_CHECKS", "check_layer", "EDGE_INDEX_MUTATIONS",
-           "INDEX_MUTATIONS", "TARGET_MUTATIONS", "FEATURE_MUTATIONS", "conformance_params"]
+           "INDEX_MUTATIONS", "TARGET_MUTATIONS", "FEATURE_MUTATIONS", "POS_MUTATIONS",
+           "conformance_params", "graph_builder_case"]
 
 Output = Tensor | Sequence[Tensor]
 
@@ -129,6 +130,22 @@ INDEX_MUTATIONS: dict[str, Callable[[Batch], Batch]] = {
 #: mutations that an aggregation of messages onto targets ``edge_index[1]`` must reject
 TARGET_MUTATIONS: dict[str, Callable[[Batch], Batch]] = {
     "target_out_of_range": _bad_target_range,
+}
+def _replace(key: str, fn: Callable[[Tensor], Tensor]) -> Callable[[Batch], Batch]:
+    """A batch mutation that replaces ``b[key]`` by ``fn(b[key])``."""
+    def mutate(b: Batch) -> Batch:
+        b[key] = fn(b[key])
+        return b
+    return mutate
+
+
+#: malformed coordinates (and batch vectors) that a graph builder from ``pos`` must reject
+POS_MUTATIONS: dict[str, Callable[[Batch], Batch]] = {
+    "pos_nan": _replace("pos", lambda p: p.index_fill(0, torch.tensor([1]), float("nan"))),
+    "pos_inf": _replace("pos", lambda p: p.index_fill(0, torch.tensor([0]), float("inf"))),
+    "pos_integer": _replace("pos", lambda p: p.round().long()),
+    "pos_1d": _replace("pos", lambda p: p.reshape(-1)),
+    **INDEX_MUTATIONS,
 }
 #: mutations of the node features that layers with a float-feature contract must reject
 FEATURE_MUTATIONS: dict[str, Callable[[Batch], Batch]] = {
@@ -675,3 +692,28 @@ def conformance_params(cases: Sequence[LayerCase], checks: Sequence[str] | None 
                 marks.append(pytest.mark.slow)
             params.append(pytest.param(case, name, id=f"{case.name}-{name}", marks=marks))
     return params
+
+
+def graph_builder_case(name: str, builder: Callable[[Data], Data], *,
+                       skip: dict[str, str] | None = None) -> LayerCase:
+    """The conformance case of a transform that builds ``edge_index`` from ``pos`` (kNN, radius).
+
+    A probe layer (PyG's ``PointNetConv``: messages from relative positions, smooth in ``x`` and
+    ``pos`` for a fixed graph) runs over two graphs: output 0 over the graphs ``builder`` built
+    one by one (the case's transform, batched with offsets), output 1 over the graph it builds
+    on the whole batch (``batch`` keeps the graphs apart), so batch composition also checks that
+    both agree. ``bad_inputs`` are :data:`POS_MUTATIONS`.
+    """
+    from torch_geometric.nn import PointNetConv
+
+    def probe() -> nn.Module:
+        return PointNetConv(nn.Linear(8 + 3, 8), add_self_loops=False)
+
+    def both_ways(m: nn.Module, b: Batch) -> tuple[Tensor, Tensor]:
+        built = builder(Data(pos=b.pos, batch=b.batch, num_nodes=b.num_nodes))
+        return m(b.x, b.pos, b.edge_index), m(b.x, b.pos, built.edge_index)
+
+    return LayerCase(name=name, make_module=probe,
+                     make_graph=lambda s: random_graph(7 + s % 5, pos_dim=3, seed=s),
+                     transform=builder, forward=both_ways, levels=("node", "node"),
+                     grad_inputs=("x", "pos"), bad_inputs=dict(POS_MUTATIONS), skip=skip or {})

@@ -2,12 +2,10 @@
 
 import pytest
 import torch
-from torch import nn
 from torch_geometric.data import Batch, Data
-from torch_geometric.nn import PointNetConv
 from torch_geometric.utils import is_undirected
 
-from graphlab.testing import CHECKS, INDEX_MUTATIONS, LayerCase, conformance_params, random_graph
+from graphlab.testing import CHECKS, conformance_params, graph_builder_case
 from graphlab.transforms import KNNGraph
 from graphlab.utils.geometry import knn_graph
 
@@ -48,43 +46,11 @@ def test_nan_coordinate_is_a_value_error_not_an_empty_graph():
 
 
 # ------------------------------------------------------------------ conformance suite (issue 17)
-def _set(key, fn):
-    """A batch mutation that replaces ``b[key]`` by ``fn(b[key])``."""
-    return lambda b: b.update({key: fn(b[key])})
-
-
-#: malformed inputs a graph builder must reject with a ValueError
-POS_MUTATIONS = {
-    "pos_nan": _set("pos", lambda p: p.index_fill(0, torch.tensor([1]), float("nan"))),
-    "pos_inf": _set("pos", lambda p: p.index_fill(0, torch.tensor([0]), float("inf"))),
-    "pos_integer": _set("pos", lambda p: p.round().long()),
-    "pos_1d": _set("pos", lambda p: p.reshape(-1)),
-    **INDEX_MUTATIONS,
-}
-
-
-def _probe() -> nn.Module:
-    # messages from relative positions: smooth in x and pos for a fixed graph
-    return PointNetConv(nn.Linear(8 + 3, 8), add_self_loops=False)
-
-
-def _knn_both_ways(m: nn.Module, b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Output 0 over the graphs KNNGraph built one by one (the case's transform, batched with
-    offsets); output 1 over the graph KNNGraph builds on the whole batch (``batch`` keeps the
-    graphs apart). Batch composition then also checks that both agree."""
-    built = KNN(Data(pos=b.pos, batch=b.batch, num_nodes=b.num_nodes))
-    return m(b.x, b.pos, b.edge_index), m(b.x, b.pos, built.edge_index)
-
-
 KNN = KNNGraph(k=3)
-CASES = [
-    LayerCase(name="knn-graph", make_module=_probe,
-              make_graph=lambda s: random_graph(7 + s % 5, pos_dim=3, seed=s), transform=KNN,
-              forward=_knn_both_ways, levels=("node", "node"), grad_inputs=("x", "pos"),
-              bad_inputs=POS_MUTATIONS,
-              skip={"isolated_nodes": "a node added to a graph becomes a nearest neighbour of "
-                    "other nodes: no node is isolated in a kNN graph"}),
-]
+CASES = [graph_builder_case(
+    "knn-graph", KNN,
+    skip={"isolated_nodes": "a node added to a graph becomes a nearest neighbour of "
+                            "other nodes: no node is isolated in a kNN graph"})]
 
 
 @pytest.mark.parametrize("case,check", conformance_params(CASES))

@@ -2,11 +2,9 @@
 
 import pytest
 import torch
-from torch import nn
 from torch_geometric.data import Batch, Data
-from torch_geometric.nn import PointNetConv
 
-from graphlab.testing import CHECKS, INDEX_MUTATIONS, LayerCase, conformance_params, random_graph
+from graphlab.testing import CHECKS, conformance_params, graph_builder_case
 from graphlab.transforms import RadiusGraph
 from graphlab.utils.geometry import radius_graph
 
@@ -47,43 +45,11 @@ def test_non_finite_coordinate_is_a_value_error_not_an_overflow(bad):
 
 
 # ------------------------------------------------------------------ conformance suite (issue 17)
-def _set(key, fn):
-    """A batch mutation that replaces ``b[key]`` by ``fn(b[key])``."""
-    return lambda b: b.update({key: fn(b[key])})
-
-
-#: malformed inputs a graph builder must reject with a ValueError
-POS_MUTATIONS = {
-    "pos_nan": _set("pos", lambda p: p.index_fill(0, torch.tensor([1]), float("nan"))),
-    "pos_inf": _set("pos", lambda p: p.index_fill(0, torch.tensor([0]), float("inf"))),
-    "pos_integer": _set("pos", lambda p: p.round().long()),
-    "pos_1d": _set("pos", lambda p: p.reshape(-1)),
-    **INDEX_MUTATIONS,
-}
-
-
-def _probe() -> nn.Module:
-    # messages from relative positions: smooth in x and pos for a fixed graph
-    return PointNetConv(nn.Linear(8 + 3, 8), add_self_loops=False)
-
-
-def _radius_both_ways(m: nn.Module, b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Output 0 over the graphs RadiusGraph built one by one (the case's transform, batched with
-    offsets); output 1 over the graph it builds on the whole batch (``batch`` keeps the graphs
-    apart). Batch composition then also checks that both agree."""
-    built = RADIUS(Data(pos=b.pos, batch=b.batch, num_nodes=b.num_nodes))
-    return m(b.x, b.pos, b.edge_index), m(b.x, b.pos, built.edge_index)
-
-
 RADIUS = RadiusGraph(r=1.5)
-CASES = [
-    LayerCase(name="radius-graph", make_module=_probe,
-              make_graph=lambda s: random_graph(7 + s % 5, pos_dim=3, seed=s), transform=RADIUS,
-              forward=_radius_both_ways, levels=("node", "node"), grad_inputs=("x", "pos"),
-              bad_inputs=POS_MUTATIONS,
-              skip={"isolated_nodes": "added nodes at random positions fall within r of other "
-                    "nodes and rightly change their neighbourhoods"}),
-]
+CASES = [graph_builder_case(
+    "radius-graph", RADIUS,
+    skip={"isolated_nodes": "added nodes at random positions fall within r of other "
+                            "nodes and rightly change their neighbourhoods"})]
 
 
 @pytest.mark.parametrize("case,check", conformance_params(CASES))
