@@ -157,14 +157,19 @@ class EGNNEncoder(nn.Module):
     def forward_data(self, data: Data) -> tuple[Tensor, Tensor]:
         """``forward`` on a (batched) ``Data`` (``x``, ``edge_index``, ``pos``, ``edge_attr``
         when built with ``edge_dim``, ``batch``, ``vel`` when present)."""
-        edge_attr = getattr(data, "edge_attr", None) if self.edge_dim is not None else None
-        return self(data.x, data.edge_index, _pos_of(data), edge_attr,
-                    getattr(data, "batch", None), vel=getattr(data, "vel", None),
-                    num_graphs=data_num_graphs(data))
+        return _call_on_data(self, data)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
                 f"{self.out_channels}, num_layers={self.num_layers}, edge_dim={self.edge_dim})")
+
+
+def _call_on_data(model: EGNNEncoder | EGNN, data: Data) -> Any:
+    """``model(...)`` with its inputs taken from a (batched) ``Data``; ``edge_attr`` only when
+    the model was built with ``edge_dim``."""
+    edge_attr = getattr(data, "edge_attr", None) if model.edge_dim is not None else None
+    return model(data.x, data.edge_index, _pos_of(data), edge_attr, getattr(data, "batch", None),
+                 vel=getattr(data, "vel", None), num_graphs=data_num_graphs(data))
 
 
 class EGNN(nn.Module):
@@ -246,10 +251,7 @@ class EGNN(nn.Module):
     def forward_data(self, data: Data) -> Tensor:
         """``forward`` on a (batched) ``Data`` (``x``, ``edge_index``, ``pos``, ``edge_attr``
         when built with ``edge_dim``, ``batch``, ``vel`` when present)."""
-        edge_attr = getattr(data, "edge_attr", None) if self.edge_dim is not None else None
-        return self(data.x, data.edge_index, _pos_of(data), edge_attr,
-                    getattr(data, "batch", None), vel=getattr(data, "vel", None),
-                    num_graphs=data_num_graphs(data))
+        return _call_on_data(self, data)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
