@@ -1,4 +1,4 @@
-"""The ``graphlab`` command line: ``datasets``, ``train`` and ``zoo``.
+"""The ``graphlab`` command line: ``datasets``, ``train``, ``presets`` and ``zoo``.
 
 Building the parser imports neither torch nor PyG (``graphlab --help`` is instant); each command
 imports what it needs. Mistakes a person can fix (unknown names, invalid budgets, missing data,
@@ -76,12 +76,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
     for key in ("hidden_channels", "num_layers", "dropout", "readout"):
         if getattr(args, key) is not None:
             kwargs[key] = getattr(args, key)
-    out = args.out or f"runs/{args.dataset}-{args.model}"
-    # everything that can be checked without data is checked before anything is loaded
-    config = TrainConfig(dataset=args.dataset, model=args.model, epochs=args.epochs,
-                         seeds=args.seeds, batch_size=args.batch_size, lr=args.lr,
-                         weight_decay=args.weight_decay, model_kwargs=kwargs, out=out,
-                         root=args.root, device=args.device, progress=not args.no_progress)
+    # flags given explicitly (argparse defaults are None so that a preset can tell)
+    given = {key: getattr(args, key) for key in _TRAIN_DEFAULTS if getattr(args, key) is not None}
+    if args.preset is not None:
+        from graphlab.presets import resolve_preset
+
+        preset = resolve_preset(args.model, args.dataset, args.preset)
+        seeds = given.pop("seeds", None)
+        if kwargs:
+            given["model_kwargs"] = kwargs
+        out = args.out or f"runs/{args.dataset}-{args.model}-{args.preset}"
+        # explicit flags override the preset; each is recorded as a deviation
+        config = preset.train_config(out=out, root=args.root, device=args.device,
+                                     progress=not args.no_progress, seeds=seeds, **given)
+    else:
+        out = args.out or f"runs/{args.dataset}-{args.model}"
+        # everything that can be checked without data is checked before anything is loaded
+        config = TrainConfig(dataset=args.dataset, model=args.model, model_kwargs=kwargs,
+                             out=out, root=args.root, device=args.device,
+                             progress=not args.no_progress, **{**_TRAIN_DEFAULTS, **given})
     dataset_info(args.dataset)
     if args.model.lower() not in available_models():
         raise UsageError(f"unknown model {args.model!r}; known models: "
@@ -98,7 +111,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
           f"{_fmt(summary['test_mean'], summary['test_std'])} (valid "
           f"{_fmt(summary['valid_mean'], summary['valid_std'])}) over {summary['num_runs']} "
           f"run(s); {summary['num_params']:,} parameters; protocol: {res['extra']['protocol']}")
+    if "preset" in res["extra"]:
+        preset = res["extra"]["preset"]
+        print(f"preset {preset['name']!r} ({preset['dataset_key']}): {preset['source']}; "
+              f"paper: {preset['paper_result'] or 'n/a'}; {len(preset['deviations'])} "
+              f"deviation(s) listed in results.json")
     print(f"results: {Path(out) / 'results.json'}")
+    return 0
+
+
+#: ``graphlab train`` budget flags and their values without a preset
+_TRAIN_DEFAULTS = {"epochs": 100, "seeds": 1, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0}
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from graphlab.presets import preset_rows
+
+    print(format_table(preset_rows(args.name),
+                       ["model", "dataset key", "datasets", "epochs", "runs", "deviations",
+                        "runner", "source"]))
     return 0
 
 
@@ -128,12 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
         "rerunning the same command resumes where it stopped.")
     p.add_argument("--dataset", required=True, help="dataset name (see `graphlab datasets`)")
     p.add_argument("--model", required=True, help="registered model name (gin, gcn, ...)")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--seeds", type=int, default=1,
-                   help="number of runs (seed i on split/fold i of the dataset's protocol)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="train with a published configuration (`paper`; see `graphlab "
+                   "presets`); explicit flags override it and are recorded as deviations")
+    p.add_argument("--epochs", type=int, default=None, help="default 100")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="number of runs (seed i on split/fold i of the dataset's protocol; "
+                   "default 1)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 32")
+    p.add_argument("--lr", type=float, default=None, help="default 1e-3")
+    p.add_argument("--weight-decay", type=float, default=None, help="default 0")
     p.add_argument("--hidden-channels", type=int, default=None)
     p.add_argument("--num-layers", type=int, default=None)
     p.add_argument("--dropout", type=float, default=None)
@@ -147,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     _add_debug(p, argparse.SUPPRESS)
     p.set_defaults(fn=_cmd_train)
+
+    p = sub.add_parser("presets", help="list the published training presets (model, dataset, "
+                       "source)")
+    p.add_argument("--name", default="paper", help="preset name (default: paper)")
+    _add_debug(p, argparse.SUPPRESS)
+    p.set_defaults(fn=_cmd_presets)
 
     from graphlab.zoo.cli import add_zoo_parser  # noqa: PLC0415 - `graphlab zoo ...`
 
