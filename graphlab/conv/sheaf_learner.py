@@ -97,6 +97,22 @@ class SheafLearner(nn.Module):
             return torch.nn.functional.elu(h)
         return h
 
+    def node_terms(self, x: Tensor) -> Tensor:
+        r"""Per-node halves of the learner's linear maps, ``[N, 2, num_out (+1)]``.
+
+        Row 0 is :math:`\mathbf{W}_{\ell}\mathbf{x}` (the part of
+        :math:`\mathbf{W} = [\mathbf{W}_{\ell} \,|\, \mathbf{W}_r]` that multiplies the map's own
+        endpoint), row 1 :math:`\mathbf{W}_r \mathbf{x}` (the other endpoint); with edge weights
+        the last column holds the same split of :math:`\mathbf{w}`.
+        """
+        weight = self.lin.weight
+        if self.weight_lin is not None:  # one product for the maps and the edge weights
+            weight = torch.cat([weight, self.weight_lin.weight], 0)
+        k = weight.size(0)
+        # [W_l; W_r] applied per node: N products instead of E on [x_v || x_u] pairs
+        w = torch.cat([weight[:, :self.in_channels], weight[:, self.in_channels:]], 0)
+        return (x @ w.t()).view(x.size(0), 2, k)
+
     def forward(self, x: Tensor | PairTensor, edge_index: Adj, size: Size = None) -> Tensor:
         x_src, x_dst = pair(x)
         n_src, n_dst = adj_sizes(edge_index, size, x_src.size(0), x_dst.size(0))
@@ -104,18 +120,22 @@ class SheafLearner(nn.Module):
         check_input_dtype(x_dst, self.lin.weight, "x")
         edge_index, _ = validated_adj(edge_index, n_src, n_dst)
         src, dst = edge_index[0], edge_index[1]
-        xs, xd = x_src.index_select(0, src), x_dst.index_select(0, dst)
-        # row 0: target-side input [x_v || x_u]; row 1: source-side input [x_u || x_v]
-        pairs = torch.stack([torch.cat([xd, xs], -1), torch.cat([xs, xd], -1)], 1)
-        h = self._activate(self.lin(pairs))  # [E, 2, num_out]
+        t_dst = self.node_terms(x_dst)
+        t_src = t_dst if x_src is x_dst else self.node_terms(x_src)
+        # W [x_v || x_u] = W_l x_v + W_r x_u: side 0 (target v) takes row 0 of v and row 1 of
+        # u, side 1 (source u) row 0 of u and row 1 of v, i.e. the source rows swapped
+        h = t_dst.index_select(0, dst) + t_src.index_select(0, src).flip(1)  # [E, 2, k]
         d = self.stalk_dim
+        if self.weight_lin is not None:
+            h, w = h[..., :-1], h[..., -1:]
+        h = self._activate(h)
         if self.maps == "diag":
             return h
         if self.maps == "general":
             return h.reshape(h.size(0), 2, d, d)
         maps = orthogonal_from_params(h, d, self.orthogonal)
         if self.weight_lin is not None:
-            scale = torch.sigmoid(self.weight_lin(pairs))  # [E, 2, 1]
+            scale = torch.sigmoid(w + self.weight_lin.bias)  # [E, 2, 1]
             maps = maps * scale.unsqueeze(-1)
         return maps
 
