@@ -27,7 +27,19 @@ of a second forward + backward pass minus the resident set just before it: every
 pass, autograd's saved tensors included. A ``torch.profiler`` table of our layer shows where the time
 goes.
 
+**Anchors** (:func:`anchor_rows`, the EGNN rows of ``speed-anchors``): ``EGNNConv`` against the
+authors' ``E_GCL`` (``models/egnn_clean/egnn_clean.py`` of github.com/vgsatorras/egnn, loaded from
+``--anchor-dir``, never copied here) and against ``egnn_pytorch.EGNN_Sparse`` (the published
+``egnn-pytorch`` package), at equal widths (features = hidden = message width), forward +
+backward, one thread, 7 interleaved rounds (3 with ``--quick``): the N-body batch (without
+velocities, which ``E_GCL`` does not have) and radius graphs of growing size, whose times give
+each layer's scaling exponent in the edge count. ``E_GCL`` computes the same function as
+``EGNNConv`` (it aggregates at ``edge_index[0]``, so it gets the flipped index): with our weights
+copied, the largest output difference is reported. ``EGNN_Sparse`` is a different layer (MLP
+widths ``2(2F+1)`` and ``4m``, summed coordinate updates), so only its time is compared.
+
     python -m benchmarks.egnn_speed [--quick] [--out runs/egnn_speed]
+    python -m benchmarks.egnn_speed --anchors [--quick] [--device cuda] --anchor-dir ANCHORS
 """
 
 from __future__ import annotations
@@ -40,7 +52,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchmarks.common import TaskResult, register, run_script
+from benchmarks.common import TaskResult, format_table, register, run_script
+from benchmarks.common.anchors import (
+    AnchorMissing,
+    anchor_row,
+    interleaved_times,
+    load_anchor_module,
+    optional_package,
+    peak_memory,
+    scaling_exponent,
+    set_anchor_dir,
+)
 from benchmarks.common.measure import cpu_time, measure_in_subprocess
 from graphlab.testing.reference_egnn import ReferenceEGCL, copy_egnn_weights
 
@@ -52,9 +74,18 @@ WORKLOADS = {
 PAPER = {"nbody": "paper: forward 6.2 ms per batch of 100 (GPU, 4 layers)"}
 
 
-def make_inputs(name: str, quick: bool, seed: int = 0) -> dict:
+def radius_points(num_nodes: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uniform points at the ``radius`` workload's density (~16 neighbours within r = 0.58, at
+    most 32) and their radius graph."""
     from graphlab.utils.geometry import radius_graph
 
+    cfg = WORKLOADS["radius"]
+    side = 10.0 * (num_nodes / cfg["nodes"]) ** (1 / 3)  # keep the density fixed
+    pos = torch.rand(num_nodes, 3, generator=gen) * side
+    return pos, radius_graph(pos, cfg["radius"], max_num_neighbors=32)
+
+
+def make_inputs(name: str, quick: bool, seed: int = 0) -> dict:
     cfg = WORKLOADS[name]
     gen = torch.Generator().manual_seed(seed)
     c = cfg["channels"]
@@ -69,9 +100,7 @@ def make_inputs(name: str, quick: bool, seed: int = 0) -> dict:
         pos = torch.randn(num_nodes, 3, generator=gen)
     else:
         num_nodes = 5_000 if quick else cfg["nodes"]
-        side = 10.0 * (num_nodes / cfg["nodes"]) ** (1 / 3)  # keep the density fixed
-        pos = torch.rand(num_nodes, 3, generator=gen) * side
-        edge_index = radius_graph(pos, cfg["radius"], max_num_neighbors=32)
+        pos, edge_index = radius_points(num_nodes, gen)
     inputs = {"x": torch.randn(num_nodes, c, generator=gen), "pos": pos,
               "edge_index": edge_index, "edge_attr": None, "vel": None}
     if cfg["edge_dim"]:
@@ -197,12 +226,184 @@ def run(quick: bool, out: Path, profiles: dict | None = None) -> TaskResult:
                       extra={"profiles": profiles})
 
 
+# --------------------------------------------------------------------------- anchors
+#: radius-graph sizes (nodes) of the scaling fit; ~16 directed edges per node
+ANCHOR_SIZES = {False: [2_500, 5_000, 10_000, 20_000], True: [500, 1_000, 2_000]}
+ANCHOR_IMPLS = ("graphlab", "E_GCL", "EGNN_Sparse")
+ANCHOR_NAMES = {"E_GCL": "authors' E_GCL (vgsatorras/egnn)",
+                "EGNN_Sparse": "egnn_pytorch EGNN_Sparse 0.2.8"}
+
+
+def anchor_inputs(workload: str, num_nodes: int = 0, seed: int = 0) -> dict:
+    """Inputs of an anchor workload: ``"nbody"`` (the 5-body batch without velocities, which
+    ``E_GCL`` does not take) or ``"radius"`` with ``num_nodes`` points."""
+    if workload == "nbody":
+        inputs = make_inputs("nbody", quick=False, seed=seed)
+        inputs["vel"] = None
+        return inputs
+    gen = torch.Generator().manual_seed(seed)
+    pos, edge_index = radius_points(num_nodes, gen)
+    c = WORKLOADS["radius"]["channels"]
+    return {"x": torch.randn(num_nodes, c, generator=gen), "pos": pos, "edge_index": edge_index,
+            "edge_attr": None, "vel": None}
+
+
+def anchor_layer(impl: str, channels: int, edge_dim: int, device: str = "cpu") -> nn.Module:
+    """``impl`` at equal widths (features = hidden = messages = ``channels``); ``E_GCL`` gets
+    ``EGNNConv``'s weights (same seed), so both compute the same function."""
+    from graphlab.conv import EGNNConv
+
+    torch.manual_seed(0)
+    if impl == "EGNN_Sparse":
+        egnn_pytorch = optional_package("egnn_pytorch")
+        layer = egnn_pytorch.EGNN_Sparse(feats_dim=channels, edge_attr_dim=edge_dim,
+                                         m_dim=channels)
+        return layer.to(device)
+    ours = EGNNConv(channels, channels, channels, edge_dim=edge_dim)
+    if impl == "graphlab":
+        return ours.to(device)
+    egnn = load_anchor_module("egnn", "models.egnn_clean.egnn_clean")
+    theirs = egnn.E_GCL(channels, channels, channels, edges_in_d=edge_dim)
+    pairs = [(theirs.edge_mlp[0], ours.edge_lin1), (theirs.edge_mlp[2], ours.edge_lin2),
+             (theirs.node_mlp[0], ours.node_lin1), (theirs.node_mlp[2], ours.node_lin2),
+             (theirs.coord_mlp[0], ours.coord_lin1), (theirs.coord_mlp[2], ours.coord_lin2)]
+    with torch.no_grad():
+        for dst, src in pairs:
+            dst.weight.copy_(src.weight)
+            if dst.bias is not None:
+                dst.bias.copy_(src.bias)
+    return theirs.to(device)
+
+
+def anchor_forward(impl: str, layer: nn.Module, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(h, pos)`` of one layer call, each implementation with its own calling convention."""
+    x, pos, edge_index, edge_attr = (inputs[k] for k in ("x", "pos", "edge_index", "edge_attr"))
+    if impl == "graphlab":
+        return layer(x, pos, edge_index, edge_attr)
+    if impl == "E_GCL":  # aggregates at edge_index[0]: the flipped index (flipped once, outside)
+        h, coord, _ = layer(x, inputs["edge_index_t"], pos, edge_attr)
+        return h, coord
+    out = layer(torch.cat([pos, x], dim=-1), edge_index, edge_attr)
+    return out[:, pos.size(1):], out[:, :pos.size(1)]
+
+
+def _anchor_step(impl: str, layer: nn.Module, inputs: dict):
+    x = inputs["x"].clone().requires_grad_(True)
+    pos = inputs["pos"].clone().requires_grad_(True)
+    args = inputs | {"x": x, "pos": pos}
+
+    def step() -> None:
+        h, p = anchor_forward(impl, layer, args)
+        (h.sum() + p.sum()).backward()
+        x.grad = pos.grad = None
+        layer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _to(inputs: dict, device: str) -> dict:
+    out = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
+    out["edge_index_t"] = out["edge_index"].flip(0).contiguous()
+    return out
+
+
+def anchor_memory_step(impl: str, workload: str, num_nodes: int, device: str = "cpu"):
+    """The peak-memory worker's step: one forward + backward of ``impl`` on a workload."""
+    inputs = _to(anchor_inputs(workload, num_nodes), device)
+    edge_dim = 0 if inputs["edge_attr"] is None else inputs["edge_attr"].size(1)
+    layer = anchor_layer(impl, inputs["x"].size(1), edge_dim, device)
+    return _anchor_step(impl, layer, inputs)
+
+
+def anchor_agreement(workload: str = "nbody", num_nodes: int = 0) -> float:
+    """Largest absolute difference of ``(h, pos)`` between ``EGNNConv`` and the authors'
+    ``E_GCL`` with the same weights, in float64."""
+    inputs = _to(anchor_inputs(workload, num_nodes), "cpu")
+    inputs = {k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
+              for k, v in inputs.items()}
+    edge_dim = 0 if inputs["edge_attr"] is None else inputs["edge_attr"].size(1)
+    c = inputs["x"].size(1)
+    outs = [anchor_forward(impl, anchor_layer(impl, c, edge_dim).double(), inputs)
+            for impl in ("graphlab", "E_GCL")]
+    return max((a - b).abs().max().item() for a, b in zip(*outs, strict=True))
+
+
+def anchor_rows(quick: bool, device: str = "cpu") -> list[dict]:
+    """EGNNConv against the authors' ``E_GCL`` and ``egnn_pytorch.EGNN_Sparse``: one row per
+    (workload, anchor) with the ratio's median and range over interleaved rounds, the memory
+    ratio (full run), and the scaling exponent of time in edges (radius graphs). A missing
+    anchor gives no row; :func:`benchmarks.common.anchors.skipped_anchors` says why."""
+    from tqdm import tqdm
+
+    torch.set_num_threads(1)
+    rounds, min_run_time = (3, 0.02) if quick else (7, 0.2)
+    impls = ["graphlab"]
+    for impl in ANCHOR_IMPLS[1:]:
+        try:
+            anchor_layer(impl, 4, 0)
+            impls.append(impl)
+        except AnchorMissing:
+            pass
+    if len(impls) == 1:
+        return []
+    agreement = anchor_agreement() if "E_GCL" in impls else None
+    sizes = ANCHOR_SIZES[quick]
+    cases = [("nbody", 0)] + [("radius", n) for n in sizes]
+    timed: dict[tuple[str, int], dict[str, list[float]]] = {}
+    edges: dict[tuple[str, int], int] = {}
+    for workload, n in tqdm(cases, desc="egnn anchors", leave=False):
+        inputs = _to(anchor_inputs(workload, n), device)
+        edges[workload, n] = inputs["edge_index"].size(1)
+        edge_dim = 0 if inputs["edge_attr"] is None else inputs["edge_attr"].size(1)
+        steps = {impl: _anchor_step(impl, anchor_layer(impl, inputs["x"].size(1), edge_dim,
+                                                       device), inputs) for impl in impls}
+        timed[workload, n] = interleaved_times(steps, rounds, min_run_time, device)
+    radius = [("radius", n) for n in sizes]
+    exponent = {impl: scaling_exponent([edges[c] for c in radius],
+                                       [sorted(timed[c][impl])[rounds // 2] for c in radius])
+                for impl in impls}
+    rows = []
+    for case in (("nbody", 0), radius[-1]):
+        memory = {}
+        if not quick:  # a fresh process per layer; quick runs report no memory ratio
+            memory = {impl: peak_memory("benchmarks.egnn_speed:anchor_memory_step",
+                                        {"impl": impl, "workload": case[0],
+                                         "num_nodes": case[1], "device": device}, device)
+                      for impl in impls}
+        label = ("EGNN layer fwd+bwd, 100 x 5-body (2,000 edges, 64 ch)" if case[0] == "nbody"
+                 else f"EGNN layer fwd+bwd, radius graph {case[1]:,} nodes "
+                      f"({edges[case]:,} edges, 32 ch)")
+        for impl in impls[1:]:
+            extra = {"device": device, "rounds": rounds, "edges": edges[case]}
+            if case[0] == "radius":
+                extra |= {"exponent": round(exponent["graphlab"], 3),
+                          "anchor_exponent": round(exponent[impl], 3),
+                          "exponent_over": f"{edges[radius[0]]:,}-{edges[radius[-1]]:,} edges"}
+            if impl == "E_GCL":
+                extra["max_abs_diff"] = agreement
+            else:
+                extra["max_abs_diff"] = "n/a (a different layer: MLP widths 2(2F+1), 4m)"
+            rows.append(anchor_row(label, ANCHOR_NAMES[impl], timed[case]["graphlab"],
+                                   timed[case][impl], memory.get("graphlab"), memory.get(impl),
+                                   **extra))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("runs/egnn_speed"))
+    parser.add_argument("--anchors", action="store_true",
+                        help="print the rows against the authors' E_GCL and egnn-pytorch instead")
+    parser.add_argument("--anchor-dir", type=Path, default=None,
+                        help="folder with a checkout of github.com/vgsatorras/egnn as egnn/")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (with --anchors)")
     args = parser.parse_args(argv)
+    set_anchor_dir(args.anchor_dir)
+    if args.anchors:
+        print(format_table(anchor_rows(args.quick, args.device)))
+        return 0
     profiles: dict[str, str] = {}
     code = run_script("egnn-speed", argv, args.out, args.quick,
                       lambda: run(args.quick, args.out, profiles=profiles))

@@ -13,19 +13,44 @@
 Times are median CPU times of ``torch.utils.benchmark.Timer.blocked_autorange`` on one thread
 (:func:`benchmarks.common.measure.cpu_time`).
 
+**Anchor** (:func:`anchor_rows`, the k-subset rows of ``speed-anchors``): ``k_subset_marginals``
+against the authors' SIMPLE circuit (``simple/simple.py`` of github.com/chendiqian/PR-MPNN,
+loaded from ``--anchor-dir``, never copied here): ``Layer.log_pr``, the exact marginals of their
+exactly-k circuit, forward + backward, at the paper's sizes (ZINC: 128 graphs x 5 priors, 100
+addition candidates with k = 80 and ~50 deletion candidates with k = 20; peptides-func: 350
+candidates, k = 80, on 64 rows: their circuit takes ~6 s CPU per pass there), padded to a
+power of two as their ``EdgeSIMPLEBatched`` does. Their circuit reads log-probabilities
+(``log sigmoid`` of our logits gives the same distribution) and runs eagerly (their
+``DISABLE`` switch of ``torch.compile``: inductor did not finish compiling it within minutes
+on this CPU). Their backward treats the negative literals as constants (a
+``detach``), so only values are compared. Their ``Layer`` reads the circuit from a pickle file;
+here the same circuit is built in memory by their ``create_exactly_k`` (nothing is unpickled).
+
     python -m benchmarks.prmpnn_speed [--quick] [--out runs/prmpnn_speed]
+    python -m benchmarks.prmpnn_speed --anchors [--quick] [--device cuda] --anchor-dir ANCHORS
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import tempfile
+import types
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from benchmarks.common import TaskResult, register, run_script
+from benchmarks.common import TaskResult, format_table, register, run_script
+from benchmarks.common.anchors import (
+    AnchorMissing,
+    anchor_row,
+    interleaved_times,
+    load_anchor_module,
+    peak_memory,
+    set_anchor_dir,
+)
 from benchmarks.common.measure import cpu_time
 from graphlab.rewiring import k_subset_marginals
 
@@ -196,12 +221,126 @@ def run(quick: bool, out: Path) -> TaskResult:
                             "rows in the same run.")
 
 
+# --------------------------------------------------------------------------- anchor
+#: workload -> (rows = graphs x priors, candidates n, k), the paper's configurations
+SIMPLE_WORKLOADS = {
+    False: {"ZINC addition": (640, 100, 80), "ZINC deletion": (640, 50, 20),
+            "peptides-func addition": (64, 350, 80)},
+    True: {"ZINC addition": (64, 100, 80)},
+}
+LARGE_NUMBER = 1e10  # their padding score
+
+
+def simple_layer(n: int, k: int, device: str = "cpu"):
+    """The authors' SIMPLE ``Layer`` for ``n`` candidates (padded to a power of two, as their
+    ``EdgeSIMPLEBatched`` does) and subset size ``k``, run eagerly."""
+    simple = load_anchor_module("PR-MPNN", "simple.simple")
+    build = load_anchor_module("PR-MPNN", "simple.create_simple_constraint")
+    # their DISABLE switch, after the fact: the module-level functions and methods are already
+    # wrapped by torch.compile; each wrapper keeps the original function
+    for name in ("levelwiseSL", "levelwiseMars", "log1mexp", "gumbel_keys", "sample_subset"):
+        fn = getattr(simple, name)
+        setattr(simple, name, getattr(fn, "_torchdynamo_orig_callable", fn))
+    for name in ("log_pr", "sample"):
+        fn = getattr(simple.Layer, name)
+        setattr(simple.Layer, name, getattr(fn, "_torchdynamo_orig_callable", fn))
+    size = 2 ** math.ceil(math.log2(n))
+    circuit = build.create_exactly_k(size, k)[0][-1]
+    # their Layer reads the circuit from f"{root}/{n}C{k}.pkl"; hand it the one just built
+    simple.pickle = types.SimpleNamespace(load=lambda _file: circuit)
+    with tempfile.TemporaryDirectory() as root:
+        (Path(root) / f"{size}C{k}.pkl").touch()
+        return simple.Layer(size, k, device, root=root)
+
+
+def simple_marginals(layer, log_probs: Tensor) -> Tensor:
+    """Their marginals ``[rows, n]`` of log-probabilities ``[rows, n]``, padded as they pad."""
+    rows, n = log_probs.shape
+    size = layer.literal_mask[0].numel() // 2
+    pad = log_probs.new_full((rows, size - n), -LARGE_NUMBER)
+    return layer.log_pr(torch.cat([log_probs, pad], dim=1)).exp().permute(1, 0)[:, :n]
+
+
+def _simple_inputs(rows: int, n: int, device: str) -> tuple[Tensor, Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return (torch.randn(rows, n, generator=gen).to(device),
+            torch.randn(rows, n, generator=gen).to(device))
+
+
+def _simple_step(impl: str, rows: int, n: int, k: int, device: str, layer=None):
+    logits, cot = _simple_inputs(rows, n, device)
+    if impl == "SIMPLE":
+        layer = simple_layer(n, k, device) if layer is None else layer
+        log_probs = torch.nn.functional.logsigmoid(logits)
+
+        def step() -> None:
+            x = log_probs.clone().requires_grad_(True)
+            (simple_marginals(layer, x) * cot).sum().backward()
+    else:
+        def step() -> None:
+            x = logits.clone().requires_grad_(True)
+            (k_subset_marginals(x, k) * cot).sum().backward()
+    return step
+
+
+def simple_memory_step(impl: str, rows: int, n: int, k: int, device: str = "cpu"):
+    """The peak-memory worker's step: forward + backward of ``impl`` (graphlab or SIMPLE)."""
+    return _simple_step(impl, rows, n, k, device)
+
+
+def anchor_rows(quick: bool, device: str = "cpu") -> list[dict]:
+    """``k_subset_marginals`` against the authors' SIMPLE circuit: one row per workload, with
+    the ratio's median and range over interleaved rounds, the memory ratio (full run) and the
+    largest difference of the marginals (float32, both). No row when the checkout is missing
+    (:func:`benchmarks.common.anchors.skipped_anchors` says why)."""
+    from tqdm import tqdm
+
+    torch.set_num_threads(1)
+    rounds, min_run_time = (3, 0.05) if quick else (7, 0.5)
+    try:
+        load_anchor_module("PR-MPNN", "simple.node")
+    except AnchorMissing:
+        return []
+    rows = []
+    for name, (n_rows, n, k) in tqdm(SIMPLE_WORKLOADS[quick].items(), desc="SIMPLE anchor",
+                                     leave=False):
+        layer = simple_layer(n, k, device)
+        logits, _ = _simple_inputs(n_rows, n, device)
+        with torch.no_grad():
+            theirs = simple_marginals(layer, torch.nn.functional.logsigmoid(logits))
+            diff = (theirs - k_subset_marginals(logits, k)).abs().max().item()
+        steps = {impl: _simple_step(impl, n_rows, n, k, device, layer)
+                 for impl in ("graphlab", "SIMPLE")}
+        times = interleaved_times(steps, rounds, min_run_time, device)
+        memory = {}
+        if not quick:
+            memory = {impl: peak_memory("benchmarks.prmpnn_speed:simple_memory_step",
+                                        {"impl": impl, "rows": n_rows, "n": n, "k": k,
+                                         "device": device}, device)
+                      for impl in ("graphlab", "SIMPLE")}
+        rows.append(anchor_row(
+            f"k-subset marginals fwd+bwd, {name} ({n_rows} rows x {n} candidates, k = {k})",
+            "authors' SIMPLE circuit (chendiqian/PR-MPNN, eager)", times["graphlab"],
+            times["SIMPLE"], memory.get("graphlab"), memory.get("SIMPLE"), device=device,
+            rounds=rounds, max_abs_diff=diff))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("runs/prmpnn_speed"))
+    parser.add_argument("--anchors", action="store_true",
+                        help="print the rows against the authors' SIMPLE circuit instead")
+    parser.add_argument("--anchor-dir", type=Path, default=None,
+                        help="folder with a checkout of github.com/chendiqian/PR-MPNN as PR-MPNN/")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (with --anchors)")
     args = parser.parse_args(argv)
+    set_anchor_dir(args.anchor_dir)
+    if args.anchors:
+        print(format_table(anchor_rows(args.quick, args.device)))
+        return 0
     return run_script("prmpnn-speed", argv, args.out, args.quick,
                       lambda: run(args.quick, args.out))
 
