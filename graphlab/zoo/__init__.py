@@ -4,11 +4,13 @@ Build a zoo of small trained networks (:func:`build_zoo`: deterministic, resumab
 open it with verified weights (:func:`load_zoo`, :class:`Zoo`), predict member properties from
 weights or graphs (:func:`predict`), treat pruning as edge labelling (:func:`predict_edges`),
 link the members into a graph of networks (:func:`zoo_graph`) and write a report
-(:func:`analyze`). The command line is ``graphlab zoo build | predict | analyze``.
+(:func:`analyze`), and check that a zoo is worth learning from (:func:`health_report`). The
+command line is ``graphlab zoo build | health | predict | analyze``.
 
 The modules: :mod:`~graphlab.zoo.architectures`, :mod:`~graphlab.zoo.presets`,
-:mod:`~graphlab.zoo.training`, :mod:`~graphlab.zoo.inr`, :mod:`~graphlab.zoo.build`, :mod:`~graphlab.zoo.store`,
-:mod:`~graphlab.zoo.splits`, :mod:`~graphlab.zoo.tasks`, :mod:`~graphlab.zoo.graph`,
+:mod:`~graphlab.zoo.training`, :mod:`~graphlab.zoo.inr`, :mod:`~graphlab.zoo.build`,
+:mod:`~graphlab.zoo.store`, :mod:`~graphlab.zoo.splits`, :mod:`~graphlab.zoo.health`,
+:mod:`~graphlab.zoo.tasks`, :mod:`~graphlab.zoo.graph`,
 :mod:`~graphlab.zoo.analysis`, :mod:`~graphlab.zoo.cli`.
 
 Names are imported lazily, so that ``graphlab.zoo.cli`` (and ``graphlab --help``) do not import
@@ -30,8 +32,9 @@ _EXPORTS: dict[str, str] = {
     "input_shape": "architectures", "ResMLP": "architectures", "Conv1dNet": "architectures",
     "CNN2d": "architectures", "SIREN": "architectures", "Sine": "architectures",
     "fit_inrs": "inr", "inr_split": "inr", "digits_images": "inr",
-    "train_member": "training", "train_members": "training", "digits_data": "training", "function_complexity": "training",
-    "hessian_top_eigenvalue": "training",
+    "train_member": "training", "train_members": "training", "digits_data": "training",
+    "function_complexity": "training", "hessian_top_eigenvalue": "training",
+    "health_report": "health", "write_health": "health",
     "zoo_splits": "splits",
     "predict": "tasks", "predict_edges": "tasks", "edge_importance": "tasks",
     "layer_collapse": "tasks", "prune_mask": "tasks", "prunable_edges": "tasks",

@@ -1,4 +1,4 @@
-"""``graphlab zoo build | predict | analyze``: model zoos from the command line.
+"""``graphlab zoo build | health | predict | analyze``: model zoos from the command line.
 
 Building the parser imports no torch (``graphlab --help`` stays fast): the command functions
 import what they need.
@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from graphlab.zoo.store import Zoo
 
 __all__ = ["add_zoo_parser"]
 
@@ -28,6 +32,28 @@ def _cmd_build(args: argparse.Namespace) -> int:
                     shard=args.shard, progress=not args.no_progress, overwrite=args.overwrite)
     zoo = load_zoo(out)
     print(f"{zoo}: {len(zoo)} finished members in {out} ({time.perf_counter() - t0:.1f} s)")
+    if len(zoo):
+        _print_health(zoo)
+    return 0
+
+
+def _print_health(zoo: Zoo) -> None:
+    from graphlab.zoo.health import health_markdown, write_health
+
+    rep = write_health(zoo)
+    saved = [n for n in ("health.json", "health.md", "health.png") if (zoo.path / n).exists()]
+    print(health_markdown(rep), end="")
+    print(f"(saved {', '.join(saved)} in {zoo.path})")
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    from graphlab.cli import UsageError
+    from graphlab.zoo import load_zoo
+
+    zoo = load_zoo(args.zoo)
+    if not len(zoo):
+        raise UsageError(f"{args.zoo} has no finished members; run graphlab zoo build first")
+    _print_health(zoo)
     return 0
 
 
@@ -105,6 +131,10 @@ def add_zoo_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="if --out holds a zoo of another preset/seed, delete it and start over")
     p.set_defaults(fn=_cmd_build)
+
+    p = sub.add_parser("health", help="(re)write and print a zoo's health report")
+    p.add_argument("--zoo", required=True)
+    p.set_defaults(fn=_cmd_health)
 
     p = sub.add_parser("predict", help="predict a member property from weights or graphs")
     p.add_argument("--zoo", required=True)
