@@ -29,7 +29,8 @@ from graphlab.metanets.spec import NetSpec
 from graphlab.metanets.views import to_graph
 
 __all__ = ["PermGroup", "PermutationSpec", "permutation_spec", "random_symmetry",
-           "permute_graph_nodes", "permute_module", "is_automorphism"]
+           "permute_graph_nodes", "permute_module", "is_automorphism", "ODD_ACTS",
+           "sign_flip_nodes", "flip_graph_signs"]
 
 
 @dataclass
@@ -254,12 +255,55 @@ def permute_module(module: nn.Module, perm: Tensor, example_input: Tensor | None
     return new
 
 
-def random_symmetry(module: nn.Module, seed: int = 0, example_input: Tensor | None = None
-                    ) -> nn.Module:
+#: activations with f(-z) = -f(z): flipping the sign of such a hidden neuron's incoming weights
+#: and bias and of its outgoing weights leaves the network's function unchanged
+ODD_ACTS = ("sine", "tanh")
+
+
+def sign_flip_nodes(graph: Data) -> Tensor:
+    """Mask of the neural-view nodes whose sign can be flipped: hidden neurons / channels of a free
+    (non-fixed) permutation group whose every node set ends in an odd activation
+    (:data:`ODD_ACTS`) and carries no norm parameters (ScaleGMN's sign symmetry, Kalogeropoulos
+    et al., NeurIPS 2024)."""
+    spec = _spec_from_net(graph.net)
+    mask = torch.zeros(graph.num_nodes, dtype=torch.bool)
+    for g in spec.groups:
+        sets = [graph.net.sets[s] for s in g.sets]
+        if g.fixed or any(st.act not in ODD_ACTS or st.kind not in ("neuron", "channel")
+                          for st in sets):
+            continue
+        mask[g.node_ids.reshape(-1)] = True
+    return mask
+
+
+def flip_graph_signs(graph: Data, sign: Tensor) -> Data:
+    """A copy of a neural-view graph with node ``i`` negated where ``sign[i] = -1``: every edge
+    scaled by ``sign[src] * sign[dst]`` and the bias column of ``x`` by ``sign``. Only a symmetry
+    where ``sign`` is ``-1`` on :func:`sign_flip_nodes` alone."""
+    sign = torch.as_tensor(sign, dtype=graph.edge_attr.dtype)
+    out = copy.copy(graph)
+    src, dst = graph.edge_index
+    out.edge_attr = graph.edge_attr * (sign[src] * sign[dst]).unsqueeze(-1)
+    x = graph.x.clone()
+    x[:, 0] = x[:, 0] * sign
+    out.x = x
+    return out
+
+
+def random_symmetry(module: nn.Module, seed: int = 0, example_input: Tensor | None = None,
+                    signs: bool = False) -> nn.Module:
     """A copy of ``module`` with a random element of its permutation group applied: it computes
-    the same function (up to floating-point rounding) with permuted weights."""
+    the same function (up to floating-point rounding) with permuted weights.
+
+    With ``signs=True`` the hidden neurons of :func:`sign_flip_nodes` (odd activations such as
+    SIREN's sine) also have their signs flipped at random (a fair coin each), the sign symmetry
+    the INR-classification papers augment with."""
     graph = to_graph(module, example_input, view="neural")
     perm = _spec_from_net(graph.net).sample(seed)
+    if signs:
+        gen = torch.Generator().manual_seed(seed + 1)
+        coin = torch.randint(0, 2, (graph.num_nodes,), generator=gen) * 2 - 1
+        graph = flip_graph_signs(graph, torch.where(sign_flip_nodes(graph), coin, 1))
     new = copy.deepcopy(module)
     new.load_state_dict(graph_to_state_dict(permute_graph_nodes(graph, perm), module))
     return new

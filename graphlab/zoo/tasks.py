@@ -513,3 +513,250 @@ def predict_edges(zoo: Zoo, target: str = "prune_snip", split: str = "id",
         out[f"baseline_{k}"] = base[k]
     out["per_seed"] = runs
     return out
+
+
+# --------------------------------------------------------------------------- fair training
+#: the hyperparameter space searched for every model, the same number of configurations each
+#: (:func:`sample_configs`); the graph metanets, the flat MLP and the NFN baselines share one
+#: space so no model gets a larger search than another
+TORCH_SPACE: dict[str, list[Any]] = {
+    "lr": [3e-4, 1e-3, 3e-3],
+    "hidden": [32, 64, 128],
+    "layers": [2, 3, 4],
+    "dropout": [0.0, 0.1, 0.2],
+    "weight_decay": [0.0, 1e-4, 1e-2],
+}
+#: StatNN's space: gradient boosting's depth, number of trees and learning rate
+GBM_SPACE: dict[str, list[Any]] = {
+    "max_depth": [3, 5, None],
+    "max_iter": [100, 300, 600],
+    "learning_rate": [0.03, 0.1, 0.3],
+    "l2_regularization": [0.0, 1.0],
+}
+
+
+def sample_configs(space: dict[str, list[Any]], n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` distinct configurations drawn uniformly from the grid ``space`` (a fixed seed, so
+    every run and every model of a run searches reproducibly); the first is the grid's middle."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    keys = list(space)
+    sizes = [len(space[k]) for k in keys]
+    total = int(np.prod(sizes))
+    rng = np.random.default_rng(seed)
+    middle = tuple(s // 2 for s in sizes)
+    picks = [middle] + [tuple(np.unravel_index(int(i), sizes))
+                        for i in rng.permutation(total) if tuple(np.unravel_index(int(i), sizes))
+                        != middle][: max(0, min(n, total) - 1)]
+    return [{k: space[k][j] for k, j in zip(keys, p)} for p in picks]
+
+
+def _seeded(factory: Any, seed: int) -> nn.Module:
+    """``factory()`` initialised from ``seed`` (graphlab's own init where it knows the layers,
+    else the layer's own init under a forked, seeded global RNG)."""
+    try:
+        return seeded_module(factory, torch.Generator().manual_seed(seed))
+    except ValueError:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return factory()
+
+
+def fit_classifier(make: Any, inputs: Any, y: Tensor, train: Tensor, valid: Tensor,
+                   config: dict[str, Any], seed: int, epochs: int = 100,
+                   patience: int | None = 20, batch_size: int = 64,
+                   augment: Any = None) -> tuple[nn.Module, Any]:
+    """Train ``make(config)`` as a classifier through :func:`graphlab.engine.fit`, selecting the
+    epoch with the best validation accuracy (ties broken by validation loss), stopping after
+    ``patience`` epochs without improvement and restoring the selected weights.
+
+    Args:
+        make: ``config -> nn.Module``.
+        inputs: ``rows (LongTensor), training (bool) -> model input`` (``augment`` applies a
+            random symmetry to training batches inside it, if given).
+        y: ``[N]`` class labels; ``train`` / ``valid``: row indices.
+        config: ``lr``, ``weight_decay`` and whatever ``make`` reads.
+
+    Returns:
+        the model (eval mode, selected weights) and the engine's ``FitResult`` (learning curves:
+        ``history`` with ``loss``, ``valid_acc``, ``valid_loss`` per epoch).
+    """
+    model = _seeded(lambda: make(config), seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"],
+                            weight_decay=config.get("weight_decay", 0.0))
+    gen = torch.Generator().manual_seed(seed)
+
+    def batches(epoch: int) -> Iterator[Tensor]:
+        order = train[torch.randperm(train.numel(), generator=gen)]
+        return iter(order.split(batch_size))
+
+    def step(net: nn.Module, rows: Tensor) -> Tensor:
+        return F.cross_entropy(net(inputs(rows, True)), y[rows])
+
+    def scores(net: nn.Module) -> dict[str, float]:
+        logits = torch.cat([net(inputs(r, False)) for r in valid.split(256)])
+        return {"valid_acc": float((logits.argmax(-1) == y[valid]).float().mean()),
+                "valid_loss": float(F.cross_entropy(logits, y[valid]))}
+
+    res = fit(model, opt, train_step=step, train_batches=batches, epochs=epochs,
+              evaluate=scores, select=[("valid_acc", "max"), ("valid_loss", "min")],
+              patience=patience, restore_best=True, generator=gen, progress=False,
+              clip_grad_norm=10.0, desc="metanet")
+    return model.eval(), res
+
+
+@torch.no_grad()
+def predict_classes(model: nn.Module, inputs: Any, rows: Tensor) -> Tensor:
+    """Arg-max predictions of ``model`` on ``rows`` (eval mode, no augmentation)."""
+    model.eval()
+    return torch.cat([model(inputs(r, False)).argmax(-1) for r in rows.split(256)])
+
+
+# --------------------------------------------------------------------------- INR classification
+#: the models of :func:`classify_weights`: (name, input view) in table order
+WEIGHT_MODELS: dict[str, str] = {
+    "mlp": "flat", "statnn": "statistics", "neural": "neural graph", "gmn": "parameter graph",
+    "nfn_hnp": "weight tensors", "nfn_np": "weight tensors"}
+_GRAPH_VIEW = {"neural": "neural", "gmn": "parameter"}
+
+
+def tensor_scales(space: Any, flat: Tensor) -> Tensor:
+    """``[P]`` one scale per parameter tensor (its standard deviation over ``flat``'s rows and
+    entries): dividing by it keeps every symmetry (permutations and sign flips act inside a
+    tensor) and brings SIREN's :math:`\\omega_0`-folded first layer (entries up to 15) to the
+    range the encoders' value features resolve."""
+    scale = torch.empty(space.num_params)
+    for a, b in zip(space.offsets, space.offsets[1:]):
+        scale[a:b] = flat[:, a:b].std().clamp_min(1e-8)
+    return scale
+
+
+def _torch_model(name: str, space: Any, num_classes: int, cfg: dict[str, Any]) -> nn.Module:
+    from graphlab.metanets import GMN, NeuralGraphEncoder
+    from graphlab.metanets.baselines import FlatMLP, NFNClassifier
+
+    h, layers, drop = cfg["hidden"], cfg["layers"], cfg["dropout"]
+    if name == "mlp":
+        return FlatMLP(space.num_params, h, num_classes, max(layers, 2), dropout=drop)
+    if name in _GRAPH_VIEW:
+        template = space.graphs(torch.zeros(1, space.num_params), _GRAPH_VIEW[name])
+        cls = NeuralGraphEncoder if name == "neural" else GMN
+        return cls.from_graph(template, num_classes, h, layers, dropout=drop)
+    if name in ("nfn_hnp", "nfn_np"):
+        return NFNClassifier(space, h, num_classes, layers, mode=name[4:], dropout=drop)
+    raise ValueError(f"unknown model {name!r}; expected one of {list(WEIGHT_MODELS)}")
+
+
+def _gbm(cfg: dict[str, Any], seed: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(random_state=seed, **cfg)
+
+
+def classify_weights(space: Any, flat: Tensor, y: Tensor, split: dict[str, Sequence[int]],
+                     models: Sequence[str] = tuple(WEIGHT_MODELS), n_configs: int = 6,
+                     seeds: Sequence[int] = (0, 1, 2), epochs: int = 100, patience: int = 20,
+                     batch_size: int = 64, augment: bool = True, num_symmetries: int = 64,
+                     search_seed: int = 0, log: Any = None) -> list[dict[str, Any]]:
+    r"""Classify networks of one architecture from their weights (INR classification: which
+    digit does this SIREN draw?) with every model of :data:`WEIGHT_MODELS` under one protocol.
+
+    Every model gets the same search: ``n_configs`` configurations (:func:`sample_configs` over
+    :data:`TORCH_SPACE`, or :data:`GBM_SPACE` for StatNN), each trained with seed
+    ``seeds[0]`` on ``split["train"]`` and scored on ``split["val"]``; the best validation
+    accuracy picks the configuration, which is then retrained with every seed and scored once
+    on ``split["test"]``. Torch models train through :func:`fit_classifier` (epoch selection on
+    validation, early stopping) on weights divided by :func:`tensor_scales` and, if ``augment``,
+    with a random symmetry per training example (``num_symmetries`` neuron permutations and
+    sign flips of :meth:`~graphlab.metanets.weightspace.WeightSpace.symmetries`, as the DWSNets,
+    NFN and Neural Graphs recipes do). The NFN rows are skipped, with the reason, when the
+    ``nfn`` package is absent.
+
+    Returns:
+        one row per model: ``model``, ``input``, ``test_acc_mean`` / ``_std`` over seeds,
+        ``valid_acc`` of the selected configuration, ``config``, the whole ``search`` (config,
+        valid accuracy, epochs), ``per_seed`` test accuracies, ``epochs`` trained per seed,
+        ``seconds`` (search + seeds) and ``curve`` (the selected configuration's first-seed
+        learning curve: epoch, loss, valid accuracy); or ``skipped`` with the reason.
+    """
+    import time
+
+    from graphlab.metanets.baselines import nfn_available
+
+    unknown = [m for m in models if m not in WEIGHT_MODELS]
+    if unknown:
+        raise ValueError(f"unknown models {unknown}; expected some of {list(WEIGHT_MODELS)}")
+    tr, va, te = (torch.as_tensor(list(split[k]), dtype=torch.long) for k in ("train", "val",
+                                                                             "test"))
+    if min(tr.numel(), va.numel(), te.numel()) < 1:
+        raise ValueError("split needs non-empty 'train', 'val' and 'test' parts")
+    y = torch.as_tensor(y, dtype=torch.long)
+    num_classes = int(y.max()) + 1
+    say = log or (lambda msg: None)
+    scaled = flat / tensor_scales(space, flat[tr])
+    pool = space.symmetries(num_symmetries, seed=search_seed) if augment else None
+    rows: list[dict[str, Any]] = []
+    for name in models:
+        t0 = time.perf_counter()
+        row: dict[str, Any] = {"model": name, "input": WEIGHT_MODELS[name]}
+        if name.startswith("nfn") and nfn_available() is not None:
+            rows.append({**row, "skipped": nfn_available()})
+            say(f"[{name}] skipped: {rows[-1]['skipped']}")
+            continue
+        if name == "statnn":
+            X = space.statistics(flat).numpy()
+            yn = y.numpy()
+            search = []
+            for cfg in sample_configs(GBM_SPACE, n_configs, search_seed):
+                est = _gbm(cfg, seeds[0]).fit(X[tr], yn[tr])
+                search.append({"config": cfg, "valid_acc": float(est.score(X[va], yn[va]))})
+            best = max(search, key=lambda r: r["valid_acc"])
+            per_seed = [float(_gbm(best["config"], s).fit(X[tr], yn[tr]).score(X[te], yn[te]))
+                        for s in seeds]
+            curve: list[dict[str, Any]] = []
+            epochs_run: list[int] = []
+        else:
+            aug_gen = torch.Generator().manual_seed(search_seed)
+
+            def inputs(rows_: Tensor, training: bool, view: str | None = _GRAPH_VIEW.get(name),
+                       gen: torch.Generator = aug_gen) -> Any:
+                w = scaled[rows_]
+                if training and pool is not None:
+                    w = space.augment(w, gen, pool)
+                return space.graphs(w, view) if view else w
+
+            def make(c: dict[str, Any], name: str = name) -> nn.Module:
+                return _torch_model(name, space, num_classes, c)
+
+            search = []
+            for cfg in sample_configs(TORCH_SPACE, n_configs, search_seed):
+                _, res = fit_classifier(make, inputs, y, tr, va, cfg, seeds[0], epochs,
+                                        patience, batch_size)
+                search.append({"config": cfg, "valid_acc": res.best["valid_acc"],
+                               "epochs": res.epochs, "best_epoch": res.best_epoch,
+                               "seconds": round(res.seconds, 1)})
+                say(f"[{name}] {cfg} valid {res.best['valid_acc']:.3f} "
+                    f"({res.epochs} epochs, {res.seconds:.0f} s)")
+            best = max(search, key=lambda r: r["valid_acc"])
+            per_seed, epochs_run, curve = [], [], []
+            for s in seeds:
+                aug_gen.manual_seed(1000 + s)
+                model, res = fit_classifier(make, inputs, y, tr, va, best["config"], s, epochs,
+                                            patience, batch_size)
+                per_seed.append(float((predict_classes(model, inputs, te) == y[te]).float()
+                                      .mean()))
+                epochs_run.append(res.epochs)
+                if not curve:
+                    curve = [{k: r.get(k) for k in ("epoch", "loss", "valid_acc", "valid_loss")}
+                             for r in res.history]
+        row.update({"test_acc_mean": float(np.mean(per_seed)),
+                    "test_acc_std": float(np.std(per_seed)), "valid_acc": best["valid_acc"],
+                    "config": best["config"], "n_configs": len(search), "search": search,
+                    "per_seed": per_seed, "seeds": list(seeds), "epochs": epochs_run,
+                    "augment": augment and name != "statnn", "curve": curve,
+                    "n_train": int(tr.numel()), "n_val": int(va.numel()),
+                    "n_test": int(te.numel()), "seconds": round(time.perf_counter() - t0, 1)})
+        say(f"[{name}] test acc {row['test_acc_mean']:.3f} +- {row['test_acc_std']:.3f} "
+            f"({row['seconds']:.0f} s)")
+        rows.append(row)
+    return rows
