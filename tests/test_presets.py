@@ -86,7 +86,12 @@ def node_bundle(name: str = "texas") -> DatasetBundle:
 def test_every_family_has_a_paper_preset():
     families = {"gin": "MUTAG", "gin-vn": "ogbg-molhiv", "gcn": "ogbg-molesol",
                 "gcn-vn": "ogbg-mollipo", "sheaf-diag": "cornell", "sheaf-orth": "texas",
-                "sheaf-general": "wisconsin", "sheaf-conn": "texas"}
+                "sheaf-general": "wisconsin", "sheaf-conn": "texas", "sheaf-graph": "ogbg-molbace",
+                "pathnn-sp": "ogbg-molhiv", "pathnn-sp+": "PROTEINS", "pathnn-ap": "NCI1",
+                "prmpnn": "MUTAG", "egnn": "nbody", "gin-lcm": "ogbg-molesol",
+                "gin-recurrent": "ogbg-molesol", "gin-gnp": "ogbg-molesol",
+                "gin-gnp-readout": "ogbg-molesol", "lcm": "second-minimum",
+                "recurrent": "second-minimum", "gnp": "extrapolation"}
     for model, dataset in families.items():
         preset = resolve_preset(model, dataset)
         assert isinstance(preset, TrainingPreset) and preset.name == "paper"
@@ -94,6 +99,10 @@ def test_every_family_has_a_paper_preset():
     rows = preset_rows()
     assert {r["model"] for r in rows} >= set(families)
     assert len(list_presets()) == len(rows)
+    # every model graphlab train can build has a paper preset
+    from graphlab.models import available_models
+
+    assert set(available_models()) - {r["model"] for r in rows} == {"sage"}  # no paper of its own
 
 
 def test_resolution_is_case_insensitive_and_says_which_config():
@@ -184,6 +193,69 @@ def test_conn_nsd_has_no_learner_group():
     assert any("Conn-NSD" in d for d in p.deviations)
 
 
+@pytest.mark.parametrize("model", ["pathnn-sp", "pathnn-sp+", "pathnn-ap"])
+def test_pathnn_matches_the_authors_configs(model):
+    # benchmarks/scripts/ogbg-molhiv_*.sh + configs/*_hiv.json
+    p = resolve_preset(model, "ogbg-molhiv")
+    assert p.model_kwargs == {"hidden_channels": 128, "num_layers": 2, "dropout": 0.5,
+                              "readout": "mean"}  # cutoff 3
+    assert (p.lr, p.epochs, p.batch_size, p.patience, p.runs) == (5e-4, 200, 128, 50, 10)
+    assert p.paper_result == {"pathnn-sp": "78.62 ± 1.30", "pathnn-sp+": "79.17 ± 1.09",
+                              "pathnn-ap": "78.84 ± 1.46"}[model]
+    assert p.deviations and not any("only" in d for d in p.deviations)
+    assert any("ogbg-molhiv only" in d for d in resolve_preset(model, "ogbg-molbace").deviations)
+    # TUDatasets/main_splits.py + scripts: lr 1e-3, 500 epochs, patience 250, cutoff 4
+    tu = resolve_preset(model, "PROTEINS")
+    assert (tu.lr, tu.epochs, tu.batch_size, tu.patience, tu.runs) == (1e-3, 500, 32, 250, 10)
+    assert tu.model_kwargs["num_layers"] == 3 and tu.model_kwargs["readout"] == "sum"
+    assert tu.select == (("valid", "max"),)
+    assert resolve_preset(model, "MUTAG").select == (("valid_loss", "min"),)  # use_loss on MUTAG
+    assert resolve_preset("pathnn-ap", "PROTEINS").paper_result == "73.13 ± 4.01"
+    assert resolve_preset("pathnn-ap", "DD").batch_size == 16
+
+
+def test_prmpnn_matches_the_authors_configs():
+    # configs/proteins/edge_candidate/best_config.yaml (backup branch)
+    p = resolve_preset("prmpnn", "PROTEINS")
+    kw = p.model_kwargs
+    assert (kw["hidden_channels"], kw["num_layers"], kw["upstream_layers"]) == (32, 4, 8)
+    assert (kw["k_add"], kw["k_delete"], kw["num_candidates"]) == (10, 10, 1024)
+    assert (kw["num_samples"], kw["num_eval_samples"], kw["dropout"]) == (5, 5, 0.1)
+    assert (p.lr, p.batch_size, p.epochs, p.patience) == (1e-3, 128, 1000, 50)
+    assert p.scheduler == {"name": "plateau", "factor": 0.5, "patience": 30}
+    assert p.paper_result == "80.7" and resolve_preset("prmpnn", "MUTAG").paper_result == "98.4"
+    assert any("PROTEINS configuration is used" in d
+               for d in resolve_preset("prmpnn", "MUTAG").deviations)
+    # configs/ogbg-molhiv/best.yaml (HEAD)
+    hiv = resolve_preset("prmpnn", "ogbg-molhiv")
+    assert (hiv.model_kwargs["hidden_channels"], hiv.model_kwargs["num_layers"]) == (128, 5)
+    assert (hiv.model_kwargs["k_add"], hiv.model_kwargs["k_delete"]) == (10, 0)
+    assert (hiv.batch_size, hiv.patience, hiv.scheduler["patience"]) == (56, 50, 20)
+
+
+def test_egnn_and_aggregator_presets():
+    nbody = resolve_preset("egnn", "nbody")  # main_nbody.py
+    assert (nbody.lr, nbody.weight_decay, nbody.epochs, nbody.batch_size) == (
+        5e-4, 1e-12, 10_000, 100)
+    assert nbody.model_kwargs["hidden_channels"] == 64 and nbody.model_kwargs["num_layers"] == 4
+    assert nbody.paper_result == "0.0071" and nbody.runner == "benchmarks.egnn_nbody"
+    with pytest.raises(ValueError, match="task of benchmarks.egnn_nbody, not of graphlab train"):
+        nbody.train_config()
+    qm9 = resolve_preset("egnn", "qm9")  # main_qm9.py
+    assert (qm9.model_kwargs["hidden_channels"], qm9.model_kwargs["num_layers"]) == (128, 7)
+    assert (qm9.batch_size, qm9.epochs, qm9.scheduler) == (96, 1000, {"name": "cosine"})
+    lcm = resolve_preset("lcm", "second-minimum")  # PyG examples/lcm_aggr_2nd_min.py
+    assert (lcm.lr, lcm.epochs, lcm.batch_size, lcm.model_kwargs["hidden_channels"]) == (
+        1e-4, 1000, 128, 128)
+    assert lcm.runner == "benchmarks.aggr_second_min"
+    assert any("no public code" in d or "not the paper's" in d
+               for d in resolve_preset("gnp", "extrapolation").deviations)
+    for model in ("gin-lcm", "gin-recurrent", "gin-gnp", "gin-gnp-readout"):
+        p = resolve_preset(model, "ogbg-molesol")
+        assert (p.lr, p.epochs, p.batch_size, p.runs) == (1e-3, 100, 32, 10)
+        assert any("OGB's GIN protocol" in d for d in p.deviations)
+
+
 # --------------------------------------------------------------------------- overrides
 def test_overrides_are_recorded_as_deviations():
     p = resolve_preset("gin", "MUTAG")
@@ -224,11 +296,17 @@ def test_nsd_param_groups_reach_the_optimizer():
     ("gcn-vn", "ogbg-molbace", mol_bundle),
     ("sheaf-diag", "cornell", node_bundle), ("sheaf-orth", "texas", node_bundle),
     ("sheaf-general", "wisconsin", node_bundle), ("sheaf-conn", "texas", node_bundle),
+    ("sheaf-graph", "ogbg-molbace", mol_bundle), ("pathnn-sp", "ogbg-molhiv", mol_bundle),
+    ("pathnn-sp+", "ogbg-molbace", mol_bundle), ("pathnn-ap", "PROTEINS", tu_bundle),
+    ("pathnn-ap", "MUTAG", tu_bundle), ("prmpnn", "PROTEINS", tu_bundle),
+    ("prmpnn", "ogbg-molhiv", mol_bundle), ("egnn", "ogbg-molesol", mol_bundle),
+    ("gin-lcm", "ogbg-molbace", mol_bundle), ("gin-recurrent", "ogbg-molbace", mol_bundle),
+    ("gin-gnp", "ogbg-molbace", mol_bundle), ("gin-gnp-readout", "ogbg-molbace", mol_bundle),
 ])
 def test_each_preset_trains_one_epoch(tmp_path, model, dataset, bundle):
     preset = resolve_preset(model, dataset)
     data = bundle(dataset)
-    runs = len(data.splits) if preset.runs > 1 else 1
+    runs = 1
     config = preset.train_config(out=str(tmp_path), progress=False, epochs=1, seeds=runs)
     record = train(config, data)
     assert record["summary"]["num_runs"] == runs and record["runs"][0]["epochs"] == 1
