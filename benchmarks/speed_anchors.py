@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import TaskResult, format_table, register, run_script
+from benchmarks.common import TaskResult, TaskSkipped, format_table, register, run_script
 from benchmarks.common.anchors import (
     AnchorMissing,
     anchor_row,
@@ -172,7 +172,7 @@ def collect(quick: bool, device: str = "cpu") -> tuple[list[dict], list[str]]:
             continue
         try:
             got = _call(fn, quick, device)
-        except AnchorMissing as missing:  # those from find_anchor are in skipped_anchors()
+        except TaskSkipped as missing:  # missing data too; find_anchor's are in skipped_anchors()
             if str(missing) not in skipped_anchors().values():
                 problems.append(f"{name}: {missing}")
             continue
