@@ -100,20 +100,15 @@ def _expand(first: Tensor, rowptr: Tensor, perm: Tensor) -> tuple[Tensor, Tensor
 DEFAULT_MAX_PATHS = 10_000_000
 
 
-def _check_expansion(first: Tensor, rowptr: Tensor, max_rows: int | None, what: str,
-                     option: str = "max_paths") -> None:
-    """Fail fast, before allocating, when expanding the rows whose first node is ``first``
-    along all incoming edges would create more than ``max_rows`` rows.
-
-    The count is exact (the in-degrees of the first nodes); the error names the node most
-    rows go through and its in-degree.
+def _check_expansion(first: Tensor, deg: Tensor, max_rows: int | None, what: str,
+                     option: str = "max_paths") -> int:
+    """The exact number of rows expanding the rows whose first node is ``first`` along all
+    incoming edges creates (``deg``: in-degrees); a ``ValueError`` above ``max_rows``, raised
+    before allocating, names the node most rows go through and its in-degree.
     """
-    if max_rows is None or first.numel() == 0:
-        return
-    deg = rowptr[1:] - rowptr[:-1]
-    total = int(deg[first].sum())
-    if total <= max_rows:
-        return
+    total = int(deg.index_select(0, first).sum()) if first.numel() else 0
+    if max_rows is None or total <= max_rows:
+        return total
     load = torch.bincount(first, minlength=deg.numel()) * deg
     node = int(load.argmax())
     raise ValueError(
@@ -143,8 +138,8 @@ def _bfs_levels(edge_index: Tensor, num_nodes: int, max_distance: int,
     seen = target * num_nodes + node  # sorted
     levels = [seen]
     for d in range(1, max_distance + 1):
-        _check_expansion(node, rowptr, max_pairs, f"the breadth-first search to distance {d}",
-                         option)
+        _check_expansion(node, rowptr.diff(), max_pairs,
+                         f"the breadth-first search to distance {d}", option)
         row, eid = _expand(node, rowptr, perm)
         keys = torch.unique(target[row] * num_nodes + edge_index[0, eid])
         keys = keys[~_contains(seen, keys)]
@@ -265,6 +260,148 @@ def _canonical_shortest(nodes: Tensor, edges: Tensor, wl: Tensor) -> tuple[Tenso
     return nodes[keep], edges[keep]
 
 
+#: graphs with at most this many node pairs keep their pair tables (the shortest-path "seen"
+#: set, the distances of the path nodes) as dense ``[N, N]`` matrices: a few ops per step, which
+#: is what a per-graph pre-transform over small molecules pays for; larger (batched) graphs use
+#: sorted int64 keys, memory linear in the pairs
+_DENSE_PAIRS = 1 << 16
+#: a padded in-neighbour table ``[N, max in-degree]`` is built when it holds at most
+#: ``_PADDED_FACTOR * E + _PADDED_SLACK`` slots (no hub far above the mean in-degree)
+_PADDED_FACTOR = 3
+_PADDED_SLACK = 1 << 12
+
+
+class _InEdges:
+    """The incoming edges of every node, built once per :func:`enumerate_paths` call.
+
+    Always a CSR (edge ids sorted stably by target). When no node's in-degree is far above the
+    mean, also a padded table of (source, edge id) per node, ``[N, W]`` with ``W`` the largest
+    in-degree and ``N`` / ``-1`` in the free slots: a growth step is then one gather of
+    ``[P, W]`` candidates instead of a CSR expansion (same candidates, same order).
+    """
+
+    __slots__ = ("deg", "eid", "n", "nbr", "perm", "src", "start", "width")
+
+    def __init__(self, edge_index: Tensor, n: int) -> None:
+        tgt = edge_index[1]
+        num_edges = tgt.numel()
+        self.n = n
+        self.perm = torch.sort(tgt, stable=True).indices
+        self.deg = torch.bincount(tgt, minlength=n)
+        self.start = torch.cumsum(self.deg, 0) - self.deg
+        self.src = edge_index[0].index_select(0, self.perm)  # sources in CSR order
+        self.width = int(self.deg.max()) if num_edges else 0
+        self.nbr: Tensor | None = None
+        self.eid: Tensor | None = None
+        if self.width and n * self.width <= _PADDED_FACTOR * num_edges + _PADDED_SLACK:
+            tgt_sorted = tgt.index_select(0, self.perm)
+            slot = (tgt_sorted * self.width + torch.arange(num_edges, device=tgt.device)
+                    - self.start.index_select(0, tgt_sorted))
+            self.nbr = tgt.new_full((n * self.width,), n).index_copy_(
+                0, slot, self.src).view(n, self.width)
+            self.eid = tgt.new_full((n * self.width,), -1).index_copy_(
+                0, slot, self.perm).view(n, self.width)
+
+    def candidates(self, nodes: Tensor, max_rows: int | None, what: str
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """Every extension ``w -> nodes[:, 0]`` of the paths ``nodes``.
+
+        Returns ``(context, cand, eid, row)``: ``cand`` (``[R, C]``, ``N`` in padding slots)
+        are the new first nodes, ``eid`` their edge ids, ``context`` (``[R, L]``) the path each
+        row of ``cand`` extends and ``row`` its row of ``nodes`` (``None``: ``R`` is the
+        number of paths and ``context`` is ``nodes``). Fails before allocating when the exact
+        number of candidates exceeds ``max_rows``.
+        """
+        first = nodes[:, 0]
+        if self.nbr is not None and (max_rows is None or first.numel() * self.width <= max_rows):
+            assert self.eid is not None
+            return nodes, self.nbr.index_select(0, first), self.eid.index_select(0, first), None
+        total = _check_expansion(first, self.deg, max_rows, what)
+        deg = self.deg.index_select(0, first)
+        row = torch.repeat_interleave(torch.arange(first.numel(), device=first.device), deg,
+                                      output_size=total)
+        shift = self.start.index_select(0, first) - (torch.cumsum(deg, 0) - deg)
+        pos = torch.arange(total, device=first.device) + shift.index_select(0, row)
+        return (nodes.index_select(0, row), self.src.index_select(0, pos).view(-1, 1),
+                self.perm.index_select(0, pos).view(-1, 1), row)
+
+
+def _select(ok: Tensor, cand: Tensor, eid: Tensor, row: Tensor | None
+            ) -> tuple[Tensor, Tensor, Tensor]:
+    """``(row, w, edge id)`` of the candidates where ``ok``, in row-major order."""
+    flat = ok.view(-1).nonzero().squeeze(1)
+    width = cand.size(1)
+    index = flat if width == 1 else torch.div(flat, width, rounding_mode="floor")
+    if row is not None:
+        index = row.index_select(0, index)
+    return index, cand.view(-1).index_select(0, flat), eid.reshape(-1).index_select(0, flat)
+
+
+class _SeenPairs:
+    """The node pairs ``(v, u)`` reached by the shortest paths grown so far.
+
+    A candidate ``w`` extending a shortest path ``u_0 -> ... -> v`` of ``L - 1`` edges has
+    :math:`d(w \\to v) \\le L`; it lies at distance exactly :math:`L` (the monotone-distance rule)
+    iff the pair ``(v, w)`` was not reached by a shorter path, and every pair at distance
+    :math:`d` is reached by the paths of :math:`d` edges. So the breadth-first search runs inside
+    the growth. Dense ``[N, N + 1]`` booleans for small graphs (column ``N``: padding, always
+    seen), sorted keys ``v * (N + 1) + u`` otherwise.
+    """
+
+    def __init__(self, n: int, device: torch.device) -> None:
+        self.n = n
+        self.stride = n + 1
+        diagonal = torch.arange(n, device=device) * (self.stride + 1)
+        if n * self.stride <= _DENSE_PAIRS:
+            self.table: Tensor | None = torch.zeros(n, self.stride, dtype=torch.bool,
+                                                    device=device)
+            self.table[:, n] = True
+            self.table.view(-1)[diagonal] = True
+            self.keys = diagonal
+        else:
+            self.table = None
+            self.keys = diagonal  # sorted
+
+    def new(self, context: Tensor, cand: Tensor) -> Tensor:
+        key = context[:, -1:] * self.stride + cand
+        if self.table is not None:
+            return ~torch.take(self.table, key)
+        return ~_contains(self.keys, key) & (cand < self.n)
+
+    def add(self, nodes: Tensor) -> None:
+        key = nodes[:, -1] * self.stride + nodes[:, 0]
+        if self.table is not None:
+            self.table.view(-1).index_fill_(0, key, True)
+        else:
+            self.keys = torch.sort(torch.cat([self.keys, torch.unique(key)])).values
+
+
+def _simple_distances(paths: list[Tensor], n: int) -> list[Tensor]:
+    """Distances of every node of every simple path to its last node, read off the paths.
+
+    The shortest route from the ``i``-th node of a path of ``L`` edges to its last node ``v`` is
+    a simple path of at most ``L - i`` edges ending at ``v``, so it is among the enumerated
+    ones: :math:`d(u \\to v)` is the fewest edges of an enumerated path from ``u`` to ``v``.
+    """
+    device = paths[0].device
+    if n * n <= _DENSE_PAIRS:
+        table = torch.full((n * n,), -1, dtype=torch.long, device=device)
+        for length in range(len(paths), 0, -1):  # shorter paths overwrite longer ones
+            p = paths[length - 1]
+            table.index_fill_(0, p[:, -1] * n + p[:, 0], length)
+        table[torch.arange(n, device=device) * (n + 1)] = 0
+        return [torch.take(table, p[:, -1:] * n + p) for p in paths]
+    keys = torch.cat([torch.arange(n, device=device) * (n + 1)]
+                     + [p[:, -1] * n + p[:, 0] for p in paths])
+    length = torch.cat([torch.zeros(n, dtype=torch.long, device=device)]
+                       + [torch.full_like(p[:, 0], k) for k, p in enumerate(paths, start=1)])
+    keys, order = torch.sort(keys, stable=True)  # stable: a pair's shortest path comes first
+    first = torch.ones_like(keys, dtype=torch.bool)
+    first[1:] = keys[1:] != keys[:-1]
+    keys, dist = keys[first], length[order[first]]
+    return [lookup_distance(keys, dist, p[:, -1:] * n + p) for p in paths]
+
+
 def enumerate_paths(
     edge_index: Tensor,
     num_nodes: int,
@@ -321,35 +458,38 @@ def enumerate_paths(
     check_edge_index(edge_index, num_nodes)
     device = edge_index.device
     n = int(num_nodes)
-    rowptr, perm = _in_csr(edge_index, n)
-    if kind != "all_simple" or distance_encoding:
+    adj = _InEdges(edge_index, n)
+    levels = None
+    if max_paths_per_node is not None and (kind != "all_simple" or distance_encoding):
+        # truncated paths may miss a pair's shortest route: exact breadth-first distances
         levels = _bfs_levels(edge_index, n, max_length, max_paths, "max_paths")
-        if kind == "all_simple":
-            keys, dist = _distances(levels)
+    seen = _SeenPairs(n, device) if kind != "all_simple" and levels is None else None
     wl = None
     if kind == "shortest":
         wl = wl_node_keys(edge_index, n, node_key, num_iterations=max_length + 1)
 
     nodes = torch.arange(n, device=device).view(-1, 1)
-    edges = torch.empty(n, 0, dtype=torch.long, device=device)
+    edges = nodes.new_empty(n, 0)
     # the growing frontier holds *all* shortest paths even for kind="shortest": a canonical
     # path's prefix need not be the canonical path of its own pair
     out_nodes: list[Tensor] = []
     out_edges: list[Tensor] = []
     dropped_total = 0
     for length in range(1, max_length + 1):
-        _check_expansion(nodes[:, 0], rowptr, max_paths,
-                         f"enumerate_paths: growing paths to {length} edges")
-        row, eid = _expand(nodes[:, 0], rowptr, perm)
-        w = edge_index[0, eid]
-        prev = nodes[row]
+        context, cand, eid, row = adj.candidates(
+            nodes, max_paths, f"enumerate_paths: growing paths to {length} edges")
         if kind == "all_simple":
-            keep = ~(prev == w.view(-1, 1)).any(dim=1)
-        else:
-            # monotone-distance rule: w extends a shortest path iff d(w -> v) = length
-            keep = _contains(levels[length], prev[:, -1] * n + w)
-        nodes = torch.cat([w[keep].view(-1, 1), prev[keep]], dim=1)
-        edges = torch.cat([eid[keep].view(-1, 1), edges[row[keep]]], dim=1)
+            ok = (cand.unsqueeze(2) != context.unsqueeze(1)).all(2) & (cand < n)
+        elif seen is not None:
+            ok = seen.new(context, cand)
+        else:  # monotone-distance rule on exact distances: d(w -> v) = length
+            assert levels is not None
+            ok = _contains(levels[length], context[:, -1:] * n + cand) & (cand < n)
+        row, w, eid = _select(ok, cand, eid, row)
+        nodes = torch.cat([w.unsqueeze(1), nodes.index_select(0, row)], dim=1)
+        edges = torch.cat([eid.unsqueeze(1), edges.index_select(0, row)], dim=1)
+        if seen is not None:
+            seen.add(nodes)
         if max_paths_per_node is not None:
             nodes, edges, dropped = _truncate(nodes, edges, max_paths_per_node)
             dropped_total += dropped
@@ -366,13 +506,14 @@ def enumerate_paths(
                       f"{max_paths_per_node} and were dropped (deterministically)", stacklevel=2)
     dists = None
     if distance_encoding:
-        dists = []
-        for length, p in enumerate(out_nodes, start=1):
-            if kind == "all_simple":
-                dists.append(lookup_distance(keys, dist, p[:, -1:] * n + p))
-            else:  # on a shortest path the i-th node is length - i steps from v
-                steps = torch.arange(length, -1, -1, device=device)
-                dists.append(steps.expand(p.size(0), -1).clone())
+        if kind != "all_simple":  # on a shortest path the i-th node is length - i steps from v
+            dists = [torch.arange(length, -1, -1, device=device).expand(p.size(0), -1).clone()
+                     for length, p in enumerate(out_nodes, start=1)]
+        elif levels is not None:
+            keys, dist = _distances(levels)
+            dists = [lookup_distance(keys, dist, p[:, -1:] * n + p) for p in out_nodes]
+        else:
+            dists = _simple_distances(out_nodes, n)
     return Paths(out_nodes, out_edges, dists)
 
 

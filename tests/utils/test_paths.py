@@ -378,3 +378,46 @@ def test_path_cap_is_exact_and_can_be_raised_or_disabled():
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="max_paths must be a positive int"):
             enumerate_paths(ei, 41, 2, max_paths=bad)
+
+
+def _same_paths(a, b) -> None:
+    assert len(a.nodes) == len(b.nodes)
+    for x, y in zip(a.nodes + a.edges + (a.dists or []), b.nodes + b.edges + (b.dists or [])):
+        assert torch.equal(x, y)
+    assert (a.dists is None) == (b.dists is None)
+
+
+@pytest.mark.parametrize("kind", ["all_simple", "all_shortest", "shortest"])
+@pytest.mark.parametrize("max_paths_per_node", [None, 2])
+def test_small_and_large_graph_layouts_give_identical_paths(monkeypatch, kind,
+                                                            max_paths_per_node):
+    """Small graphs use dense pair tables and a padded in-neighbour table (few ops per call),
+    large ones sorted keys and a CSR; forcing every combination gives identical tensors, order
+    included, on directed multigraphs with self-loops and isolated nodes."""
+    import graphlab.utils.paths as paths_mod
+
+    layouts = [(1 << 16, 3, 1 << 12), (0, 0, 0), (1 << 16, 0, 0), (0, 3, 1 << 12)]
+    for seed in range(8):
+        ei, n = _random_multigraph(seed, undirected=seed % 3 == 0)
+        results = []
+        for dense, factor, slack in layouts:
+            monkeypatch.setattr(paths_mod, "_DENSE_PAIRS", dense)
+            monkeypatch.setattr(paths_mod, "_PADDED_FACTOR", factor)
+            monkeypatch.setattr(paths_mod, "_PADDED_SLACK", slack)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                results.append(enumerate_paths(ei, n, 4, kind=kind, distance_encoding=True,
+                                               max_paths_per_node=max_paths_per_node))
+        for other in results[1:]:
+            _same_paths(results[0], other)
+
+
+def test_simple_path_distances_read_off_the_paths_equal_breadth_first_distances():
+    """AP's distance encoding comes from the enumerated paths (a node's shortest route to the
+    path's end is itself an enumerated path); it equals the sparse BFS on every path node."""
+    for seed in range(10):
+        ei, n = _random_multigraph(seed)
+        paths = enumerate_paths(ei, n, 3, distance_encoding=True)
+        keys, dist = shortest_path_distances(ei, n, 3)
+        for p, d in zip(paths.nodes, paths.dists):
+            assert torch.equal(d, lookup_distance(keys, dist, p[:, -1:] * n + p))
