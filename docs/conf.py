@@ -64,6 +64,7 @@ API_PACKAGES = {
     "graphlab.runfolder": "Run folders, atomic files and the results schema",
     "graphlab.engine": "The training engine",
     "graphlab.train": "Training jobs (``graphlab train``)",
+    "graphlab.presets": "Paper presets (``graphlab train --preset paper``)",
 }
 
 

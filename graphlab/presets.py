@@ -592,15 +592,9 @@ def _prmpnn_tu(model: str, dataset: str) -> TrainingPreset:
         deviations.insert(0, f"no {name} configuration in {_PRMPNN_REPO} (HEAD or the indexed "
                              "history of the backup branch): the PROTEINS configuration is "
                              "used")
-    return TrainingPreset(
-        name="paper", model=model, dataset_key="PROTEINS",
-        model_kwargs={"hidden_channels": 32, "num_layers": 4, "dropout": 0.1, "readout": "mean",
-                      "k_add": 10, "k_delete": 10, "num_candidates": 1024,
-                      "heuristic": "distance", "num_samples": 5, "num_eval_samples": 5,
-                      "upstream_layers": 8, "estimator": "simple"},
-        lr=1e-3, epochs=1000, batch_size=128, patience=50,
-        scheduler={"name": "plateau", "factor": 0.5, "patience": 30},
-        select=(("valid", "max"),), runs=10,
+    return _prmpnn_preset(
+        model, "PROTEINS", hidden=32, layers=4, k_delete=10, candidates=1024, upstream=8,
+        batch=128, plateau=30,
         protocol="10-fold CV; per fold, test accuracy at the best-validation epoch; mean ± std "
                  "over folds",
         source=(f"Qian et al., 'Probabilistically Rewired Message-Passing Neural Networks', "
@@ -609,7 +603,27 @@ def _prmpnn_tu(model: str, dataset: str) -> TrainingPreset:
                 f"candidates, 5 train / 5 eval samples, SIMPLE, upstream 8 GINE layers of 32, "
                 f"downstream 4 layers of 32, dropout 0.1, batch 128, lr 1e-3, plateau 0.5 / 30, "
                 f"early stop 50, 200-1000 epochs)"),
-        paper_result=_PRMPNN_TU.get(name), deviations=tuple(deviations))
+        paper_result=_PRMPNN_TU.get(name), deviations=deviations)
+
+
+def _prmpnn_preset(model: str, key: str, *, hidden: int, layers: int, k_delete: int,
+                   candidates: int, upstream: int, batch: int, plateau: int, protocol: str,
+                   source: str, paper_result: str | None,
+                   deviations: list[str]) -> TrainingPreset:
+    """The settings both PR-MPNN configurations share: add 10 longest-path candidates, SIMPLE
+    with 5 training / 5 evaluation samples, dropout 0.1, Adam 1e-3, plateau on the validation
+    metric (factor 0.5), early stopping after 50 epochs, at most 1000 epochs."""
+    return TrainingPreset(
+        name="paper", model=model, dataset_key=key,
+        model_kwargs={"hidden_channels": hidden, "num_layers": layers, "dropout": 0.1,
+                      "readout": "mean", "k_add": 10, "k_delete": k_delete,
+                      "num_candidates": candidates, "heuristic": "distance", "num_samples": 5,
+                      "num_eval_samples": 5, "upstream_layers": upstream,
+                      "estimator": "simple"},
+        lr=1e-3, epochs=1000, batch_size=batch, patience=50,
+        scheduler={"name": "plateau", "factor": 0.5, "patience": plateau},
+        select=(("valid", "max"),), runs=10, protocol=protocol, source=source,
+        paper_result=paper_result, deviations=tuple(deviations))
 
 
 @_register(["prmpnn"], "ogbg-molhiv", _OGB_MOL)
@@ -628,15 +642,9 @@ def _prmpnn_ogb(model: str, dataset: str) -> TrainingPreset:
         "one run per seed over 10 seeds; the config's num_runs is 3",
         *_PRMPNN_COMMON_DEVIATIONS,
     ]
-    return TrainingPreset(
-        name="paper", model=model, dataset_key="ogbg-molhiv",
-        model_kwargs={"hidden_channels": 128, "num_layers": 5, "dropout": 0.1, "readout": "mean",
-                      "k_add": 10, "k_delete": 0, "num_candidates": 512,
-                      "heuristic": "distance", "num_samples": 5, "num_eval_samples": 5,
-                      "upstream_layers": 4, "estimator": "simple"},
-        lr=1e-3, epochs=1000, batch_size=56, patience=50,
-        scheduler={"name": "plateau", "factor": 0.5, "patience": 20},
-        select=(("valid", "max"),), runs=10,
+    return _prmpnn_preset(
+        model, "ogbg-molhiv", hidden=128, layers=5, k_delete=0, candidates=512, upstream=4,
+        batch=56, plateau=20,
         protocol="OGB's official scaffold split; test ROC-AUC at the best-validation epoch; "
                  "mean ± std over seeds",
         source=(f"Qian et al., ICLR 2024 (molhiv about 0.79, unverified against the PDF); "
@@ -644,7 +652,7 @@ def _prmpnn_ogb(model: str, dataset: str) -> TrainingPreset:
                 f"path candidates, 5 train / 5 eval samples, 5 downstream layers of 128, "
                 f"dropout 0.1, batch 56, lr 1e-3, plateau 0.5 / 20, early stop 50, 50-1000 "
                 f"epochs)"),
-        paper_result=None, deviations=tuple(deviations))
+        paper_result=None, deviations=deviations)
 
 
 # =========================================================================== EGNN

@@ -327,7 +327,8 @@ def test_mean_over_runs_selects_one_epoch_for_all_folds(tmp_path):
     assert mean_over_runs_epoch(runs, [("valid", "min")]) == 2
     bundle = tu_bundle()
     config = resolve_preset("gin", "MUTAG").train_config(
-        out=str(tmp_path), progress=False, epochs=3, seeds=3, steps_per_epoch=2)
+        out=str(tmp_path), progress=False, epochs=3, seeds=3, steps_per_epoch=2,
+        model_kwargs={"hidden_channels": 8})
     record = train(config, bundle)
     epoch = record["extra"]["selected_epoch"]
     assert all(r["best_epoch"] == epoch for r in record["runs"])
@@ -380,3 +381,26 @@ def test_cli_unknown_preset_is_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("graphlab train: error: no 'paper' preset for 'gin' on 'texas'")
     assert "\n" not in err
+
+
+def test_cli_trains_a_preset_and_records_overrides(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("graphlab.train.get_dataset", lambda name, root=None: tu_bundle(name))
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", "MUTAG", "--model", "gin", "--preset", "paper", "--epochs",
+            "1", "--seeds", "1", "--hidden-channels", "8", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "preset 'paper' (tu-bio)" in printed and "paper: 89.4 ± 5.6" in printed
+    record = json.loads((out / "results.json").read_text())
+    preset = record["extra"]["preset"]
+    assert preset["dataset_key"] == "tu-bio" and "Xu et al." in preset["source"]
+    assert preset["deviations"][-3:] == [
+        "epochs=1 instead of the preset's 350 (user override)",
+        "hidden_channels=8 instead of the preset's 32 (user override)",
+        "runs=1 instead of the preset's 10 (user override)"]
+    config = record["config"]
+    assert (config["lr"], config["steps_per_epoch"], config["epoch_selection"]) == (
+        0.01, 50, "mean_over_runs")
+    assert config["scheduler"] == {"name": "step", "step_size": 50, "gamma": 0.5}
+    # rerunning the same command resumes (the preset is part of the folder's identity)
+    assert main(argv) == 0
