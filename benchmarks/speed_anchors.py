@@ -237,10 +237,10 @@ def run(quick: bool, out: Path, device: str = "cpu") -> TaskResult:
         "machine is shared, so only same-process ratios are meaningful. Memory ratio: peak "
         "memory of one forward + backward in a fresh process each (full run only). Exponent: "
         "least-squares slope of log time against log edges.",
-        "Skipped anchors: " + ("; ".join(skipped) if skipped else "none"),
+        "Skipped anchors: " + ("; ".join(skipped) if skipped else "none") + ".",
         "Shims used for compiled packages that are not installed: "
-        + (", ".join(shims_used()) or "none"),
-        gpu,
+        + (", ".join(shims_used()) or "none") + ".",
+        gpu + ".",
     ]
     markdown = markdown_table(rows)  # the notes follow it in <task>.md
     worst = max(judged, key=lambda r: r["ratio_median"] / r["target"], default=None)

@@ -43,6 +43,14 @@ def check(fn):
     return fn
 
 
+def raises(error, fn, *args):
+    try:
+        fn(*args)
+    except error as caught:
+        return caught
+    raise AssertionError(f"{fn.__name__}{args} raised no {error.__name__}")
+
+
 def close(a, b, tol=1e-12):
     assert a.shape == b.shape, (a.shape, b.shape)
     assert torch.allclose(a, b, atol=tol, rtol=0), (a - b).abs().max()
@@ -188,28 +196,18 @@ sys.modules.update(saved)
 @check
 def missing_anchor_dir_says_how_to_give_one():
     os.environ.pop(anchors.ANCHOR_ENV, None)
-    try:
-        anchors.find_anchor("egnn")
-    except anchors.AnchorMissing as error:
-        message = str(error)
-        assert "vgsatorras/egnn" in message and "--anchor-dir" in message, message
-        assert anchors.ANCHOR_ENV in message, message
-        assert anchors.skipped_anchors()["vgsatorras/egnn"] == message
-    else:
-        raise AssertionError("no AnchorMissing")
+    message = str(raises(anchors.AnchorMissing, anchors.find_anchor, "egnn"))
+    assert "vgsatorras/egnn" in message and "--anchor-dir" in message, message
+    assert anchors.ANCHOR_ENV in message, message
+    assert anchors.skipped_anchors()["vgsatorras/egnn"] == message
 
 
 @check
 def missing_checkout_names_the_repository_to_clone():
     anchors.set_anchor_dir(FAKE)
-    try:
-        anchors.find_anchor("PR-MPNN")
-    except anchors.AnchorMissing as error:
-        message = str(error)
-        assert "https://github.com/chendiqian/PR-MPNN" in message, message
-        assert "simple/simple.py" in message and str(FAKE) in message, message
-    else:
-        raise AssertionError("no AnchorMissing")
+    message = str(raises(anchors.AnchorMissing, anchors.find_anchor, "PR-MPNN"))
+    assert "https://github.com/chendiqian/PR-MPNN" in message, message
+    assert "simple/simple.py" in message and str(FAKE) in message, message
 
 
 @check
@@ -220,23 +218,15 @@ def anchor_missing_is_a_task_skip():
 
 @check
 def unknown_anchor_is_a_value_error():
-    try:
-        anchors.find_anchor("no-such-anchor")
-    except ValueError as error:
-        assert "no-such-anchor" in str(error) and "egnn" in str(error), str(error)
-    else:
-        raise AssertionError("no ValueError")
+    error = raises(ValueError, anchors.find_anchor, "no-such-anchor")
+    assert "no-such-anchor" in str(error) and "egnn" in str(error), str(error)
 
 
 @check
 def missing_package_says_how_to_install_it():
-    try:
-        anchors.optional_package("graphlab_no_such_package_xyz")
-    except anchors.AnchorMissing as error:
-        assert "pip install 'graphlab[anchors]'" in str(error), str(error)
-        assert "graphlab_no_such_package_xyz" in anchors.skipped_anchors()
-    else:
-        raise AssertionError("no AnchorMissing")
+    error = raises(anchors.AnchorMissing, anchors.optional_package, "graphlab_no_such_package_xyz")
+    assert "pip install 'graphlab[anchors]'" in str(error), str(error)
+    assert "graphlab_no_such_package_xyz" in anchors.skipped_anchors()
 
 
 @check
@@ -264,11 +254,7 @@ def ratio_summary_is_per_round():
     summary = anchors.ratio_summary([1.0, 2.0, 3.0], [2.0, 2.0, 2.0])
     assert summary == {"ratio_median": 1.0, "ratio_min": 0.5, "ratio_max": 1.5}, summary
     for bad in (([], []), ([1.0], [1.0, 2.0])):
-        try:
-            anchors.ratio_summary(*bad)
-        except ValueError:
-            continue
-        raise AssertionError(f"no ValueError for {bad}")
+        raises(ValueError, anchors.ratio_summary, *bad)
 
 
 @check
@@ -276,11 +262,7 @@ def scaling_exponent_recovers_a_power_law():
     sizes = [1e3, 4e3, 1.6e4, 6.4e4]
     assert abs(anchors.scaling_exponent(sizes, [3e-6 * s ** 1.5 for s in sizes]) - 1.5) < 1e-12
     for bad in (([1.0], [1.0]), ([2.0, 2.0], [1.0, 3.0])):
-        try:
-            anchors.scaling_exponent(*bad)
-        except ValueError:
-            continue
-        raise AssertionError(f"no ValueError for {bad}")
+        raises(ValueError, anchors.scaling_exponent, *bad)
 
 
 @check
@@ -301,12 +283,7 @@ def interleaved_times_warms_up_then_alternates():
     assert set(times) == {"a", "b"} and all(len(v) == 3 for v in times.values()), times
     assert calls[:2] == ["a", "b"], calls[:2]  # one warm-up call each, in order
     assert calls[2] == "a" and "b" in calls, calls[:5]
-    try:
-        anchors.interleaved_times(steps, rounds=0, min_run_time=0.001)
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("no ValueError for rounds=0")
+    raises(ValueError, anchors.interleaved_times, steps, 0, 0.001)
 
 
 print(json.dumps(results))

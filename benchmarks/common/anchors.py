@@ -267,22 +267,24 @@ def _cuda_time(step: Callable[[], Any], min_run_time: float, device: torch.devic
 
 
 def step_time(step: Callable[[], Any], min_run_time: float,
-              device: torch.device | str = "cpu") -> float:
+              device: torch.device | str = "cpu", slow_s: float | None = None) -> float:
     """Median seconds of one call of ``step`` (already warmed up).
 
     CPU: process CPU time (:func:`benchmarks.common.measure.cpu_time`; one thread, so CPU time is
-    compute time on a shared machine). CUDA: CUDA-event time of blocks of calls, synchronised.
+    compute time on a shared machine); with ``slow_s``, a call slower than that is its own
+    figure. CUDA: CUDA-event time of blocks of calls, synchronised.
     """
     device = torch.device(device)
     if device.type == "cuda":
         return _cuda_time(step, min_run_time, device)
     from .measure import cpu_time
 
-    return cpu_time(step, min_run_time)
+    return cpu_time(step, min_run_time, slow_s)
 
 
 def interleaved_times(steps: dict[str, Callable[[], Any]], rounds: int, min_run_time: float,
-                      device: torch.device | str = "cpu") -> dict[str, list[float]]:
+                      device: torch.device | str = "cpu",
+                      slow_s: float | None = None) -> dict[str, list[float]]:
     """Per-round median seconds of each step, the steps timed in turns within every round.
 
     Each step is called once first (warm-up: kernels, autograd, allocator). Ratios of the
@@ -296,7 +298,7 @@ def interleaved_times(steps: dict[str, Callable[[], Any]], rounds: int, min_run_
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
-            times[name].append(step_time(step, min_run_time, device))
+            times[name].append(step_time(step, min_run_time, device, slow_s))
     return times
 
 
