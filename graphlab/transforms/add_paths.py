@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.transforms import BaseTransform
+from tqdm import tqdm
 
 from graphlab.utils.paths import (
     DEFAULT_MAX_PATHS,
     PATH_KINDS,
+    PathCapError,
+    Paths,
     enumerate_paths,
     feature_node_keys,
 )
 from graphlab.utils.safe_globals import register_safe_globals
+from graphlab.utils.validation import check_edge_index
 
 __all__ = ["AddPaths", "PathData", "path_keys", "parse_path_key"]
 
@@ -127,25 +132,113 @@ class AddPaths(BaseTransform):
         node_key = None
         if self.kind == "shortest" and data.x is not None and data.x.size(0) == num_nodes:
             node_key = feature_node_keys(data.x)
-        paths = enumerate_paths(edge_index, num_nodes, self.max_length, kind=self.kind,
-                                distance_encoding=self.distance_encoding,
-                                max_paths_per_node=self.max_paths_per_node, node_key=node_key,
-                                max_paths=self.max_paths)
+        paths = self._enumerate(edge_index, num_nodes, node_key)
         # a collated Batch is annotated in place (enumerating a batch equals enumerating its
         # graphs); a single graph becomes a PathData so that it batches its paths correctly
-        if isinstance(data, (PathData, Batch)):
-            out = data
-        else:
-            out = PathData(**dict(data.to_dict()))
+        out = data if isinstance(data, (PathData, Batch)) else PathData(**dict(data.to_dict()))
+        return self._annotate(out, num_nodes, paths.nodes, paths.edges, paths.dists)
+
+    def _enumerate(self, edge_index: Tensor, num_nodes: int, node_key: Tensor | None) -> Paths:
+        return enumerate_paths(edge_index, num_nodes, self.max_length, kind=self.kind,
+                               distance_encoding=self.distance_encoding,
+                               max_paths_per_node=self.max_paths_per_node, node_key=node_key,
+                               max_paths=self.max_paths)
+
+    def _annotate(self, out: Data, num_nodes: int, nodes: Sequence[Tensor],
+                  edges: Sequence[Tensor], dists: Sequence[Tensor] | None) -> Data:
         if out.num_nodes is None or "num_nodes" not in out:
             out.num_nodes = num_nodes
         for length in range(1, self.max_length + 1):
             k_index, k_edge, k_dist = path_keys(length)
-            out[k_index] = paths.nodes[length - 1]
-            out[k_edge] = paths.edges[length - 1]
-            if paths.dists is not None:
-                out[k_dist] = paths.dists[length - 1]
+            out[k_index] = nodes[length - 1]
+            out[k_edge] = edges[length - 1]
+            if dists is not None:
+                out[k_dist] = dists[length - 1]
         return out
+
+    def apply_to_dataset(self, graphs: Sequence[Data], chunk_size: int = 512,
+                         progress: bool = False) -> list[PathData]:
+        r"""``[self(g) for g in graphs]``, enumerated ``chunk_size`` graphs at a time.
+
+        The graphs of a chunk are enumerated as one disjoint graph (one call of the batched
+        kernel: a per-graph call is dominated by the fixed cost of its small tensor ops) and
+        the paths are split back per graph. Paths never cross graphs and the batched
+        enumeration order is graph by graph, so every graph gets exactly the tensors, values
+        and order, that ``self(g)`` gives it. Use it to pre-process a dataset once, e.g.
+        ``InMemoryDataset.save(AddPaths(4).apply_to_dataset(raw_graphs), path)``.
+
+        Memory: besides the output, a chunk holds its paths twice (batched and split) and the
+        candidates of one growth step, so the peak grows linearly with ``chunk_size``: on
+        ogbg-molhiv (``max_length=4``, all simple paths) about 0.1 MiB per graph of the chunk
+        (``benchmarks/pathnn_speed.py`` records the peak for several chunk sizes). A chunk whose
+        growth step exceeds ``max_paths`` is enumerated in halves, down to single graphs, where
+        the cap raises exactly as :meth:`forward` does. With ``max_paths_per_node``, the
+        truncation warning comes once per chunk.
+
+        Args:
+            graphs: the graphs (a list, or an indexable dataset).
+            chunk_size (int): graphs enumerated together; bounds the memory.
+            progress (bool): show a progress bar over the graphs.
+        """
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        out: list[PathData] = []
+        with tqdm(total=len(graphs), desc="AddPaths", disable=not progress,
+                  mininterval=2) as bar:
+            for start in range(0, len(graphs), chunk_size):
+                chunk = [graphs[i] for i in range(start, min(start + chunk_size, len(graphs)))]
+                out.extend(self._chunk(chunk))
+                bar.update(len(chunk))
+        return out
+
+    def _chunk(self, graphs: list[Data]) -> list[PathData]:
+        """Enumerate ``graphs`` as one disjoint graph and split the paths per graph."""
+        num_nodes = [g.num_nodes if g.num_nodes is not None else 0 for g in graphs]
+        edge_list = [g.edge_index if g.edge_index is not None
+                     else torch.empty(2, 0, dtype=torch.long) for g in graphs]
+        node_key = None
+        if self.kind == "shortest":
+            has_x = [g.x is not None and g.x.size(0) == n for g, n in zip(graphs, num_nodes)]
+            if any(has_x) and not (all(has_x) and len({g.x.shape[1:] for g in graphs}) == 1):
+                return [self(g) for g in graphs]  # seeds differ per graph: no common batch
+            if all(has_x):
+                node_key = feature_node_keys(torch.cat([g.x for g in graphs]))
+        for ei in edge_list:
+            check_edge_index(ei)  # shape and dtype; ranges are checked per graph below
+        node_ptr = torch.tensor([0, *num_nodes]).cumsum(0)
+        edge_ptr = torch.tensor([0, *(ei.size(1) for ei in edge_list)]).cumsum(0)
+        local = torch.cat(edge_list, dim=1)
+        graph_of_edge = torch.repeat_interleave(edge_ptr.diff())
+        size = node_ptr.diff().index_select(0, graph_of_edge)
+        bad = ((local < 0) | (local >= size)).any(0)
+        if bool(bad.any()):
+            g = int(graph_of_edge[bad.nonzero()[0, 0]])
+            raise ValueError(f"graphs[{g}].edge_index holds node ids outside the valid range "
+                             f"[0, {num_nodes[g] - 1}] for {num_nodes[g]} nodes")
+        try:
+            paths = self._enumerate(local + node_ptr.index_select(0, graph_of_edge),
+                                    int(node_ptr[-1]), node_key)
+        except PathCapError:
+            if len(graphs) == 1:
+                raise
+            half = len(graphs) // 2
+            return self._chunk(graphs[:half]) + self._chunk(graphs[half:])
+        # the paths of a graph are contiguous (growth keeps the order of the last nodes)
+        per_graph: list[list[list[Tensor]]] = [[[], [], []] for _ in graphs]
+        for length in range(self.max_length):
+            nodes = paths.nodes[length]
+            graph = torch.searchsorted(node_ptr, nodes[:, -1].contiguous(), right=True) - 1
+            counts = torch.bincount(graph, minlength=len(graphs)).tolist()
+            parts = [nodes - node_ptr.index_select(0, graph).unsqueeze(1),
+                     paths.edges[length] - edge_ptr.index_select(0, graph).unsqueeze(1)]
+            if paths.dists is not None:
+                parts.append(paths.dists[length])
+            for field, tensor in enumerate(parts):
+                for store, piece in zip(per_graph, tensor.split(counts)):
+                    store[field].append(piece.clone())  # own storage, not a view of the chunk
+        return [self._annotate(PathData(**dict(g.to_dict())), n, nodes, edges,
+                               dists if paths.dists is not None else None)
+                for g, n, (nodes, edges, dists) in zip(graphs, num_nodes, per_graph)]
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(max_length={self.max_length}, kind={self.kind!r}, "

@@ -21,9 +21,9 @@ from torch import Tensor
 
 from graphlab.utils.validation import check_edge_index
 
-__all__ = ["DEFAULT_MAX_PATHS", "PATH_KINDS", "Paths", "enumerate_paths", "feature_node_keys",
-           "lookup_distance", "multiset_ids", "path_colour_refinement", "shortest_path_distances",
-           "wl_node_keys"]
+__all__ = ["DEFAULT_MAX_PATHS", "PATH_KINDS", "PathCapError", "Paths", "enumerate_paths",
+           "feature_node_keys", "lookup_distance", "multiset_ids", "path_colour_refinement",
+           "shortest_path_distances", "wl_node_keys"]
 
 #: the path families of the PathNN paper: SP, SP+ and AP
 PATH_KINDS = ("shortest", "all_shortest", "all_simple")
@@ -100,6 +100,10 @@ def _expand(first: Tensor, rowptr: Tensor, perm: Tensor) -> tuple[Tensor, Tensor
 DEFAULT_MAX_PATHS = 10_000_000
 
 
+class PathCapError(ValueError):
+    """A growth (or breadth-first) step would create more rows than its cap allows."""
+
+
 def _check_expansion(first: Tensor, deg: Tensor, max_rows: int | None, what: str,
                      option: str = "max_paths") -> int:
     """The exact number of rows expanding the rows whose first node is ``first`` along all
@@ -111,7 +115,7 @@ def _check_expansion(first: Tensor, deg: Tensor, max_rows: int | None, what: str
         return total
     load = torch.bincount(first, minlength=deg.numel()) * deg
     node = int(load.argmax())
-    raise ValueError(
+    raise PathCapError(
         f"{what} would create {total} rows, above {option}={max_rows}: {int(load[node])} of "
         f"them extend paths through node {node} (in-degree {int(deg[node])}). High-degree "
         f"nodes make the number of paths explode; raise the cap ({option}=..., None for no cap; "

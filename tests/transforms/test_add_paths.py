@@ -178,3 +178,83 @@ def test_pre_transformed_dataset_reloads_with_the_safe_loader(tmp_path):
         assert torch.equal(get_paths(again[1], length)[0], get_paths(first[1], length)[0])
     batch = Batch.from_data_list([again[0], again[1]])
     assert int(batch.path_index_1.max()) < batch.num_nodes
+
+
+def _dataset_graphs() -> list[Data]:
+    """Undirected and directed (multi-)graphs, self-loops, isolated nodes, edgeless graphs."""
+    graphs = [random_graph(3 + i % 7, in_channels=3, seed=i) for i in range(9)]
+    gen = torch.Generator().manual_seed(5)
+    for n in (1, 4, 6):
+        ei = torch.randint(0, n, (2, 3 * n), generator=gen)
+        graphs.append(Data(x=torch.randn(n, 3, generator=gen), edge_index=ei))
+    graphs.insert(4, Data(x=torch.randn(5, 3), edge_index=torch.empty(2, 0, dtype=torch.long)))
+    graphs.insert(7, Data(x=torch.zeros(0, 3), edge_index=torch.empty(2, 0, dtype=torch.long)))
+    return graphs
+
+
+def _assert_same_data(a: Data, b: Data) -> None:
+    assert type(a) is type(b) and sorted(a.keys()) == sorted(b.keys())
+    for key in a.keys():
+        if isinstance(a[key], torch.Tensor):
+            assert torch.equal(a[key], b[key]), key
+        else:
+            assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize(("kind", "distance_encoding"), [
+    ("all_simple", True), ("all_simple", False), ("all_shortest", True), ("shortest", True)])
+@pytest.mark.parametrize("chunk_size", [1, 4, 100])
+def test_apply_to_dataset_equals_the_per_graph_transform(kind, distance_encoding, chunk_size):
+    """The chunked pre-transform enumerates many graphs in one batched call and splits the
+    result: every graph gets the tensors (values and order) of the per-graph transform."""
+    graphs = _dataset_graphs()
+    transform = AddPaths(4, kind=kind, distance_encoding=distance_encoding)
+    chunked = transform.apply_to_dataset(graphs, chunk_size=chunk_size)
+    assert len(chunked) == len(graphs)
+    for got, g in zip(chunked, graphs):
+        _assert_same_data(got, transform(g.clone()))
+        assert got.path_index_4.untyped_storage().nbytes() == got.path_index_4.nbytes
+
+
+def test_apply_to_dataset_batches_like_the_per_graph_transform():
+    graphs = _dataset_graphs()
+    transform = AddPaths(3)
+    a = next(iter(DataLoader(transform.apply_to_dataset(graphs, chunk_size=5), batch_size=32)))
+    b = next(iter(DataLoader([transform(g.clone()) for g in graphs], batch_size=32)))
+    _assert_same_data(a, b)
+
+
+def test_apply_to_dataset_halves_a_chunk_over_the_path_cap():
+    """A chunk whose growth step exceeds max_paths is split until it fits; a single graph over
+    the cap raises as the per-graph transform does."""
+    graphs = [random_graph(12, seed=i) for i in range(6)]
+    per_graph = [AddPaths(3, max_paths=None)(g.clone()) for g in graphs]
+    rows = max(int(g.path_index_2.size(0) + g.path_index_3.size(0)) for g in per_graph)
+    capped = AddPaths(3, max_paths=4 * rows)
+    for got, ref in zip(capped.apply_to_dataset(graphs, chunk_size=6), per_graph):
+        _assert_same_data(got, ref)
+    with pytest.raises(ValueError, match="max_paths=3"):
+        AddPaths(3, max_paths=3).apply_to_dataset(graphs, chunk_size=6)
+
+
+def test_apply_to_dataset_shortest_with_and_without_features():
+    """SP's tie-break is seeded by the node features: graphs without features (or a mix) get
+    what the per-graph transform gives them."""
+    graphs = _dataset_graphs()
+    bare = [Data(edge_index=g.edge_index, num_nodes=g.num_nodes) for g in graphs]
+    transform = AddPaths(3, kind="shortest")
+    for group in (bare, bare[:5] + graphs[5:]):
+        for got, g in zip(transform.apply_to_dataset(group, chunk_size=8), group):
+            _assert_same_data(got, transform(g.clone()))
+
+
+def test_apply_to_dataset_rejects_bad_input():
+    graphs = _dataset_graphs()
+    with pytest.raises(ValueError, match="chunk_size"):
+        AddPaths(2).apply_to_dataset(graphs, chunk_size=0)
+    broken = graphs[:3] + [Data(x=torch.randn(3, 3), edge_index=torch.tensor([[0, 1], [1, 3]]))]
+    with pytest.raises(ValueError, match=r"graphs\[3\]\.edge_index holds node ids outside"):
+        AddPaths(2).apply_to_dataset(broken)
+    with pytest.raises(ValueError, match="int64"):
+        AddPaths(2).apply_to_dataset([Data(x=torch.randn(2, 1),
+                                           edge_index=torch.tensor([[0], [1]]).int())])
