@@ -11,7 +11,7 @@ from torch_geometric.utils import scatter
 
 from graphlab.conv._adj import validated_adj
 from graphlab.conv.sheaf_learner import SheafLearner
-from graphlab.nn.orthogonal import sym_inv_sqrt
+from graphlab.nn.orthogonal import small_matmul, sym_inv_sqrt
 from graphlab.utils.validation import check_finite, check_input_dtype, check_node_features
 
 __all__ = ["SheafConv"]
@@ -23,7 +23,7 @@ def _apply_blocks(block: Tensor, x: Tensor) -> Tensor:
     """``block @ x`` for per-edge diagonal ``[E, d]`` or full ``[E, d, d]`` blocks, ``x`` ``[E, d, c]``."""
     if block.dim() == 2:
         return block.unsqueeze(-1) * x
-    return torch.einsum("eij,ejc->eic", block, x)
+    return small_matmul(block, x)
 
 
 class _EdgeBlockSum(torch.autograd.Function):
@@ -111,6 +111,10 @@ class SheafConv(MessagePassing):
         augmented (bool): add :math:`\mathbf{I}` to the normaliser (keeps isolated nodes finite).
         dropout (float): dropout on the diffusion branch (learner and Laplacian inputs) in
             training; the residual term :math:`\mathbf{X}` is not dropped, as in the reference.
+        given_orthogonal (bool): with ``maps="given"``, promise that the maps are orthogonal
+            up to a scale (e.g. :class:`~graphlab.transforms.ConnectionSheaf`'s), so the
+            normaliser blocks are multiples of :math:`\mathbf{I}` (a scalar per node) and no
+            eigen-decomposition runs, as for learned orthogonal maps.
 
     ``edge_index`` may be a ``[2, E]`` tensor, an ``EdgeIndex``, a ``torch.sparse`` ``adj_t``
     (COO/CSR/CSC, row = target; given ``maps`` then follow its storage order, and its values are
@@ -129,7 +133,8 @@ class SheafConv(MessagePassing):
                  orthogonal: str = "householder", edge_weights: bool = True,
                  learner_act: str = "tanh", act: str | None = "elu", left_weights: bool = True,
                  right_weights: bool = True, add_eps: bool = True, normalised: bool = True,
-                 augmented: bool = True, dropout: float = 0.0) -> None:
+                 augmented: bool = True, dropout: float = 0.0,
+                 given_orthogonal: bool = False) -> None:
         super().__init__(aggr="add", node_dim=0)
         if maps not in _MAPS:
             raise ValueError(f"maps must be one of {_MAPS}, got {maps!r}")
@@ -142,6 +147,10 @@ class SheafConv(MessagePassing):
         self.normalised = normalised
         self.augmented = augmented
         self.dropout = dropout
+        if given_orthogonal and maps != "given":
+            raise ValueError("given_orthogonal applies to maps='given' only (learned orthogonal "
+                             "maps use the scalar normaliser already)")
+        self.given_orthogonal = given_orthogonal
         d = stalk_dim
         self.learner = None if maps == "given" else SheafLearner(
             d * channels, d, maps, orthogonal=orthogonal, edge_weights=edge_weights,
@@ -183,8 +192,13 @@ class SheafConv(MessagePassing):
         ``normalised``) to stalk features ``x`` of shape ``[N, d, c]`` (any ``c``).
 
         ``maps`` as returned by :class:`SheafLearner`: ``[E, 2, d]`` or ``[E, 2, d, d]``. With
-        ``scaled_orthogonal`` (maps :math:`s\mathbf{Q}`, :math:`\mathbf{Q}` orthogonal) the
-        normaliser blocks are multiples of :math:`\mathbf{I}` and no eigen-decomposition runs.
+        ``scaled_orthogonal`` (the caller promises maps :math:`s\mathbf{Q}`, :math:`\mathbf{Q}`
+        orthogonal) the diagonal blocks are :math:`(\sum_e s_e^2)\mathbf{I}` with
+        :math:`s_e^2 = \|\mathcal{F}\|_F^2 / d`, a scalar per node: no eigen-decomposition and
+        no :math:`d \times d` products with them run.
+
+        The off-diagonal part is one fused gather / block product / ``index_add_`` whose
+        backward gathers again instead of keeping the ``[E, d, c]`` messages.
         """
         num_nodes, d = x.size(0), self.stalk_dim
         dst = edge_index[1]
@@ -201,24 +215,29 @@ class SheafConv(MessagePassing):
             agg = _EdgeBlockSum.apply(block, y, edge_index[0], dst, num_nodes)
             out = diag.unsqueeze(-1) * y - agg
             return out * inv.unsqueeze(-1) if self.normalised else out
-        diag = scatter(tgt.transpose(-1, -2) @ tgt, dst, 0, dim_size=num_nodes, reduce="sum")
-        block = tgt.transpose(-1, -2) @ srcm  # [E, d, d] = F_v^T F_u
         if self.normalised and scaled_orthogonal:
-            # D_v = (sum_e s^2) I: a scalar normaliser per node
-            scale = diag.diagonal(dim1=-2, dim2=-1).mean(-1) + (1.0 if self.augmented else 0.0)
+            # F = sQ with Q orthogonal: F^T F = s^2 I = (|F|_F^2 / d) I, so D_v is a scalar per
+            # node and neither the d x d diagonal blocks nor their product with y are formed
+            sq = (tgt * tgt).sum((-1, -2)) / d  # [E] = s^2
+            diag = scatter(sq, dst, 0, dim_size=num_nodes, reduce="sum")  # [N]
+            scale = diag + (1.0 if self.augmented else 0.0)
             inv = (scale.clamp_min(1e-12).rsqrt() * (scale > 0))[:, None, None]
             y = inv * x
+            block = small_matmul(tgt.transpose(-1, -2), srcm)  # [E, d, d] = F_v^T F_u
             agg = _EdgeBlockSum.apply(block, y, edge_index[0], dst, num_nodes)
-            return inv * (diag @ y - agg)
+            return inv * (diag[:, None, None] * y - agg)
+        tgt_t = tgt.transpose(-1, -2)
+        diag = scatter(small_matmul(tgt_t, tgt), dst, 0, dim_size=num_nodes, reduce="sum")
+        block = small_matmul(tgt_t, srcm)  # [E, d, d] = F_v^T F_u
         if self.normalised:
             norm = diag + torch.eye(d, dtype=x.dtype, device=x.device) if self.augmented else diag
             inv = sym_inv_sqrt(0.5 * (norm + norm.transpose(-1, -2)))
-            y = inv @ x
+            y = small_matmul(inv, x)
         else:
             y = x
         agg = _EdgeBlockSum.apply(block, y, edge_index[0], dst, num_nodes)
-        out = diag @ y - agg
-        return inv @ out if self.normalised else out
+        out = small_matmul(diag, y) - agg
+        return small_matmul(inv, out) if self.normalised else out
 
     def message(self, x_j: Tensor, block: Tensor) -> Tensor:
         if block.dim() == 2:
@@ -246,10 +265,11 @@ class SheafConv(MessagePassing):
             maps = self.learner(h, edge_index)
         h = h.reshape(n, d, c)
         if self.left is not None:  # (I_n (x) W1): mixes the d stalk coordinates of each node
-            h = (self.left.weight @ h)
+            h = small_matmul(self.left.weight, h)
         if self.right is not None:
             h = self.right(h)
-        h = self.laplacian(h, edge_index, maps, learned and self.maps == "orthogonal")
+        scaled_orthogonal = (self.given_orthogonal if not learned else self.maps == "orthogonal")
+        h = self.laplacian(h, edge_index, maps, scaled_orthogonal)
         if self.act == "elu":
             h = F.elu(h)
         x0 = x.reshape(n, d, c)

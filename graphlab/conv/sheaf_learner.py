@@ -37,6 +37,11 @@ class SheafLearner(nn.Module):
     directed edge, the two directions of an undirected edge carry the same pair of maps and no
     reverse-edge lookup is needed.
 
+    The linear map is split as :math:`\mathbf{W}[\mathbf{x}_v \| \mathbf{x}_u] =
+    \mathbf{W}_{\ell}\mathbf{x}_v + \mathbf{W}_r\mathbf{x}_u`: both halves are computed once per
+    node (:meth:`node_terms`) and only the small per-node outputs are gathered per edge, so no
+    ``[E, 2 F_{in}]`` concatenation is formed or kept for the backward pass.
+
     Args:
         in_channels (int): node feature width.
         stalk_dim (int): stalk dimension :math:`d`.

@@ -95,6 +95,8 @@ class SheafDiffusion(nn.Module):
         self.lin_in = nn.Linear(in_channels, width)
         self.act = resolve_act(act, act_kwargs)
         conv_maps = "given" if maps == "connection" else maps
+        if maps == "connection":  # [I, O_vu] with O_vu orthogonal: D_v = deg(v) I
+            conv_kwargs.setdefault("given_orthogonal", True)
         self.convs = nn.ModuleList([
             SheafConv(hidden_channels, stalk_dim, maps=conv_maps, orthogonal=orthogonal,
                       edge_weights=edge_weights, dropout=dropout, **conv_kwargs)

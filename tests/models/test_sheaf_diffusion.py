@@ -159,3 +159,24 @@ def test_int32_edge_index_is_a_clear_value_error_for_the_connection_model():
     data = model.transform(random_graph(6, in_channels=8, seed=0))
     with pytest.raises(ValueError, match="int64"):
         model(data.x, data.edge_index.int(), data.sheaf_maps)
+
+
+def test_connection_model_uses_the_scalar_normaliser_with_equal_results():
+    """ConnectionSheaf maps are [I, O] with O orthogonal, so the model's convs take D_v = deg(v) I
+    without an eigen-decomposition: float64 values and gradients equal the general normaliser."""
+    torch.manual_seed(0)
+    fast = SheafDiffusion(8, 4, 3, maps="connection", stalk_dim=2).double()
+    assert all(conv.given_orthogonal for conv in fast.convs)
+    slow = SheafDiffusion(8, 4, 3, maps="connection", stalk_dim=2, given_orthogonal=False).double()
+    slow.load_state_dict(fast.state_dict())
+    g = random_graph(10, in_channels=8, seed=2)
+    data = fast.transform(g.clone())
+    x, maps = data.x.double(), data.sheaf_maps.double()
+    outs = [model(x, data.edge_index, maps) for model in (fast, slow)]
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-12, atol=1e-12)
+    for p_fast, p_slow in zip(torch.autograd.grad(outs[0].square().sum(), list(fast.parameters())),
+                              torch.autograd.grad(outs[1].square().sum(), list(slow.parameters())),
+                              strict=True):
+        torch.testing.assert_close(p_fast, p_slow, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="given_orthogonal"):
+        SheafDiffusion(8, 4, 3, maps="diag", given_orthogonal=True)

@@ -10,6 +10,7 @@ from graphlab.nn.orthogonal import (
     householder_orthogonal,
     num_orthogonal_params,
     orthogonal_from_params,
+    small_matmul,
     sym_inv_sqrt,
 )
 
@@ -96,3 +97,30 @@ def test_sym_inv_sqrt_under_autocast_forward_and_backward():
     r = sym_inv_sqrt(b)
     assert r.dtype == torch.bfloat16
     torch.testing.assert_close(r.float(), sym_inv_sqrt(b.float()), atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize("dim", [2, 3, 5])
+def test_householder_equals_lapack_householder_product(dim):
+    """The elementwise product of reflections equals LAPACK's orgqr (``householder_product``
+    with tau = 2 / |v|^2 on the unit-diagonal reflectors) in values and gradients."""
+    params = torch.randn(7, 2, num_orthogonal_params(dim), dtype=DT,
+                         generator=torch.Generator().manual_seed(dim), requires_grad=True)
+    rows, cols = torch.tril_indices(dim, dim, offset=-1)
+    low = params.new_zeros(7, 2, dim, dim)
+    low[..., rows, cols] = params
+    vecs = low + torch.eye(dim, dtype=DT)
+    expected = torch.linalg.householder_product(vecs, 2.0 / (vecs * vecs).sum(-2))
+    q = householder_orthogonal(params, dim)
+    torch.testing.assert_close(q, expected, rtol=1e-12, atol=1e-13)
+    weight = torch.randn_like(q)
+    torch.testing.assert_close(torch.autograd.grad((q * weight).sum(), params)[0],
+                               torch.autograd.grad((expected * weight).sum(), params)[0],
+                               rtol=1e-11, atol=1e-12)
+
+
+def test_small_matmul_is_matmul_with_broadcasting():
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 3, 3, dtype=DT, generator=gen), torch.randn(5, 3, 7, dtype=DT, generator=gen)
+    torch.testing.assert_close(small_matmul(a, b), a @ b, rtol=1e-14, atol=1e-14)
+    w = torch.randn(3, 3, dtype=DT, generator=gen)  # one matrix applied to a batch
+    torch.testing.assert_close(small_matmul(w, b), w @ b, rtol=1e-14, atol=1e-14)
