@@ -131,10 +131,19 @@ class WeightSpace:
             self._templates[view] = (one, index)
         return self._templates[view]
 
-    def graphs(self, flat: Tensor, view: str = "neural") -> Batch:
+    def graphs(self, flat: Tensor, view: str = "neural", probe: Tensor | None = None,
+               scale: Tensor | None = None) -> Batch:
         """The ``view`` graphs of all rows as one PyG :class:`~torch_geometric.data.Batch`,
-        equal to ``Batch.from_data_list([to_graph(net_b, view=view) for b])`` (float32)."""
+        equal to ``Batch.from_data_list([to_graph(net_b, view=view) for b])`` (in ``flat``'s
+        dtype). With ``probe`` (``[K, in]`` inputs), every neuron node also carries its
+        activations on the probe inputs (:meth:`activations`) as ``K`` more ``x`` columns
+        (zeros on the parameter view's bias nodes): the probe features of Neural Graphs.
+        ``scale`` (``[P]``) divides the weights on the graph (not the probe features, which
+        evaluate the network itself)."""
         self._check(flat)
+        raw = flat
+        if scale is not None:
+            flat = flat / scale.to(flat.dtype)
         template, index = self._template(view)
         n = flat.size(0)
         if (view, n) not in self._batches:
@@ -145,7 +154,35 @@ class WeightSpace:
             vals = flat[:, idx.clamp(min=0).reshape(-1)].reshape(n, *idx.shape)
             vals = torch.where(idx >= 0, vals, const.to(flat.dtype))
             setattr(batch, key, vals.reshape(-1, idx.size(-1)))
+        if probe is not None:
+            acts = self.activations(raw, probe)  # [B, neurons, K]
+            feats = acts.new_zeros(n, template.num_nodes, acts.size(-1))
+            feats[:, :acts.size(1)] = acts  # neuron nodes come first in both views
+            cols = [] if getattr(batch, "x", None) is None else [batch.x]
+            batch.x = torch.cat([*cols, feats.reshape(-1, acts.size(-1))], dim=-1)
         return batch
+
+    def activations(self, flat: Tensor, probe: Tensor) -> Tensor:
+        r"""``[B, neurons, K]``: every neuron's value (after its activation) when network ``b``
+        runs on the ``K`` probe inputs ``probe`` (``[K, in]``), in the neural view's node order
+        (inputs, then each layer's neurons). Permuting or sign-flipping a network's neurons
+        permutes or sign-flips these features with them (Kofinas et al., ICLR 2024, probe
+        features). For ``nn.Sequential`` MLPs; batched over networks with ``torch.bmm``."""
+        self._check(flat)
+        if not isinstance(self.module, nn.Sequential):
+            raise ValueError("activations() needs an nn.Sequential MLP")
+        layers = iter(self.layers(flat))
+        h = probe.to(flat.dtype).unsqueeze(0).expand(flat.size(0), -1, -1)  # [B, K, in]
+        outs = [h]
+        for m in self.module:
+            if isinstance(m, nn.Linear):
+                w, b = next(layers)
+                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+                outs.append(h)
+            else:  # element-wise activation: replaces the layer's recorded values
+                h = m.to(flat.dtype)(h)
+                outs[-1] = h
+        return torch.cat(outs, dim=2).transpose(1, 2)
 
     # ---------------------------------------------------------------- symmetries
     def symmetries(self, num: int, seed: int = 0, signs: bool = True) -> tuple[Tensor, Tensor]:

@@ -128,28 +128,67 @@ def zoo_graphs(zoo: Zoo, indices: Sequence[int], view: str) -> list[Data]:
     return graphs
 
 
-def _make_encoder(model: str, example: Data, out: int, hidden: int, layers: int) -> nn.Module:
+def _make_encoder(model: str, example: Data, out: int, hidden: int, layers: int,
+                  dropout: float = 0.0) -> nn.Module:
     from graphlab.metanets import GMN, NeuralGraphEncoder, OpGraphEncoder
 
     if model == "neural":
-        return NeuralGraphEncoder.from_graph(example, out, hidden_channels=hidden,
-                                             num_layers=layers)
+        return NeuralGraphEncoder.from_graph(example, out, hidden, layers, dropout=dropout)
     if model == "gmn":
-        return GMN.from_graph(example, out, hidden_channels=hidden, num_layers=layers)
+        return GMN.from_graph(example, out, hidden, layers, dropout=dropout)
     if model == "opgnn":
-        return OpGraphEncoder(example.x.size(1), hidden, out, layers)
+        return OpGraphEncoder(example.x.size(1), hidden, out, layers, dropout=dropout)
     raise ValueError(f"unknown graph model {model!r}")
+
+
+def symmetric_twins(zoo: Zoo, indices: Sequence[int], view: str, num: int,
+                    seed: int = 0) -> list[list[Data]]:
+    """Per member, ``num`` graphs of random symmetric twins (:func:`~graphlab.metanets.random_symmetry`:
+    hidden-neuron permutations, and sign flips where the activation is odd), for augmentation;
+    cached on the zoo like :func:`zoo_graphs`."""
+    from graphlab.metanets import random_symmetry
+
+    out = []
+    for i in indices:
+        twins = []
+        for k in range(num):
+            key = ("twin", view, i, seed, k)
+            if key not in zoo.cache:
+                twin = random_symmetry(zoo.module(i), seed * 1000 + k, zoo.example_input(i),
+                                       signs=True)
+                g = to_graph(twin, zoo.example_input(i), view=view)
+                del g.net
+                zoo.cache[key] = g
+            twins.append(zoo.cache[key])
+        out.append(twins)
+    return out
 
 
 def fit_graph_regressor(model: str, train_graphs: list[Data], y_train: np.ndarray,
                         test_graphs: list[Data], seed: int = 0, epochs: int = 40,
                         hidden: int = 32, layers: int = 2, batch_size: int = 32,
-                        lr: float = 3e-3, num_classes: int = 0) -> np.ndarray:
-    """Train a graph encoder on ``(train_graphs, y_train)`` and predict ``test_graphs``
-    (regression on standardised targets, or classification if ``num_classes > 0``)."""
+                        lr: float = 3e-3, num_classes: int = 0, *,
+                        valid_graphs: list[Data] | None = None,
+                        y_valid: np.ndarray | None = None, patience: int | None = None,
+                        dropout: float = 0.0, weight_decay: float = 1e-4,
+                        twins: list[list[Data]] | None = None,
+                        history: list[dict[str, Any]] | None = None) -> np.ndarray:
+    r"""Train a graph encoder on ``(train_graphs, y_train)`` through :func:`graphlab.engine.fit`
+    and predict ``test_graphs`` (regression on standardised targets, or classification if
+    ``num_classes > 0``).
+
+    With ``valid_graphs`` / ``y_valid`` the epoch with the best validation Kendall :math:`\tau`
+    (accuracy for classification; ties broken by validation loss) is selected and restored, and
+    ``patience`` stops training early; without them the last epoch is used. ``twins[k]`` lists
+    symmetric twins of training graph ``k``: each epoch every training example is drawn from the
+    graph and its twins (augmentation). The per-epoch learning curve is appended to ``history``.
+    """
+    from scipy.stats import kendalltau
+
     enc = seeded_module(lambda: _make_encoder(model, train_graphs[0], max(num_classes, 1),
-                                              hidden, layers), torch.Generator().manual_seed(seed))
-    opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
+                                              hidden, layers, dropout),
+                        torch.Generator().manual_seed(seed))
+    opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=weight_decay)
     if num_classes:
         yt = torch.as_tensor(y_train, dtype=torch.long)
         mu, sd = 0.0, 1.0
@@ -158,28 +197,55 @@ def fit_graph_regressor(model: str, train_graphs: list[Data], y_train: np.ndarra
         yt = torch.as_tensor((y_train - mu) / sd, dtype=torch.float32)
     gen = torch.Generator().manual_seed(seed)
     n = len(train_graphs)
+    pools = [[g, *(twins[k] if twins else [])] for k, g in enumerate(train_graphs)]
 
     def batches(epoch: int) -> Iterator[tuple[Batch, Tensor]]:
         order = torch.randperm(n, generator=gen)
+        pick = torch.randint(0, 1 << 30, (n,), generator=gen)
         for s in range(0, n, batch_size):
             idx = order[s:s + batch_size]
-            yield Batch.from_data_list([train_graphs[int(k)] for k in idx]), yt[idx]
+            graphs = [pools[int(k)][int(pick[k]) % len(pools[int(k)])] for k in idx]
+            yield Batch.from_data_list(graphs), yt[idx]
+
+    def loss_of(out: Tensor, y: Tensor) -> Tensor:
+        return F.cross_entropy(out, y) if num_classes else F.mse_loss(out[:, 0], y)
 
     def step(net: nn.Module, batch: tuple[Batch, Tensor]) -> Tensor:
-        out = net(batch[0])
-        return F.cross_entropy(out, batch[1]) if num_classes else F.mse_loss(out[:, 0], batch[1])
+        return loss_of(net(batch[0]), batch[1])
 
-    if epochs > 0:
-        fit(enc, opt, train_step=step, train_batches=batches, epochs=epochs, select=None,
-            scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
-            generator=gen, progress=False, desc=f"{model} regressor")
+    def raw(net: nn.Module, graphs: list[Data]) -> Tensor:
+        outs = [net(Batch.from_data_list(graphs[s:s + 64])) for s in range(0, len(graphs), 64)]
+        return torch.cat(outs) if outs else torch.zeros(0, max(num_classes, 1))
+
+    select: Any = None
+    evaluate = None
+    if valid_graphs is not None and y_valid is not None and len(valid_graphs) > 1:
+        yv = torch.as_tensor(y_valid if num_classes else (y_valid - mu) / sd,
+                             dtype=torch.long if num_classes else torch.float32)
+
+        def evaluate(net: nn.Module) -> dict[str, float]:
+            out = raw(net, valid_graphs)
+            if num_classes:
+                score = float((out.argmax(-1) == yv).float().mean())
+            else:
+                score = float(np.nan_to_num(kendalltau(out[:, 0].numpy(), yv.numpy())
+                                            .statistic, nan=-1.0))
+            return {"valid_score": score, "valid_loss": float(loss_of(out, yv))}
+
+        select = [("valid_score", "max"), ("valid_loss", "min")]
+    res = fit(enc, opt, train_step=step, train_batches=batches, epochs=max(epochs, 1),
+              evaluate=evaluate, select=select, patience=patience if select else None,
+              restore_best=select is not None, generator=gen, progress=False,
+              scheduler=None if select else torch.optim.lr_scheduler.CosineAnnealingLR(
+                  opt, T_max=max(epochs, 1)),
+              desc=f"{model} regressor") if epochs > 0 else None
+    if history is not None and res is not None:
+        history.extend({k: r.get(k) for k in ("epoch", "loss", "valid_score", "valid_loss")}
+                       for r in res.history)
     enc.eval()
-    preds = []
     with torch.no_grad():
-        for s in range(0, len(test_graphs), 64):
-            out = enc(Batch.from_data_list(test_graphs[s:s + 64]))
-            preds.append(out.argmax(-1).double() if num_classes else out[:, 0].double() * sd + mu)
-    return torch.cat(preds).numpy() if preds else np.zeros(0)
+        out = raw(enc, test_graphs)
+    return (out.argmax(-1).double() if num_classes else out[:, 0].double() * sd + mu).numpy()
 
 
 # --------------------------------------------------------------------------- prediction task
@@ -197,10 +263,40 @@ def _metrics(y: np.ndarray, p: np.ndarray, classification: bool) -> dict[str, fl
             "mae": float(np.mean(np.abs(y - p)))}
 
 
+def _valid_part(zoo: Zoo, split: str, train: list[int], fraction: float
+                ) -> tuple[list[int], list[int]]:
+    """``(fit, valid)``: the split's own ``val`` part where it has one, else a fixed random
+    ``fraction`` of its train part (the test part is never looked at before the end)."""
+    parts = zoo.split_parts(split)
+    if parts.get("val"):
+        valid = set(parts["val"])
+        return [i for i in train if i not in valid], [i for i in parts["val"]]
+    rng = np.random.default_rng(12345)
+    order = rng.permutation(len(train))
+    k = max(2, int(round(fraction * len(train))))
+    valid = sorted(train[j] for j in order[:k])
+    held = set(valid)
+    return [i for i in train if i not in held], valid
+
+
 def predict(zoo: Zoo, target: str, model: str, split: str = "id",
             seeds: Sequence[int] = (0, 1, 2), epochs: int = 40, hidden: int = 32,
-            layers: int = 2, max_train: int | None = None) -> dict[str, Any]:
+            layers: int = 2, max_train: int | None = None, *, n_configs: int = 1,
+            patience: int | None = 20, augment: int = 0, valid_fraction: float = 0.2,
+            search_seed: int = 0) -> dict[str, Any]:
     """Fit ``model`` on the split's train members and evaluate on its test members.
+
+    The train part is divided into a fitting part and a validation part (the split's own ``val``
+    part where it has one, else ``valid_fraction`` of train). With ``n_configs > 1`` every model
+    gets a hyperparameter search of that size (:func:`sample_configs` over
+    :data:`GRAPH_SPACE` for the graph encoders, :data:`GBM_SPACE` for ``statnn`` / ``hparams``),
+    each configuration fitted with ``seeds[0]`` and scored on validation (Kendall
+    :math:`\\tau`, or accuracy for ``phase``); the best is refitted with every seed and scored
+    once on test. With ``n_configs=1`` the single configuration is ``hidden`` / ``layers``
+    (graph encoders, lr 3e-3) or the default GBM. Graph encoders train through
+    :func:`fit_graph_regressor` (epoch selection on validation, ``patience`` early stopping) and,
+    with ``augment > 0``, draw every training example from the member and ``augment`` symmetric
+    twins (:func:`symmetric_twins`).
 
     Args:
         zoo: a :class:`~graphlab.zoo.Zoo`.
@@ -209,15 +305,16 @@ def predict(zoo: Zoo, target: str, model: str, split: str = "id",
         model: one of :data:`MODELS`.
         split: a standard split (``id``, ``hparam``, ``width``, ``depth``, ``family``).
         seeds: one fit per seed (the split is fixed; seeds vary the model).
-        epochs, hidden, layers: graph-encoder training budget.
+        epochs, hidden, layers: graph-encoder budget (``epochs`` is the cap under early stopping).
         max_train: subsample the train set (low-data runs).
 
     Returns:
         a dict with ``tau_mean/std``, ``r2_mean/std`` (or ``acc_mean/std`` and
         ``f1_macro_mean/std`` for ``phase``, with the majority class's ``majority_acc`` /
         ``majority_f1_macro``), ``tau_above_chance_mean/std`` when the zoo has ``test_acc``,
-        per-seed metrics and the last seed's ``pred`` / ``true`` arrays. For the
-        :data:`PRUNE_TARGETS` see :func:`predict_edges`.
+        ``config`` (the selected one), ``search`` (every configuration's validation score),
+        ``curve`` (the first seed's learning curve), per-seed metrics and the last seed's
+        ``pred`` / ``true`` arrays. For the :data:`PRUNE_TARGETS` see :func:`predict_edges`.
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
@@ -227,6 +324,8 @@ def predict(zoo: Zoo, target: str, model: str, split: str = "id",
                              f"got {model!r}")
         return predict_edges(zoo, target, split, seeds=seeds, epochs=epochs, hidden=hidden,
                              layers=layers, max_train=max_train)
+    if n_configs < 1:
+        raise ValueError(f"n_configs must be >= 1, got {n_configs}")
     classification = target in CLASSIFICATION_TARGETS
     train, test = zoo.split(split)
     y_all = zoo.target(target, zoo.indices)
@@ -238,46 +337,86 @@ def predict(zoo: Zoo, target: str, model: str, split: str = "id",
     if len(train) < 4 or len(test) < 2:
         raise ValueError(f"split {split!r} has too few finished members ({len(train)} train, "
                          f"{len(test)} test)")
-    y_tr = np.array([ymap[i] for i in train])
+    fit_idx, valid = _valid_part(zoo, split, train, valid_fraction)
+    y_fit = np.array([ymap[i] for i in fit_idx])
+    y_va = np.array([ymap[i] for i in valid])
     y_te = np.array([ymap[i] for i in test])
     has_acc = "test_acc" in zoo.records[0]["metrics"]
     above = np.array([zoo.record(i)["metrics"]["test_acc"] > CHANCE_ACC for i in test]) \
         if has_acc else None
     num_classes = int(max(y_all[np.isfinite(y_all)]) + 1) if classification else 0
+
+    def score(y: np.ndarray, p: np.ndarray) -> float:
+        m = _metrics(y, p, classification)
+        return float(np.nan_to_num(m["acc" if classification else "tau"], nan=-1.0))
+
+    curve: list[dict[str, Any]] = []
     if model in ("statnn", "hparams"):
         feat = statnn_features if model == "statnn" else hparam_features
-        X_tr, X_te = feat(zoo, train), feat(zoo, test)
+        X_fit, X_va, X_te = feat(zoo, fit_idx), feat(zoo, valid), feat(zoo, test)
+        # sklearn's default leaf size (20) cannot split train sets under 40 members
+        leaf = max(2, min(20, len(fit_idx) // 10))
+        configs = sample_configs(GBM_SPACE, n_configs, search_seed) if n_configs > 1 else \
+            [{"max_iter": 200}]
+        task = "classification" if classification else "regression"
+
+        def run_one(cfg: dict[str, Any], seed: int, X: np.ndarray) -> np.ndarray:
+            sn = StatNN(task=task, seed=seed, min_samples_leaf=leaf, **cfg)
+            return sn.fit(X_fit, y_fit).predict(X).astype(np.float64)
+
+        search = [{"config": c, "valid": score(y_va, run_one(c, seeds[0], X_va))}
+                  for c in configs]
     else:
         view = _VIEW[model]
-        g_tr, g_te = zoo_graphs(zoo, train, view), zoo_graphs(zoo, test, view)
+        g_fit, g_va, g_te = (zoo_graphs(zoo, part, view) for part in (fit_idx, valid, test))
+        twins = symmetric_twins(zoo, fit_idx, view, augment) if augment and view != "op" \
+            else None
         if view != "op":
-            width = max(g_tr[0].edge_attr.size(1), g_te[0].edge_attr.size(1))
-            g_tr = [pad_edge_attr(g, width) for g in g_tr]
-            g_te = [pad_edge_attr(g, width) for g in g_te]
+            width = max(g.edge_attr.size(1) for g in g_fit + g_va + g_te +
+                        [t for ts in (twins or []) for t in ts])
+            g_fit, g_va, g_te = ([pad_edge_attr(g, width) for g in gs]
+                                 for gs in (g_fit, g_va, g_te))
+            if twins:
+                twins = [[pad_edge_attr(t, width) for t in ts] for ts in twins]
+        configs = sample_configs(GRAPH_SPACE, n_configs, search_seed) if n_configs > 1 else \
+            [{"hidden": hidden, "layers": layers, "lr": 3e-3, "dropout": 0.0,
+              "weight_decay": 1e-4}]
+
+        def run_one(cfg: dict[str, Any], seed: int, graphs: list[Data],
+                    history: list | None = None) -> np.ndarray:
+            return fit_graph_regressor(
+                model, g_fit, y_fit, graphs, seed=seed, epochs=epochs, hidden=cfg["hidden"],
+                layers=cfg["layers"], lr=cfg["lr"], num_classes=num_classes, valid_graphs=g_va,
+                y_valid=y_va, patience=patience, dropout=cfg["dropout"],
+                weight_decay=cfg["weight_decay"], twins=twins, history=history)
+
+        search = [{"config": c, "valid": score(y_va, run_one(c, seeds[0], g_va))}
+                  for c in configs]
+    best = max(search, key=lambda r: r["valid"])
     runs = []
     pred = np.zeros(0)
     for seed in seeds:
         if model in ("statnn", "hparams"):
-            # sklearn's default leaf size (20) cannot split train sets under 40 members
-            sn = StatNN(task="classification" if classification else "regression", seed=seed,
-                        max_iter=200, min_samples_leaf=max(2, min(20, len(train) // 10)))
-            pred = sn.fit(X_tr, y_tr).predict(X_te).astype(np.float64)
+            pred = run_one(best["config"], seed, X_te)
         else:
-            pred = fit_graph_regressor(model, g_tr, y_tr, g_te, seed=seed, epochs=epochs,
-                                       hidden=hidden, layers=layers, num_classes=num_classes)
+            pred = run_one(best["config"], seed, g_te, curve if not curve else None)
         m = _metrics(y_te, pred, classification)
         if above is not None and not classification and above.sum() > 2:
             m["tau_above_chance"] = _metrics(y_te[above], pred[above], False)["tau"]
         runs.append(m)
     out: dict[str, Any] = {"target": target, "model": model, "split": split,
-                           "n_train": len(train), "n_test": len(test), "seeds": list(seeds)}
+                           "n_train": len(train), "n_fit": len(fit_idx), "n_val": len(valid),
+                           "n_test": len(test), "seeds": list(seeds), "n_configs": len(search),
+                           "augment": augment if model not in ("statnn", "hparams") else 0,
+                           "config": best["config"], "valid_score": best["valid"],
+                           "search": search, "curve": curve}
     for k in runs[0]:
         vals = np.array([r[k] for r in runs], dtype=np.float64)
         out[f"{k}_mean"], out[f"{k}_std"] = float(np.mean(vals)), float(np.std(vals))
     if above is not None:
         out["n_above_chance"] = int(above.sum())
     if classification:
-        majority = np.bincount(y_tr.astype(int)).argmax()
+        majority = np.bincount(y_fit.astype(int)).argmax()
         base = _metrics(y_te, np.full_like(y_te, majority), True)
         out["majority_acc"], out["majority_f1_macro"] = base["acc"], base["f1_macro"]
     out["per_seed"] = runs
@@ -526,6 +665,9 @@ TORCH_SPACE: dict[str, list[Any]] = {
     "dropout": [0.0, 0.1, 0.2],
     "weight_decay": [0.0, 1e-4, 1e-2],
 }
+#: the graph metanets' space: the same size and knobs, smaller widths (an edge MLP runs once per
+#: weight, so a width costs |E| times what it costs the flat MLP)
+GRAPH_SPACE: dict[str, list[Any]] = {**TORCH_SPACE, "hidden": [16, 32, 64]}
 #: StatNN's space: gradient boosting's depth, number of trees and learning rate
 GBM_SPACE: dict[str, list[Any]] = {
     "max_depth": [3, 5, None],
@@ -616,8 +758,11 @@ def predict_classes(model: nn.Module, inputs: Any, rows: Tensor) -> Tensor:
 #: the models of :func:`classify_weights`: (name, input view) in table order
 WEIGHT_MODELS: dict[str, str] = {
     "mlp": "flat", "statnn": "statistics", "neural": "neural graph", "gmn": "parameter graph",
+    "neural_probe": "neural graph + probe features",
+    "gmn_probe": "parameter graph + probe features",
     "nfn_hnp": "weight tensors", "nfn_np": "weight tensors"}
-_GRAPH_VIEW = {"neural": "neural", "gmn": "parameter"}
+_GRAPH_VIEW = {"neural": "neural", "gmn": "parameter", "neural_probe": "neural",
+               "gmn_probe": "parameter"}
 
 
 def tensor_scales(space: Any, flat: Tensor) -> Tensor:
@@ -631,7 +776,8 @@ def tensor_scales(space: Any, flat: Tensor) -> Tensor:
     return scale
 
 
-def _torch_model(name: str, space: Any, num_classes: int, cfg: dict[str, Any]) -> nn.Module:
+def _torch_model(name: str, space: Any, num_classes: int, cfg: dict[str, Any],
+                 probe: Tensor | None = None) -> nn.Module:
     from graphlab.metanets import GMN, NeuralGraphEncoder
     from graphlab.metanets.baselines import FlatMLP, NFNClassifier
 
@@ -639,8 +785,9 @@ def _torch_model(name: str, space: Any, num_classes: int, cfg: dict[str, Any]) -
     if name == "mlp":
         return FlatMLP(space.num_params, h, num_classes, max(layers, 2), dropout=drop)
     if name in _GRAPH_VIEW:
-        template = space.graphs(torch.zeros(1, space.num_params), _GRAPH_VIEW[name])
-        cls = NeuralGraphEncoder if name == "neural" else GMN
+        template = space.graphs(torch.zeros(1, space.num_params), _GRAPH_VIEW[name],
+                                probe=probe if name.endswith("_probe") else None)
+        cls = NeuralGraphEncoder if name.startswith("neural") else GMN
         return cls.from_graph(template, num_classes, h, layers, dropout=drop)
     if name in ("nfn_hnp", "nfn_np"):
         return NFNClassifier(space, h, num_classes, layers, mode=name[4:], dropout=drop)
@@ -657,20 +804,24 @@ def classify_weights(space: Any, flat: Tensor, y: Tensor, split: dict[str, Seque
                      models: Sequence[str] = tuple(WEIGHT_MODELS), n_configs: int = 6,
                      seeds: Sequence[int] = (0, 1, 2), epochs: int = 100, patience: int = 20,
                      batch_size: int = 64, augment: bool = True, num_symmetries: int = 64,
-                     search_seed: int = 0, log: Any = None) -> list[dict[str, Any]]:
+                     probe_points: int = 16, search_seed: int = 0, log: Any = None
+                     ) -> list[dict[str, Any]]:
     r"""Classify networks of one architecture from their weights (INR classification: which
     digit does this SIREN draw?) with every model of :data:`WEIGHT_MODELS` under one protocol.
 
     Every model gets the same search: ``n_configs`` configurations (:func:`sample_configs` over
-    :data:`TORCH_SPACE`, or :data:`GBM_SPACE` for StatNN), each trained with seed
+    :data:`TORCH_SPACE`, :data:`GRAPH_SPACE` for the graph metanets or :data:`GBM_SPACE` for
+    StatNN), each trained with seed
     ``seeds[0]`` on ``split["train"]`` and scored on ``split["val"]``; the best validation
     accuracy picks the configuration, which is then retrained with every seed and scored once
     on ``split["test"]``. Torch models train through :func:`fit_classifier` (epoch selection on
     validation, early stopping) on weights divided by :func:`tensor_scales` and, if ``augment``,
     with a random symmetry per training example (``num_symmetries`` neuron permutations and
     sign flips of :meth:`~graphlab.metanets.weightspace.WeightSpace.symmetries`, as the DWSNets,
-    NFN and Neural Graphs recipes do). The NFN rows are skipped, with the reason, when the
-    ``nfn`` package is absent.
+    NFN and Neural Graphs recipes do). The ``*_probe`` graph models add Neural Graphs' probe
+    features: every neuron's activations at ``probe_points`` fixed random inputs in
+    :math:`[-1, 1]^{d}` (the network is *run*, so these models see its function, not only its
+    weights). The NFN rows are skipped, with the reason, when the ``nfn`` package is absent.
 
     Returns:
         one row per model: ``model``, ``input``, ``test_acc_mean`` / ``_std`` over seeds,
@@ -693,8 +844,11 @@ def classify_weights(space: Any, flat: Tensor, y: Tensor, split: dict[str, Seque
     y = torch.as_tensor(y, dtype=torch.long)
     num_classes = int(y.max()) + 1
     say = log or (lambda msg: None)
-    scaled = flat / tensor_scales(space, flat[tr])
+    scale = tensor_scales(space, flat[tr])
     pool = space.symmetries(num_symmetries, seed=search_seed) if augment else None
+    in_dim = space.layers(flat[:1])[0][0].size(-1)
+    probe = torch.rand(probe_points, in_dim, generator=torch.Generator().manual_seed(
+        search_seed)) * 2 - 1
     rows: list[dict[str, Any]] = []
     for name in models:
         t0 = time.perf_counter()
@@ -719,17 +873,21 @@ def classify_weights(space: Any, flat: Tensor, y: Tensor, split: dict[str, Seque
             aug_gen = torch.Generator().manual_seed(search_seed)
 
             def inputs(rows_: Tensor, training: bool, view: str | None = _GRAPH_VIEW.get(name),
-                       gen: torch.Generator = aug_gen) -> Any:
-                w = scaled[rows_]
+                       gen: torch.Generator = aug_gen, name: str = name) -> Any:
+                w = flat[rows_]
                 if training and pool is not None:
                     w = space.augment(w, gen, pool)
-                return space.graphs(w, view) if view else w
+                if view is None:
+                    return w / scale
+                return space.graphs(w, view, probe=probe if name.endswith("_probe") else None,
+                                    scale=scale)
 
             def make(c: dict[str, Any], name: str = name) -> nn.Module:
-                return _torch_model(name, space, num_classes, c)
+                return _torch_model(name, space, num_classes, c, probe)
 
             search = []
-            for cfg in sample_configs(TORCH_SPACE, n_configs, search_seed):
+            space_ = GRAPH_SPACE if name in _GRAPH_VIEW else TORCH_SPACE
+            for cfg in sample_configs(space_, n_configs, search_seed):
                 _, res = fit_classifier(make, inputs, y, tr, va, cfg, seeds[0], epochs,
                                         patience, batch_size)
                 search.append({"config": cfg, "valid_acc": res.best["valid_acc"],

@@ -129,3 +129,25 @@ def test_nfn_classifier_is_invariant_float64(mode):
         twin = flat[:, index[k]] * sign[k].double()
         assert (model(twin) - out).abs().max() < 1e-10
     assert "mode='" + mode in repr(model)
+
+
+@pytest.mark.parametrize("view", ["neural", "parameter"])
+def test_probe_features_are_the_neurons_activations(view):
+    """Probe features follow the neurons: a symmetric twin's probe features are the original's,
+    permuted and sign-flipped like its neurons; the output node's features are the outputs."""
+    nets = [siren(s) for s in range(2)]
+    ws = WeightSpace(nets[0], X[:2])
+    flat = ws.flatten(nets).double()
+    probe = X[:5]
+    acts = ws.activations(flat, probe)
+    assert acts.shape == (2, 2 + 6 + 6 + 1, 5)
+    assert torch.allclose(acts[:, -1], torch.stack([n(probe)[:, 0] for n in nets]))
+    assert torch.equal(acts[:, :2], probe.T.expand(2, -1, -1))
+    g = ws.graphs(flat, view, probe=probe)
+    base = ws.graphs(flat, view)
+    width = 0 if getattr(base, "x", None) is None else base.x.size(1)
+    assert g.x.size(1) == width + 5
+    # sorted multisets of |activation| per layer are invariant to the symmetries
+    index, sign = ws.symmetries(3, seed=4)
+    twin = ws.activations(flat[:, index[2]] * sign[2].double(), probe)
+    assert torch.allclose(twin.abs().sort(1).values, acts.abs().sort(1).values)

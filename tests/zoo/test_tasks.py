@@ -194,3 +194,85 @@ def test_cli_predict_prune_target(digits_zoo, capsys):
                  "--hidden", "8"]) == 0
     out = capsys.readouterr().out
     assert "prune_snip" in out and "|w| baseline" in out and "spearman" in out
+
+
+def test_sample_configs_same_size_distinct_and_reproducible():
+    from graphlab.zoo.tasks import GBM_SPACE, GRAPH_SPACE, TORCH_SPACE, sample_configs
+
+    for space in (TORCH_SPACE, GRAPH_SPACE, GBM_SPACE):
+        cfgs = sample_configs(space, 6, seed=0)
+        assert len(cfgs) == 6 and len({tuple(c.items()) for c in cfgs}) == 6
+        assert cfgs == sample_configs(space, 6, seed=0)
+        assert all(c[k] in space[k] for c in cfgs for k in space)
+    assert len(sample_configs({"a": [1, 2]}, 5)) == 2  # never more than the grid
+    with pytest.raises(ValueError):
+        sample_configs(TORCH_SPACE, 0)
+
+
+def test_predict_fair_search_validation_and_augmentation(zoo):
+    """n_configs > 1: the same-size search for a graph metanet and for StatNN, selected on a
+    validation part carved from train (test untouched), twins from random_symmetry, curves."""
+    r = predict(zoo, "complexity", "gmn", "id", seeds=(0,), epochs=3, n_configs=2, augment=1,
+                patience=2)
+    assert r["n_fit"] + r["n_val"] == r["n_train"] and r["n_configs"] == 2
+    assert len(r["search"]) == 2 and r["config"] in [s["config"] for s in r["search"]]
+    assert r["valid_score"] == max(s["valid"] for s in r["search"])
+    assert 1 <= len(r["curve"]) <= 3 and {"loss", "valid_score"} <= set(r["curve"][0])
+    s = predict(zoo, "complexity", "statnn", "id", seeds=(0, 1), n_configs=2)
+    assert s["n_configs"] == 2 and s["augment"] == 0 and np.isfinite(s["tau_mean"])
+
+
+def test_symmetric_twins_compute_the_same_function(zoo):
+    from graphlab.metanets import graph_forward
+    from graphlab.zoo.tasks import symmetric_twins, zoo_graphs
+
+    i = zoo.indices[0]
+    x = zoo.example_input(i)
+    (twins,) = symmetric_twins(zoo, [i], "neural", 2)
+    (orig,) = zoo_graphs(zoo, [i], "neural")
+    assert len(twins) == 2
+    ref = zoo.module(i)(x)
+    for t in twins:
+        t.net = to_graph(zoo.module(i), x).net  # the structure is shared with the original
+        assert (graph_forward(t, x) - ref).abs().max() < 1e-4
+    assert not torch.equal(twins[0].edge_attr, orig.edge_attr)
+
+
+def test_classify_weights_tiny_inr_fixture():
+    """INR classification end to end on a tiny fixture: SIRENs fitted here to two classes of
+    images (vertical vs horizontal gradients), every model under one protocol."""
+    from graphlab.metanets.weightspace import WeightSpace
+    from graphlab.zoo.tasks import classify_weights
+
+    class Sine(nn.Module):
+        def forward(self, x):
+            return torch.sin(x)
+
+    torch.manual_seed(0)
+    grid = torch.stack(torch.meshgrid(torch.linspace(-1, 1, 4), torch.linspace(-1, 1, 4),
+                                      indexing="ij"), -1).reshape(-1, 2)
+    nets, labels = [], []
+    for k in range(24):
+        net = nn.Sequential(nn.Linear(2, 8), Sine(), nn.Linear(8, 1))
+        target = grid[:, k % 2:k % 2 + 1] * (0.5 + 0.5 * torch.rand(1))
+        opt = torch.optim.Adam(net.parameters(), lr=0.05)
+        for _ in range(30):
+            opt.zero_grad()
+            ((net(grid) - target) ** 2).mean().backward()
+            opt.step()
+        nets.append(net)
+        labels.append(k % 2)
+    ws = WeightSpace(nets[0], grid)
+    flat = ws.flatten(nets)
+    split = {"train": list(range(16)), "val": list(range(16, 20)), "test": list(range(20, 24))}
+    rows = classify_weights(ws, flat, torch.tensor(labels), split,
+                            models=["mlp", "statnn", "neural_probe", "gmn"], n_configs=2,
+                            seeds=(0, 1), epochs=2, patience=1, num_symmetries=4,
+                            probe_points=4)
+    assert [r["model"] for r in rows] == ["mlp", "statnn", "neural_probe", "gmn"]
+    for r in rows:
+        assert r["n_configs"] == 2 and len(r["per_seed"]) == 2
+        assert 0.0 <= r["test_acc_mean"] <= 1.0 and r["n_test"] == 4
+        assert (r["curve"] == []) == (r["model"] == "statnn")
+    with pytest.raises(ValueError, match="unknown models"):
+        classify_weights(ws, flat, torch.tensor(labels), split, models=["nope"])
