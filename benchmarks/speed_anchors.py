@@ -193,6 +193,15 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _ratio(row: dict[str, Any]) -> str:
+    if row.get("ratio_median") is None:
+        return "-"
+    text = f"{row['ratio_median']:.3g}x"
+    if row.get("ratio_min") is not None and row.get("ratio_max") is not None:
+        text += f" [{row['ratio_min']:.3g}-{row['ratio_max']:.3g}]"
+    return text
+
+
 def markdown_table(rows: list[dict]) -> str:
     """The table: workload, graphlab, anchor, ratio median [range], memory ratio, exponents,
     target and verdict."""
@@ -204,13 +213,12 @@ def markdown_table(rows: list[dict]) -> str:
             if row.get("anchor_exponent") is not None:
                 exponent += f" / {_fmt(row['anchor_exponent'])}"
         target = row["target"]
-        verdict = ("- (floor)" if target is None else
+        verdict = ("- (floor)" if target is None else "-" if row["at_target"] is None else
                    ("yes" if row["at_target"] else "NO") + f" (<= {target:g}x)")
         out.append({
             "workload": row["workload"], "graphlab ms": _fmt(row.get("graphlab_ms")),
             "anchor": row["anchor"], "anchor ms": _fmt(row.get("anchor_ms")),
-            "ratio median [min-max]": (f"{row['ratio_median']:.3g}x [{row['ratio_min']:.3g}-"
-                                       f"{row['ratio_max']:.3g}]"),
+            "ratio median [min-max]": _ratio(row),
             "memory ratio": _fmt(row.get("memory_ratio")),
             "exponent (ours / anchor)": exponent, "at or below target?": verdict,
             "max abs diff": (f"{row['max_abs_diff']:.2g}" if isinstance(row.get("max_abs_diff"),
@@ -226,7 +234,7 @@ def markdown_table(rows: list[dict]) -> str:
 def run(quick: bool, out: Path, device: str = "cpu") -> TaskResult:
     rows, problems = collect(quick, device)
     skipped = list(skipped_anchors().values()) + problems
-    judged = [r for r in rows if r["target"] is not None]
+    judged = [r for r in rows if r["at_target"] is not None]
     missed = [r for r in judged if not r["at_target"]]
     gpu = ("GPU: not run (no CUDA device on this machine); run "
            "`python -m benchmarks.speed_anchors --device cuda` where there is one"
