@@ -29,7 +29,7 @@ QUICK_TASKS = [
     "egnn-speed",
     "gin-baseline", "metanets-speed", "ogb", "pathnn-csl", "pathnn-exp", "pathnn-real",
     "pathnn-speed", "pathnn-sr25", "prmpnn-expressivity", "prmpnn-speed", "prmpnn-trees",
-    "prmpnn-tu", "sheaf-speed", "sheaf-webkb", "speed-anchors", "zoo-tasks",
+    "prmpnn-tu", "sheaf-speed", "sheaf-webkb", "speed-anchors", "zoo-health", "zoo-tasks",
 ]
 #: tasks that need the offline data mirror (GRAPHLAB_DATA_DIR); without it they must be skipped
 NEEDS_DATA = {"ogb", "pathnn-csl", "pathnn-exp", "pathnn-real", "pathnn-speed", "pathnn-sr25",

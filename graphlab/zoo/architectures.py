@@ -62,12 +62,13 @@ class Conv1dNet(nn.Module):
 
 
 class CNN2d(nn.Module):
-    """Digits as 1x8x8 images: ``depth`` 3x3 convs (optional BatchNorm), global mean, linear.
+    r"""Digits as 1x8x8 images: ``depth`` 3x3 convs (optional BatchNorm), global mean, linear.
 
-    With ``pool``, each conv block is ``conv -> norm -> act -> maxpool(2) -> dropout``, the
-    Small CNN Zoo's pattern (Unterthiner et al. 2020), which gives the global mean local features
-    to average; without it (the original zoos) the convs see a 3x3 / 5x5 window and the global
-    mean washes them out.
+    With ``pool``, each conv block is ``conv -> norm -> act -> maxpool(2) -> dropout`` (the
+    Small CNN Zoo's pattern, Unterthiner et al. 2020) and the classifier reads the flattened
+    ``width x s x s`` map (:math:`s = \lceil 8 / 2^{depth} \rceil`) instead of a global mean:
+    without it (the original zoos) the convs see a 3x3 / 5x5 window and the global mean washes
+    out where a stroke is.
     """
 
     def __init__(self, width: int, depth: int, act: str = "relu", norm: bool = False,
@@ -81,14 +82,15 @@ class CNN2d(nn.Module):
         self.norms = nn.ModuleList([nn.BatchNorm2d(width) if norm else nn.Identity()
                                     for _ in range(depth)])
         self.act = ACTIVATIONS[act]()
-        self.out = nn.Linear(width, 10)
+        side = math.ceil(8 / 2 ** depth) if pool else 1
+        self.out = nn.Linear(width * side * side, 10)
 
     def forward(self, x: Tensor) -> Tensor:
         h = x  # [B, 1, 8, 8]
-        if self.pool:  # 8x8 -> 4x4 -> 2x2: local features before the global mean
+        if self.pool:  # 8x8 -> 4x4 -> 2x2 -> 1x1, then every position to the classifier
             for conv, norm in zip(self.convs, self.norms):
                 h = self.drop(F.max_pool2d(self.act(norm(conv(h))), 2, ceil_mode=True))
-            return self.out(h.mean(dim=(-2, -1)))
+            return self.out(h.flatten(1))
         for conv, norm in zip(self.convs, self.norms):
             h = self.act(norm(conv(h)))
         return self.out(h.mean(dim=(-2, -1)))

@@ -21,7 +21,7 @@ from graphlab.engine import fit
 from graphlab.metanets.init import seeded_module
 from graphlab.zoo.architectures import input_shape, make_model
 
-__all__ = ["digits_data", "hessian_top_eigenvalue", "function_complexity", "train_member",
+__all__ = ["INITS", "digits_data", "hessian_top_eigenvalue", "function_complexity", "train_member",
            "train_members"]
 
 
@@ -78,6 +78,44 @@ def function_complexity(model: nn.Module, resolution: int = 64) -> float:
     return float((mag * freq).sum() / total)
 
 
+#: curve points (evaluations) of a member trained for a number of ``steps``
+ROUNDS = 10
+
+#: weight initialisation schemes of the ``init`` knob (the Small CNN Zoo varies it too);
+#: biases keep the default
+INITS = ("default", "xavier", "he", "orthogonal", "normal")
+
+
+def _reinit(model: nn.Module, scheme: str, gen: torch.Generator) -> None:
+    """Re-draw every Linear / Conv weight of ``model`` with ``scheme`` from ``gen``."""
+    if scheme not in INITS:
+        raise ValueError(f"unknown init {scheme!r}; choose from {INITS}")
+    with torch.no_grad():
+        for m in model.modules():
+            if not isinstance(m, nn.Linear | nn.modules.conv._ConvNd):
+                continue
+            w = m.weight
+            if scheme == "xavier":
+                nn.init.xavier_uniform_(w, generator=gen)
+            elif scheme == "he":
+                nn.init.kaiming_normal_(w, nonlinearity="relu", generator=gen)
+            elif scheme == "orthogonal":
+                nn.init.orthogonal_(w, generator=gen)
+            else:  # "normal": a fixed, fan-independent scale (too small for deep nets)
+                nn.init.normal_(w, 0.0, 0.05, generator=gen)
+
+
+def _optimizer(model: nn.Module, config: dict[str, Any]) -> torch.optim.Optimizer:
+    name = config.get("optimizer", "sgd")
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=0.9,
+                               weight_decay=config["weight_decay"])
+    if name == "adam":
+        return torch.optim.AdamW(model.parameters(), lr=config["lr"],
+                                 weight_decay=config["weight_decay"])
+    raise ValueError(f"unknown optimizer {name!r}; choose 'sgd' or 'adam'")
+
+
 def _evaluate(model: nn.Module, x: Tensor, y: Tensor) -> tuple[float, float]:
     with torch.no_grad():
         out = model(x)
@@ -87,8 +125,11 @@ def _evaluate(model: nn.Module, x: Tensor, y: Tensor) -> tuple[float, float]:
 def train_member(config: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     """Build (and for trained presets, train) one member; returns the model and its metrics.
 
-    Trained members use mini-batch SGD with momentum on the digits train split (subsampled to
-    ``train_fraction``) for ``epochs`` epochs of ``batch_size`` through
+    Trained members use mini-batch SGD with momentum 0.9 (``optimizer: "sgd"``, the default)
+    or AdamW (``"adam"``, decoupled ``weight_decay``) on the digits train split (subsampled to
+    ``train_fraction``), from the layers' default initialisation or the ``init`` scheme
+    (:data:`INITS`), for ``epochs`` epochs of ``batch_size`` (or, when the configuration has
+    ``steps``, that many mini-batches in :data:`ROUNDS` evaluated rounds) through
     :func:`graphlab.engine.fit`, recording a per-epoch curve. A batch whose loss is not finite is
     not stepped and ends its epoch; diverged members are kept (they are part of the phase
     diagram), with any non-finite weights zeroed.
@@ -111,6 +152,8 @@ def train_member(config: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         model.eval()
         return model, {"complexity": function_complexity(model),
                        "num_params": sum(p.numel() for p in model.parameters())}
+    if config.get("init", "default") != "default":
+        _reinit(model, config["init"], torch.Generator().manual_seed(seed + 2))
     x_tr, y_tr, x_te, y_te = digits_data()
     shape = input_shape(config)
     x_tr, x_te = x_tr.view(-1, *shape), x_te.view(-1, *shape)
@@ -118,14 +161,32 @@ def train_member(config: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     n = max(32, int(config["train_fraction"] * len(y_tr)))
     sub = torch.randperm(len(y_tr), generator=gen)[:n]
     x_tr, y_tr = x_tr[sub], y_tr[sub]
-    opt = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=0.9,
-                          weight_decay=config["weight_decay"])
+    opt = _optimizer(model, config)
     bs = int(config["batch_size"])
     diverged = False
+
+    # a "steps" budget: ROUNDS rounds of steps / ROUNDS mini-batches each (one curve point per
+    # round), cycling through fresh permutations, so small train fractions are not evaluated
+    # hundreds of times; otherwise "epochs" passes over the data
+    steps = config.get("steps")
+    rounds = ROUNDS if steps else int(config["epochs"])
+    stream: list[Tensor] = []
+
+    def next_batch() -> Tensor:
+        if not stream:
+            order = torch.randperm(n, generator=gen)
+            stream.extend(order[s:s + bs] for s in range(0, n, bs))
+        return stream.pop(0)
 
     def batches(epoch: int) -> Iterator[Tensor]:
         nonlocal diverged
         diverged = False  # every epoch tries again from the kept weights
+        if steps:
+            for _ in range(-(-int(steps) // ROUNDS)):
+                if diverged:
+                    return
+                yield next_batch()
+            return
         order = torch.randperm(n, generator=gen)
         for s in range(0, n, bs):
             if diverged:  # the rest of this epoch is skipped, as the step was
@@ -147,9 +208,13 @@ def train_member(config: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         return {"train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss,
                 "test_acc": te_acc}
 
-    result = fit(model, opt, train_step=step, train_batches=batches,
-                 epochs=int(config["epochs"]), evaluate=scores, select=None, progress=False,
-                 desc="zoo member")
+    # dropout draws its masks from the global RNG (F.dropout takes no generator): train inside a
+    # fork seeded by the member, so masks are reproducible and the caller's RNG state is restored
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 3)
+        result = fit(model, opt, train_step=step, train_batches=batches,
+                     epochs=rounds, evaluate=scores, select=None, progress=False,
+                     desc="zoo member")
     curve = [{k: r[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
              for r in result.history]
     model.eval()
@@ -159,7 +224,10 @@ def train_member(config: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     tr_loss, tr_acc = _evaluate(model, x_tr, y_tr)
     te_loss, te_acc = _evaluate(model, x_te, y_te)
     try:
-        sharp = hessian_top_eigenvalue(model, x_tr, y_tr, iters=8, seed=config["seed"] % 1000)
+        # on at most 512 training points: the estimate's cost, not the training's, would
+        # otherwise dominate the build of a convnet zoo
+        sharp = hessian_top_eigenvalue(model, x_tr[:512], y_tr[:512], iters=8,
+                                       seed=config["seed"] % 1000)
     except RuntimeError:
         sharp = float("nan")
     num_params = sum(p.numel() for p in model.parameters())

@@ -19,7 +19,7 @@ def _fake_zoo(root: Path, accs: list[float | None], lrs: list[float]) -> Path:
     """A zoo folder whose members have the given test accuracies (None: diverged)."""
     (root / "members").mkdir(parents=True)
     (root / "zoo.json").write_text(json.dumps({"preset": "digits-mlp", "size": len(accs),
-                                               "seed": 0, "version": 1}))
+                                               "seed": 0, "version": 2}))
     for i, (acc, lr) in enumerate(zip(accs, lrs)):
         cfg = {"arch": "mlp", "width": 4, "depth": 1, "act": "relu", "lr": lr, "seed": i}
         curve = [{"train_loss": None if acc is None else 1.0, "test_acc": acc}]

@@ -55,13 +55,14 @@ def zoo(tmp_path_factory: pytest.TempPathFactory):
 def test_member_generation(tmp_path: Path):
     _assert_untouched(lambda: member_config("digits-mlp", 0, 3))
     _assert_untouched(lambda: zoo_splits("arch-family", 20, 1))
-    cfg = dict(member_config("digits-mlp", 0, 0), epochs=1, train_fraction=0.1)
+    cfg = dict(member_config("digits-mlp", 0, 0), steps=10, train_fraction=0.1)
     m1, r1 = _assert_untouched(lambda: train_member(cfg))
     m2, r2 = _assert_untouched(lambda: train_member(cfg))
     assert r1 == r2 and all(torch.equal(a, b) for a, b in zip(m1.parameters(), m2.parameters()))
     _assert_untouched(lambda: train_member(member_config("random-nets", 0, 1)))
-    _assert_untouched(lambda: train_member(dict(member_config("digits-cnn", 0, 2), epochs=1,
-                                                train_fraction=0.1)))
+    _assert_untouched(lambda: train_member(dict(member_config("digits-cnn", 0, 2), steps=10,
+                                                train_fraction=0.1, init="orthogonal")))
+    _assert_untouched(lambda: train_member(member_config("digits-inr", 0, 3) | {"steps": 2}))
     x, y = torch.randn(16, 64), torch.randint(0, 10, (16,))
     _assert_untouched(lambda: hessian_top_eigenvalue(m1, x, y, iters=2, seed=1))
     _assert_untouched(lambda: build_zoo("random-nets", 2, tmp_path / "z", seed=0))

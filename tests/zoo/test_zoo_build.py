@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from graphlab.zoo import build_zoo, load_zoo
+from graphlab.zoo.training import ROUNDS
 
 SIZE = 4
 
@@ -34,8 +35,9 @@ def test_records_and_safetensors_only(zoo_dir: Path):
         m = r["metrics"]
         assert 0.0 <= m["test_acc"] <= 1.0 and 0.0 <= m["train_acc"] <= 1.0
         assert math.isclose(m["gen_gap"], m["train_acc"] - m["test_acc"], abs_tol=1e-9)
-        assert len(r["curve"]) == r["config"]["epochs"]
-        assert {"arch", "width", "depth", "lr", "batch_size", "weight_decay"} <= set(r["config"])
+        assert len(r["curve"]) == ROUNDS and m["train_seconds"] > 0
+        assert {"arch", "width", "depth", "lr", "batch_size", "weight_decay", "steps"} <= \
+            set(r["config"])
         assert len(r["hash"]) == 64
     # the stored weights reproduce the recorded accuracy
     from graphlab.zoo import digits_data
