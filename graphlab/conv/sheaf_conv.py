@@ -85,10 +85,11 @@ class SheafConv(MessagePassing):
     :math:`\mathbf{L}_{vu} = -\mathcal{F}_{v \trianglelefteq e}^\top
     \mathcal{F}_{u \trianglelefteq e}` and :math:`\tilde{\mathbf{D}} = \mathrm{blockdiag}
     (\mathbf{L}) + \mathbf{I}` (``augmented``; without it :math:`\tilde{\mathbf{D}}` is the
-    block diagonal itself). :math:`\Delta_{\mathcal{F}}` is applied by message passing with one
-    :math:`d \times d` block per edge; the :math:`nd \times nd` matrix is never formed. For general
-    maps :math:`\tilde{\mathbf{D}}_v^{-1/2}` is an eigen-decomposition with a backward that stays
-    finite at repeated eigenvalues (no jitter, no clamping of the maps).
+    block diagonal itself). :math:`\Delta_{\mathcal{F}}` is applied edge-wise with one
+    :math:`d \times d` block (or :math:`d` numbers) per edge, gathered, multiplied and summed in
+    one fused step whose backward keeps no per-edge features; the :math:`nd \times nd` matrix is
+    never formed. For general maps :math:`\tilde{\mathbf{D}}_v^{-1/2}` is an eigen-decomposition
+    with a backward that stays finite at repeated eigenvalues (no jitter, no clamping of the maps).
 
     Each directed edge :math:`(u \to v)` contributes the :math:`v`-row of the Laplacian, so for
     :math:`\Delta_{\mathcal{F}}` to be the symmetric sheaf Laplacian ``edge_index`` must contain
@@ -238,11 +239,6 @@ class SheafConv(MessagePassing):
         agg = _EdgeBlockSum.apply(block, y, edge_index[0], dst, num_nodes)
         out = small_matmul(diag, y) - agg
         return small_matmul(inv, out) if self.normalised else out
-
-    def message(self, x_j: Tensor, block: Tensor) -> Tensor:
-        if block.dim() == 2:
-            return block.unsqueeze(-1) * x_j
-        return block @ x_j
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: Tensor, edge_index: Adj, maps: Tensor | None = None) -> Tensor:
