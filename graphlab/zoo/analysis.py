@@ -94,9 +94,16 @@ def analyze(zoo: Zoo, out: str | Path, quick: bool = False, seeds: Sequence[int]
     from graphlab.zoo.graph import node_task
     from graphlab.zoo.tasks import predict, statnn_features
 
+    if not len(zoo):
+        raise ValueError(f"zoo {zoo.path} has no finished members; build it first")
+    metrics = zoo.records[0]["metrics"]
+    if "test_acc" not in metrics and "complexity" not in metrics:
+        raise ValueError(f"analyze reports on classifier zoos (test_acc) and random-nets "
+                         f"(complexity); {zoo.preset!r} has neither (INR zoos: see the "
+                         "inr-classification benchmark)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    trained = "test_acc" in zoo.records[0]["metrics"]
+    trained = "test_acc" in metrics
     target = "test_acc" if trained else "complexity"
     idx = zoo.indices
     res: dict[str, Any] = {"zoo": str(zoo.path), "preset": zoo.preset, "members": len(zoo)}

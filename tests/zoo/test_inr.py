@@ -123,3 +123,11 @@ def test_bad_sizes_and_indices():
     with pytest.raises(ValueError, match="one architecture at a time"):
         fit_inrs([cfg, cfg | {"width": 16}])
     assert np.isfinite(cfg["w0"]) and cfg["label"] == int(digits_images()[1][0])
+
+
+def test_analyze_refuses_inr_zoos_clearly(inr_zoo: Path, tmp_path: Path):
+    from graphlab.zoo import analyze
+
+    with pytest.raises(ValueError, match="inr-classification"):
+        analyze(load_zoo(inr_zoo), tmp_path / "a")
+    assert not (tmp_path / "a").exists()
