@@ -16,7 +16,7 @@ with neuron permutations and sine sign flips for every torch model):
     python -m benchmarks.inr_classification [--quick] [--out runs/inr_classification]
         [--models mlp,statnn,...] [--configs 6] [--seeds 0,1,2] [--epochs 150]
 
-Quick: a 300-INR zoo fitted in the run, 1 configuration, 1 seed, a few epochs (a smoke test of
+Quick: a 150-INR zoo fitted in the run, 1 configuration, 1 seed, a few epochs (a smoke test of
 the pipeline, not a result). Full: the 1,797-INR zoo (GRAPHLAB_ZOO_ROOT reuses a built one).
 
 Paper numbers for context (28x28 MNIST INRs of DWSNets' data, not comparable in absolute
@@ -82,7 +82,53 @@ def _figure(rows: list[dict], out: Path) -> Path | None:
     return path
 
 
-def tables(rows: list[dict], build_s: float, size: int) -> str:
+def diagnostics(zoo: Any, ws: Any, flat: torch.Tensor, y: torch.Tensor,
+                split: dict[str, list[int]]) -> list[dict]:
+    """Where the label information sits in this zoo (cheap linear probes, no search): logistic
+    regression on the INR's *outputs* at the 64 pixel centres (on the grid it was fitted to) and
+    at 16 random points between them, on the flat weights, and on the weight change from each
+    member's recorded initialisation; plus how far fitting moved each tensor from it."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from graphlab.zoo.architectures import make_model
+
+    tr, te = split["train"], split["test"]
+    yn = y.numpy()
+
+    def acc(X: np.ndarray) -> float:
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=0.1))
+        return round(float(clf.fit(X[tr], yn[tr]).score(X[te], yn[te])), 3)
+
+    side = 8
+    lin = torch.linspace(-1.0, 1.0, side)
+    grid = torch.stack(torch.meshgrid(lin, lin, indexing="ij"), -1).reshape(-1, 2)
+    off = torch.rand(16, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    rows = [{"probe": "outputs at the 64 pixel centres (the fitted grid)",
+             "logreg_acc": acc(ws.activations(flat, grid)[:, -1].numpy())},
+            {"probe": "outputs at 16 random points off the grid",
+             "logreg_acc": acc(ws.activations(flat, off)[:, -1].numpy())},
+            {"probe": "flat weights", "logreg_acc": acc(flat.numpy())}]
+    inits = []
+    for i in zoo.indices:  # each member's initialisation, re-drawn from its recorded seed
+        net = make_model(zoo.record(i)["config"])
+        if not hasattr(net, "reset_parameters"):
+            return rows
+        net.reset_parameters(torch.Generator().manual_seed(int(zoo.record(i)["config"]["seed"])))
+        inits.append(ws.flatten([net])[0])
+    delta = flat - torch.stack(inits)
+    rows.append({"probe": "weights minus each member's initialisation",
+                 "logreg_acc": acc(delta.numpy())})
+    change = {n: round(float(delta[:, a:b].norm() / torch.stack(inits)[:, a:b].norm()), 3)
+              for n, a, b in zip(ws.names, ws.offsets, ws.offsets[1:])}
+    rows.append({"probe": "fitting's relative change |theta - theta_0| / |theta_0| per tensor",
+                 "logreg_acc": "", "change": change})
+    return rows
+
+
+def tables(rows: list[dict], build_s: float, size: int, diag: list[dict] | None = None) -> str:
     lines = [f"## INR classification on digits-inr ({size} SIRENs 2-32-32-1; zoo ready in "
              f"{build_s:.0f} s)", "",
              "| model | input | test acc (mean ± std) | seeds | valid acc (selected) | configs | "
@@ -96,6 +142,10 @@ def tables(rows: list[dict], build_s: float, size: int) -> str:
         lines.append(f"| {_LABEL[r['model']]} | {r['input']} | {r['test_acc_mean']:.3f} ± "
                      f"{r['test_acc_std']:.3f} | {len(r['seeds'])} | {r['valid_acc']:.3f} | "
                      f"{r['n_configs']} | {r['epochs'] or '-'} | {cfg} | {r['seconds']} |")
+    if diag:
+        lines += ["", "## Where the label is: linear probes on the same split (no search)", "",
+                  "| input | logistic-regression test acc |", "|---|---|"]
+        lines += [f"| {d['probe']} | {d.get('change', d['logreg_acc'])} |" for d in diag]
     return "\n".join(lines) + "\n"
 
 
@@ -112,11 +162,11 @@ def run(quick: bool, out: Path, models: list[str] | None = None, n_configs: int 
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1 if quick else 2)
     root = Path(os.environ.get("GRAPHLAB_ZOO_ROOT", out / "zoos"))
-    size = size or (300 if quick else 1797)
+    size = size or (150 if quick else 1797)
     models = models or list(WEIGHT_MODELS)
     n_configs = n_configs or (1 if quick else 6)
     seeds = seeds or ([0] if quick else [0, 1, 2])
-    epochs = epochs or (4 if quick else 150)
+    epochs = epochs or (2 if quick else 150)
     zoo, build_s = _zoo(root, size, quick)
     parts = zoo.split_parts("id")
     ws = WeightSpace(zoo.module(zoo.indices[0]), zoo.example_input(zoo.indices[0]))
@@ -126,8 +176,9 @@ def run(quick: bool, out: Path, models: list[str] | None = None, n_configs: int 
     y = torch.tensor([int(zoo.record(i)["config"]["label"]) for i in zoo.indices])
     rows = classify_weights(ws, flat, y, split, models=models, n_configs=n_configs, seeds=seeds,
                             epochs=epochs, patience=5 if quick else 30,
-                            num_symmetries=8 if quick else 64,
+                            num_symmetries=4 if quick else 64,
                             log=lambda m: print(m, flush=True))
+    diag = diagnostics(zoo, ws, flat, y, split)
     fig = _figure(rows, out)
     table_rows = [{k: v for k, v in r.items() if k not in ("curve", "search", "per_seed")}
                   for r in rows]
@@ -143,13 +194,13 @@ def run(quick: bool, out: Path, models: list[str] | None = None, n_configs: int 
                 "result." if quick else ""))
     return TaskResult(table_rows, paper=PAPER, ours=f"test acc: {ours}", notes=notes,
                       skipped=[f"{r['model']}: {r['skipped']}" for r in rows if "skipped" in r],
-                      figures=[fig] if fig else [], markdown=tables(rows, build_s, len(flat)),
+                      figures=[fig] if fig else [], markdown=tables(rows, build_s, len(flat), diag),
                       config={"size": len(flat), "models": models, "n_configs": n_configs,
                               "seeds": seeds, "epochs": epochs, "zoo_root": str(root)},
                       extra={"curves": {r["model"]: r.get("curve") for r in rows},
                              "search": {r["model"]: r.get("search") for r in rows},
                              "per_seed": {r["model"]: r.get("per_seed") for r in rows},
-                             "zoo_build_s": round(build_s, 1)})
+                             "diagnostics": diag, "zoo_build_s": round(build_s, 1)})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,8 @@ RESULTS = REPO / "benchmarks" / "results"
 QUICK_TASKS = [
     "aggr-extrapolation", "aggr-second-min", "aggr-speed", "compile-check", "egnn-nbody",
     "egnn-speed",
-    "gin-baseline", "metanets-speed", "ogb", "pathnn-csl", "pathnn-exp", "pathnn-real",
+    "gin-baseline", "inr-classification",
+    "metanets-speed", "ogb", "pathnn-csl", "pathnn-exp", "pathnn-real",
     "pathnn-speed", "pathnn-sr25", "prmpnn-expressivity", "prmpnn-speed", "prmpnn-trees",
     "prmpnn-tu", "sheaf-speed", "sheaf-webkb", "speed-anchors", "zoo-health", "zoo-tasks",
 ]

@@ -671,7 +671,7 @@ GRAPH_SPACE: dict[str, list[Any]] = {**TORCH_SPACE, "hidden": [16, 32, 64]}
 #: StatNN's space: gradient boosting's depth, number of trees and learning rate
 GBM_SPACE: dict[str, list[Any]] = {
     "max_depth": [3, 5, None],
-    "max_iter": [100, 300, 600],
+    "max_iter": [50, 150, 400],
     "learning_rate": [0.03, 0.1, 0.3],
     "l2_regularization": [0.0, 1.0],
 }
