@@ -280,8 +280,10 @@ class _InEdges:
 
     Always a CSR (edge ids sorted stably by target). When no node's in-degree is far above the
     mean, also a padded table of (source, edge id) per node, ``[N, W]`` with ``W`` the largest
-    in-degree and ``N`` / ``-1`` in the free slots: a growth step is then one gather of
-    ``[P, W]`` candidates instead of a CSR expansion (same candidates, same order).
+    in-degree: a growth step is then one gather of ``[P, W]`` candidates instead of a CSR
+    expansion (same candidates, same order). A free slot of node ``u`` holds ``u`` itself,
+    which every path rule rejects with no extra mask: ``u`` is on the path, and the pair
+    ``(v, u)`` was reached one step earlier.
     """
 
     __slots__ = ("deg", "eid", "n", "nbr", "perm", "src", "start", "width")
@@ -301,7 +303,7 @@ class _InEdges:
             tgt_sorted = tgt.index_select(0, self.perm)
             slot = (tgt_sorted * self.width + torch.arange(num_edges, device=tgt.device)
                     - self.start.index_select(0, tgt_sorted))
-            self.nbr = tgt.new_full((n * self.width,), n).index_copy_(
+            self.nbr = torch.arange(n, device=tgt.device).repeat_interleave(self.width).index_copy_(
                 0, slot, self.src).view(n, self.width)
             self.eid = tgt.new_full((n * self.width,), -1).index_copy_(
                 0, slot, self.perm).view(n, self.width)
@@ -310,8 +312,8 @@ class _InEdges:
                    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """Every extension ``w -> nodes[:, 0]`` of the paths ``nodes``.
 
-        Returns ``(context, cand, eid, row)``: ``cand`` (``[R, C]``, ``N`` in padding slots)
-        are the new first nodes, ``eid`` their edge ids, ``context`` (``[R, L]``) the path each
+        Returns ``(context, cand, eid, row)``: ``cand`` (``[R, C]``, padded with the first
+        node) are the new first nodes, ``eid`` their edge ids, ``context`` (``[R, L]``) the path each
         row of ``cand`` extends and ``row`` its row of ``nodes`` (``None``: ``R`` is the
         number of paths and ``context`` is ``nodes``). Fails before allocating when the exact
         number of candidates exceeds ``max_rows``.
@@ -348,32 +350,24 @@ class _SeenPairs:
     :math:`d(w \\to v) \\le L`; it lies at distance exactly :math:`L` (the monotone-distance rule)
     iff the pair ``(v, w)`` was not reached by a shorter path, and every pair at distance
     :math:`d` is reached by the paths of :math:`d` edges. So the breadth-first search runs inside
-    the growth. Dense ``[N, N + 1]`` booleans for small graphs (column ``N``: padding, always
-    seen), sorted keys ``v * (N + 1) + u`` otherwise.
+    the growth. Dense ``[N, N]`` booleans for small graphs, sorted keys ``v * N + u`` otherwise.
     """
 
     def __init__(self, n: int, device: torch.device) -> None:
         self.n = n
-        self.stride = n + 1
-        diagonal = torch.arange(n, device=device) * (self.stride + 1)
-        if n * self.stride <= _DENSE_PAIRS:
-            self.table: Tensor | None = torch.zeros(n, self.stride, dtype=torch.bool,
-                                                    device=device)
-            self.table[:, n] = True
-            self.table.view(-1)[diagonal] = True
-            self.keys = diagonal
-        else:
-            self.table = None
-            self.keys = diagonal  # sorted
+        self.table: Tensor | None = None
+        self.keys = torch.arange(n, device=device) * (n + 1)  # the pairs (v, v), sorted
+        if n * n <= _DENSE_PAIRS:
+            self.table = torch.eye(n, dtype=torch.bool, device=device)
 
     def new(self, context: Tensor, cand: Tensor) -> Tensor:
-        key = context[:, -1:] * self.stride + cand
+        key = context[:, -1:] * self.n + cand
         if self.table is not None:
             return ~torch.take(self.table, key)
-        return ~_contains(self.keys, key) & (cand < self.n)
+        return ~_contains(self.keys, key)
 
     def add(self, nodes: Tensor) -> None:
-        key = nodes[:, -1] * self.stride + nodes[:, 0]
+        key = nodes[:, -1] * self.n + nodes[:, 0]
         if self.table is not None:
             self.table.view(-1).index_fill_(0, key, True)
         else:
@@ -388,22 +382,21 @@ def _simple_distances(paths: list[Tensor], n: int) -> list[Tensor]:
     ones: :math:`d(u \\to v)` is the fewest edges of an enumerated path from ``u`` to ``v``.
     """
     device = paths[0].device
+    keys = [p[:, -1:] * n + p for p in paths]  # column 0: the pair (v, u_0)
     if n * n <= _DENSE_PAIRS:
-        table = torch.full((n * n,), -1, dtype=torch.long, device=device)
+        table = torch.full((n, n), -1, dtype=torch.long, device=device).fill_diagonal_(0)
+        flat = table.view(-1)
         for length in range(len(paths), 0, -1):  # shorter paths overwrite longer ones
-            p = paths[length - 1]
-            table.index_fill_(0, p[:, -1] * n + p[:, 0], length)
-        table[torch.arange(n, device=device) * (n + 1)] = 0
-        return [torch.take(table, p[:, -1:] * n + p) for p in paths]
-    keys = torch.cat([torch.arange(n, device=device) * (n + 1)]
-                     + [p[:, -1] * n + p[:, 0] for p in paths])
+            flat.index_fill_(0, keys[length - 1][:, 0], length)
+        return [torch.take(table, k) for k in keys]
+    pairs = torch.cat([torch.arange(n, device=device) * (n + 1)] + [k[:, 0] for k in keys])
     length = torch.cat([torch.zeros(n, dtype=torch.long, device=device)]
                        + [torch.full_like(p[:, 0], k) for k, p in enumerate(paths, start=1)])
-    keys, order = torch.sort(keys, stable=True)  # stable: a pair's shortest path comes first
-    first = torch.ones_like(keys, dtype=torch.bool)
-    first[1:] = keys[1:] != keys[:-1]
-    keys, dist = keys[first], length[order[first]]
-    return [lookup_distance(keys, dist, p[:, -1:] * n + p) for p in paths]
+    pairs, order = torch.sort(pairs, stable=True)  # stable: a pair's shortest path comes first
+    first = torch.ones_like(pairs, dtype=torch.bool)
+    first[1:] = pairs[1:] != pairs[:-1]
+    pairs, dist = pairs[first], length[order[first]]
+    return [lookup_distance(pairs, dist, k) for k in keys]
 
 
 def enumerate_paths(
@@ -483,12 +476,12 @@ def enumerate_paths(
         context, cand, eid, row = adj.candidates(
             nodes, max_paths, f"enumerate_paths: growing paths to {length} edges")
         if kind == "all_simple":
-            ok = (cand.unsqueeze(2) != context.unsqueeze(1)).all(2) & (cand < n)
+            ok = (cand.unsqueeze(2) != context.unsqueeze(1)).all(2)
         elif seen is not None:
             ok = seen.new(context, cand)
         else:  # monotone-distance rule on exact distances: d(w -> v) = length
             assert levels is not None
-            ok = _contains(levels[length], context[:, -1:] * n + cand) & (cand < n)
+            ok = _contains(levels[length], context[:, -1:] * n + cand)
         row, w, eid = _select(ok, cand, eid, row)
         nodes = torch.cat([w.unsqueeze(1), nodes.index_select(0, row)], dim=1)
         edges = torch.cat([eid.unsqueeze(1), edges.index_select(0, row)], dim=1)
