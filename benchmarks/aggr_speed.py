@@ -21,6 +21,8 @@ there (the machine has 23 GB).
 from __future__ import annotations
 
 import argparse
+import math
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,7 +36,18 @@ from benchmarks.common.measure import cpu_time, measure_in_subprocess
 CHANNELS = 32
 #: name -> (nodes, target edges, max degree)
 GRAPHS = {"2k": (2_000, 5_000, 50), "10k": (10_000, 25_000, 200),
-          "100k": (100_000, 250_000, 2_000)}
+          "100k-d20": (100_000, 250_000, 20), "100k": (100_000, 250_000, 2_000)}
+#: issue 21's workloads for the interleaved comparison (quick: the 2k graph)
+SUM_FLOOR_GRAPHS = ["10k", "100k-d20", "100k"]
+#: nodes of the scaling series (2.5 edges per node, max degree 200): ~125k to 1M edges
+SCALING_NODES = [50_000, 100_000, 200_000, 400_000]
+QUICK_SCALING_NODES = [4_000, 8_000, 16_000]
+#: ours -> its padded PyG anchor
+ANCHORS = {"graphlab LCM": "PyG LCM", "graphlab Recurrent (LSTM)": "PyG LSTM"}
+ANCHOR_NAMES = {"PyG LCM": "PyG LCMAggregation (padded)",
+                "PyG LSTM": "PyG LSTMAggregation (padded)"}
+#: padded input [nodes, max degree, C] above this many floats is not run (25.6 GB on 100k)
+PADDED_LIMIT = 200_000_000
 #: aggregation -> (group, baseline of that group)
 METHODS = {
     "graphlab LCM": ("lcm", "PyG LCM"),
@@ -202,6 +215,111 @@ def interleaved_ab(graph: str, rounds: int, min_run_time: float = 0.5, p: float 
     return rows
 
 
+def _fit_exponent(edges: list[int], times: list[float]) -> float:
+    """Least-squares slope of log(time) against log(edges)."""
+    xs, ys = [math.log(e) for e in edges], [math.log(t) for t in times]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+
+
+def _step(module, x: torch.Tensor, index: torch.Tensor, nodes: int):
+    def step() -> None:
+        module(x, index, dim_size=nodes).sum().backward()
+    return step
+
+
+def _padded_too_large(method: str, nodes: int, max_deg: int) -> bool:
+    return method in PADDING and nodes * max_deg * CHANNELS > PADDED_LIMIT
+
+
+def interleaved_times(graph: tuple[int, int, int], methods: list[str], rounds: int,
+                      min_run_time: float) -> dict[str, list[float]]:
+    """CPU seconds of fwd+bwd per method and round, the methods timed one after the other in
+    every round of one single-threaded process (so they see the same load); a step over 2 s is
+    timed by one call."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    nodes, edges, max_deg = graph
+    index = power_law_index(nodes, edges, max_deg)
+    x = torch.randn(index.numel(), CHANNELS, requires_grad=True)
+    steps = {m: _step(build(m), x, index, nodes) for m in methods}
+    for step in steps.values():
+        step()  # warm-up
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    for _ in range(rounds):
+        for m in methods:
+            times[m].append(cpu_time(steps[m], min_run_time, slow_s=2.0))
+    return times
+
+
+def scaling_exponents(nodes_list: list[int], rounds: int, min_run_time: float
+                      ) -> tuple[dict[str, float], list[dict]]:
+    """Fitted exponent of time against edges (2.5 edges per node, max degree 200) for PyG Sum
+    and ours, with the per-size rows."""
+    methods = ["PyG Sum", *ANCHORS]
+    per_size, edges = [], []
+    for nodes in nodes_list:
+        graph = (nodes, int(2.5 * nodes), 200)
+        edges.append(int(power_law_index(*graph).numel()))
+        per_size.append({m: statistics.median(t) for m, t in
+                         interleaved_times(graph, methods, rounds, min_run_time).items()})
+    exponents = {m: round(_fit_exponent(edges, [t[m] for t in per_size]), 3) for m in methods}
+    rows = [{"bench": "scaling", "graph": f"{n} nodes", "edges": e,
+             **{f"{m} ms": round(1e3 * t[m], 2) for m in methods}}
+            for n, e, t in zip(nodes_list, edges, per_size)]
+    return exponents, rows
+
+
+def anchor_rows(quick: bool) -> list[dict]:
+    """The rows of :func:`floor_rows` without the per-size scaling rows (for the combined
+    anchor table)."""
+    return floor_rows(quick)[0]
+
+
+def floor_rows(quick: bool) -> tuple[list[dict], list[dict]]:
+    """graphlab's LCM and recurrent aggregation against PyG's padded classes and PyG Sum on
+    issue 21's workloads (quick: the 2k graph): interleaved rounds in one process (median and
+    range of the per-round ratios), peak-memory ratio from fresh processes (full run only),
+    ``vs_sum`` = ours / PyG Sum and ``exponent`` = ours' time against edges up to ~1M edges
+    (quick: up to 40k). No side effects beyond the measurements."""
+    rounds, min_run_time = (3, 0.1) if quick else (7, 0.5)
+    graphs = ["2k"] if quick else SUM_FLOOR_GRAPHS
+    exponents, scaling = scaling_exponents(QUICK_SCALING_NODES if quick else SCALING_NODES,
+                                     1 if quick else 3, min_run_time)
+    rows = []
+    for graph in graphs:
+        nodes, _, max_deg = GRAPHS[graph]
+        methods = ["PyG Sum", *ANCHORS]
+        methods += [a for a in ANCHORS.values() if not _padded_too_large(a, nodes, max_deg)]
+        times = interleaved_times(GRAPHS[graph], methods, rounds, min_run_time)
+        for ours, anchor in ANCHORS.items():
+            vs_sum = [t / s for t, s in zip(times[ours], times["PyG Sum"])]
+            row = {"workload": f"{ours.removeprefix('graphlab ')} fwd+bwd, {graph} "
+                               f"({nodes} nodes, max degree {max_deg})",
+                   "graphlab_ms": round(1e3 * statistics.median(times[ours]), 2),
+                   "anchor": ANCHOR_NAMES[anchor], "anchor_ms": None, "ratio_median": None,
+                   "ratio_min": None, "ratio_max": None, "memory_ratio": None,
+                   "vs_sum": round(statistics.median(vs_sum), 2),
+                   "vs_sum_range": f"{min(vs_sum):.2f}-{max(vs_sum):.2f}",
+                   "exponent": exponents[ours], "sum_exponent": exponents["PyG Sum"]}
+            if anchor in times:
+                ratios = [t / a for t, a in zip(times[ours], times[anchor])]
+                row |= {"anchor_ms": round(1e3 * statistics.median(times[anchor]), 2),
+                        "ratio_median": round(statistics.median(ratios), 4),
+                        "ratio_min": round(min(ratios), 4), "ratio_max": round(max(ratios), 4)}
+                if not quick:
+                    mem = {m: measure_in_subprocess("benchmarks.aggr_speed:make_step",
+                                                    {"method": m, "graph": graph})
+                           for m in (ours, anchor)}
+                    if all("peak_mb" in r and r["peak_mb"] > 0 for r in mem.values()):
+                        row["memory_ratio"] = round(mem[ours]["peak_mb"] / mem[anchor]["peak_mb"], 4)
+            else:
+                row["note"] = (f"{anchor} not run: pads to [nodes, max degree, C] = "
+                               f"{4 * nodes * max_deg * CHANNELS / 1e9:.1f} GB for the input alone")
+            rows.append(row)
+    return rows, scaling
+
+
 NOTES = ("Separate-process rows: one process per (aggregation, graph), one thread; peak MB = "
          "growth of the peak resident set over one forward + backward pass. A/B rows: PyG Sum and "
          "the eager and fused GNP timed one after the other in each round of one process, so all "
@@ -221,7 +339,7 @@ def run(quick: bool, out: Path, graphs: list[str] | None = None, ab_rounds: int 
     jobs = [(m, g) for g in graphs for m in METHODS]
     results: dict[tuple[str, str], dict] = {}
     for method, graph in tqdm(jobs, desc="aggr-speed"):
-        if graph == "100k" and method in PADDING:
+        if _padded_too_large(method, *GRAPHS[graph][::2]):
             results[method, graph] = {"skipped": "not run: pads to [nodes, max degree, C] = "
                                                  "25.6 GB for the input alone"}
         else:
@@ -249,6 +367,8 @@ def run(quick: bool, out: Path, graphs: list[str] | None = None, ab_rounds: int 
         if method in PAPER:
             row["paper"] = PAPER[method]
         rows.append(row)
+    floor, scaling = floor_rows(quick)  # LCM / recurrent against the anchors and the sum floor
+    rows += [{"bench": "interleaved vs anchor and sum", **r} for r in floor] + scaling
     if not quick:  # the GNP headline: same-process A/B against PyG Sum
         rows += [{"bench": "A/B same process", **r} for g in graphs
                  for r in interleaved_ab(g, ab_rounds, min_run_time)]

@@ -90,6 +90,9 @@ def sort_segments(index: Tensor, dim_size: int, key: Tensor | None = None,
     """
     if key is None:
         perm = torch.argsort(index, stable=True)
+    elif key.dtype in (torch.float32, torch.float16, torch.bfloat16) and dim_size < 2 ** 31:
+        # one stable sort of index * 2^32 + (a 32-bit integer with the order of the float key)
+        perm = torch.argsort((index << 32) | _ordered_bits(key, descending), stable=True)
     else:
         by_key = torch.argsort(key, stable=True, descending=descending)
         perm = by_key[torch.argsort(index[by_key], stable=True)]
@@ -98,3 +101,11 @@ def sort_segments(index: Tensor, dim_size: int, key: Tensor | None = None,
     start = torch.cumsum(count, 0) - count
     rank = torch.arange(index.numel(), device=index.device) - start[sorted_index]
     return Segments(perm, sorted_index, rank, count, start)
+
+
+def _ordered_bits(key: Tensor, descending: bool) -> Tensor:
+    """Integers in ``[0, 2^32)`` ordered as the float32 values of ``key`` (reversed with
+    ``descending``); ``-0.0`` and ``0.0`` tie, as they compare equal."""
+    bits = key.float().view(torch.int32).long()
+    value = torch.where(bits < 0, -(bits & 0x7FFFFFFF), bits)  # sign-magnitude to two's complement
+    return (-value if descending else value) + 2 ** 31

@@ -4,29 +4,335 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torch_geometric.nn.aggr import Aggregation
 
 from graphlab.aggr._segment import prepare_inputs, sort_segments
 from graphlab.utils.validation import check_input_dtype
 
-__all__ = ["LCMAggregation", "tree_reduce"]
+__all__ = ["LCMAggregation", "TreePlan", "tree_plan", "tree_reduce"]
 
 Combine = Callable[[Tensor, Tensor], Tensor]
 
 
+#: pairs per block: a block's gate tensors ([2 x BLOCK, 3C]) stay in cache, and no temporary is
+#: large enough for the allocator to map fresh (page-faulting) memory on every call
+BLOCK = 2048
+
+
+class TreePlan(NamedTuple):
+    """Which rows every level of the segment trees combines, built with tensor ops.
+
+    Rows are numbered in one buffer: ``0..E-1`` are the input rows (in input order), then each
+    level appends its combined rows. ``left[l]`` and ``right[l]`` name the operands of level
+    ``l``'s pairs, whose results are rows ``offsets[l]`` onwards. Every row is the operand of
+    exactly one pair or the root of its segment, so the backward pass needs no accumulation: the
+    gradients of a block's operands are written contiguously into one buffer (segment roots
+    first, then the operands of every level in order) and ``source`` says where each row's
+    gradient lies in it.
+    """
+
+    left: list[Tensor]
+    right: list[Tensor]
+    offsets: list[int]
+    root: Tensor  # [dim_size] root row of each segment; num_rows (a zero row) for empty ones
+    empty: Tensor  # [dim_size] bool
+    steps: Tensor  # [dim_size] levels each segment takes part in (ceil(log2 count))
+    source: Tensor  # [num_rows] position of each row's gradient in the gradient buffer
+    num_rows: int  # input rows + combined rows
+
+
+def tree_plan(index: Tensor, dim_size: int, key: Tensor | None = None) -> TreePlan:
+    r"""Plan the balanced trees of :func:`tree_reduce`: at every level, ranks :math:`(2j, 2j+1)`
+    of a segment pair up and an odd last element is carried up unchanged.
+
+    Segments are visited by decreasing size, so the segments still alive at level :math:`l`
+    (size :math:`> 2^l`) are a prefix and level :math:`l` costs only what is left of the tree,
+    :math:`\mathcal{O}(E)` over all levels. Two host reads in all (the depth, then every level's
+    size), whatever the depth.
+    """
+    seg = sort_segments(index, dim_size, key)
+    device = index.device
+    num_rows = index.numel()
+    empty = seg.count == 0
+    if num_rows == 0:
+        zeros = torch.zeros(dim_size, dtype=torch.long, device=device)
+        return TreePlan([], [], [], zeros, empty, zeros, zeros[:0], 0)
+    order = torch.argsort(seg.count, descending=True, stable=True)
+    deg, first = seg.count[order], seg.start[order]
+    depth = (int(deg[0]) - 1).bit_length()  # ceil(log2 max degree)
+    shift = torch.arange(depth, device=device)
+    multi = deg[:int((deg > 1).sum())] if depth else deg[:0]
+    # size of every surviving segment at every level, ceil(d / 2^l), and its pairs (half of it)
+    size = (multi[None, :] + (1 << shift)[:, None] - 1) >> shift[:, None]
+    sizes = torch.cat([(size >> 1).sum(1), (size > 1).sum(1)]).tolist()
+    pairs, alive = sizes[:depth], sizes[depth:]
+    perm = seg.perm
+    last = perm[first[:multi.numel()] + multi - 1]  # row of each segment's last element
+    root = perm[first.clamp(max=num_rows - 1)]  # a segment of one row is its own root
+    steps = torch.zeros(dim_size, dtype=torch.long, device=device)
+    lefts, rights, offsets = [], [], []
+    offset, prev_base, prev_pairs = num_rows, None, None
+    for level in range(depth):
+        n, count = alive[level], pairs[level]
+        m = size[level, :n]
+        p = m >> 1
+        pstart = torch.cumsum(p, 0) - p
+        owner = torch.repeat_interleave(torch.arange(n, device=device), p, output_size=count)
+        twice_j = 2 * (torch.arange(count, device=device) - pstart[owner])
+        if level == 0:
+            pos = first[owner] + twice_j
+            left, right = perm[pos], perm[pos + 1]
+        else:  # a left operand is always a combined row; a right one may have been carried
+            left = prev_base[owner] + twice_j
+            right = torch.where(twice_j + 1 < prev_pairs[owner], left + 1, last[owner])
+        base = offset + pstart
+        last = torch.where(m % 2 == 1, last[:n], base + p - 1)
+        root[:n] = torch.where(m == 2, base, root[:n])
+        steps[:n] += 1
+        lefts.append(left)
+        rights.append(right)
+        offsets.append(offset)
+        prev_base, prev_pairs = base, p
+        offset += count
+    unsort = torch.empty_like(order)
+    unsort[order] = torch.arange(dim_size, device=device)
+    root = torch.where(empty, offset, root[unsort])
+    # gradient buffer: [roots (dim_size); per level, per block: left operands, right operands]
+    source = torch.empty(offset, dtype=torch.long, device=device)
+    source[root[~empty]] = torch.arange(dim_size, device=device)[~empty]
+    for left, right, start in zip(lefts, rights, offsets):
+        q = torch.arange(left.numel(), device=device)
+        lo = q - q % BLOCK
+        width = (left.numel() - lo).clamp(max=BLOCK)  # pairs in q's block
+        pos = dim_size + 2 * (start - num_rows + lo) + q % BLOCK
+        source[left] = pos
+        source[right] = pos + width
+    return TreePlan(lefts, rights, offsets, root, empty, steps[unsort], source, offset)
+
+
+class _GRUPairs:
+    r"""The symmetrised GRU operator on a block of pairs, with a hand-written backward.
+
+    Both orders are one GRU step on stacked rows, inputs :math:`[a; b]` with hidden states
+    :math:`[b; a]`, so :math:`a \oplus b` is the mean of the two halves of the result. The
+    backward pass recomputes its block's gates (cheaper than storing them for every level).
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor) -> None:
+        c = weight.size(1)
+        self.c = c
+        self.w_i, self.w_h = weight[:3 * c], weight[3 * c:]
+        self.b_i, self.b_h = bias[:3 * c], bias[3 * c:]
+        self.params = (weight, bias)
+        self.grads: list[Tensor] = []
+
+    def reset(self) -> None:
+        self.grads = []
+
+    def _gates(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(xs, gates, gh)``: the partners ``xs``, ``gates = [r, z, n]`` and the hidden
+        projection ``gh`` (its last third is the ``hn`` that ``n`` reads)."""
+        c, half = self.c, x.size(0) // 2
+        xs = torch.cat([x[half:], x[:half]])  # each row's partner is its hidden state
+        gates = torch.addmm(self.b_i, x, self.w_i.t())
+        gh = torch.addmm(self.b_h, xs, self.w_h.t())
+        gates[:, :2 * c].add_(gh[:, :2 * c]).sigmoid_()
+        # tanh(s) = 2 sigmoid(2 s) - 1: CPU sigmoid is ~4x faster than tanh
+        gates[:, 2 * c:].addcmul_(gates[:, :c], gh[:, 2 * c:]).mul_(2).sigmoid_().mul_(2).sub_(1)
+        return xs, gates, gh
+
+    def forward(self, x: Tensor, out: Tensor) -> None:
+        c, half = self.c, out.size(0)
+        xs, gates, _ = self._gates(x)
+        n = gates[:, 2 * c:]
+        g = torch.lerp(n, xs, gates[:, c:2 * c])  # (1 - z) n + z h
+        torch.add(g[:half], g[half:], out=out).mul_(0.5)
+
+    def backward(self, x: Tensor, grad: Tensor, out: Tensor) -> None:
+        """Write the gradient of the stacked operands ``x`` into ``out``; accumulate the
+        parameter gradients."""
+        c, half = self.c, grad.size(0)
+        xs, gates, gh = self._gates(x)
+        r, z, n = gates[:, :c], gates[:, c:2 * c], gates[:, 2 * c:]
+        gg = (0.5 * grad)[None]  # both orders contribute half; broadcast over [2, half, C]
+
+        def halves(t: Tensor) -> Tensor:
+            return t.view(2, half, t.size(-1))
+
+        d_xs = torch.mul(halves(z), gg).view(2 * half, c)
+        d_gates = torch.empty_like(gates)
+        d_r, d_z, d_n = d_gates[:, :c], d_gates[:, c:2 * c], d_gates[:, 2 * c:]
+        torch.mul(halves(xs - n), gg, out=halves(d_z))
+        torch.ops.aten.tanh_backward.grad_input(halves(gg - halves(d_xs)).view(2 * half, c), n,
+                                                grad_input=d_n)
+        torch.mul(d_n, gh[:, 2 * c:], out=d_r)
+        d_rz = d_gates[:, :2 * c]
+        torch.ops.aten.sigmoid_backward.grad_input(d_rz, gates[:, :2 * c], grad_input=d_rz)
+        d_hn = d_n * r
+        d_xs.addmm_(d_rz, self.w_h[:2 * c]).addmm_(d_hn, self.w_h[2 * c:])
+        if not self.grads:
+            self.grads = [torch.zeros_like(t) for t in (self.w_i, self.w_h, self.b_i, self.b_h)]
+        w_i, w_h, b_i, b_h = self.grads
+        w_i.addmm_(d_gates.t(), x)
+        w_h[:2 * c].addmm_(d_rz.t(), xs)
+        w_h[2 * c:].addmm_(d_hn.t(), xs)
+        b_i.add_(d_gates.sum(0))
+        b_h[2 * c:].add_(d_hn.sum(0))
+        out[:half] = d_xs[half:]
+        out[half:] = d_xs[:half]
+        out.addmm_(d_gates, self.w_i)
+
+    def param_grads(self) -> list[Tensor | None]:
+        if not self.grads:
+            return [None, None]
+        w_i, w_h, b_i, b_h = self.grads
+        b_h[:2 * self.c] = b_i[:2 * self.c]  # r and z read the sum of both projections
+        return [torch.cat([w_i, w_h]), torch.cat([b_i, b_h])]
+
+
+class _CallablePairs:
+    """Any ``combine(a, b)`` on a block of pairs: forward without autograd, backward by
+    recomputing the block with autograd, so memory stays one block of activations."""
+
+    def __init__(self, combine: Combine, params: tuple[Tensor, ...]) -> None:
+        self.combine = combine
+        self.params = params
+        self.reset()
+
+    def reset(self) -> None:
+        self.grads: list[Tensor | None] = [None] * len(self.params)
+
+    def forward(self, x: Tensor, out: Tensor) -> None:
+        half = out.size(0)
+        out.copy_(self.combine(x[:half], x[half:]))
+
+    def backward(self, x: Tensor, grad: Tensor, out: Tensor) -> None:
+        half = grad.size(0)
+        wanted = [i for i, p in enumerate(self.params) if p.requires_grad]
+        with torch.enable_grad():
+            a, b = x[:half].detach().requires_grad_(), x[half:].detach().requires_grad_()
+            grads = torch.autograd.grad(self.combine(a, b),
+                                        [a, b, *(self.params[i] for i in wanted)], grad,
+                                        allow_unused=True)
+        for i, g in zip(wanted, grads[2:]):
+            if g is not None:
+                self.grads[i] = g if self.grads[i] is None else self.grads[i] + g
+        for part, g in zip((out[:half], out[half:]), grads[:2]):
+            part.copy_(g) if g is not None else part.zero_()
+
+    def param_grads(self) -> list[Tensor | None]:
+        return self.grads
+
+
+class _TreeReduce(torch.autograd.Function):
+    """Runs a :class:`TreePlan` level by level in blocks of pairs, on a buffer whose first
+    ``E`` rows the caller filled with the (projected) input. Inputs ``x``, ``identity``, then
+    (with ``project``) the projection's weight and bias, then the operator's parameters; the
+    backward pass also goes through the projection,
+    :math:`\\mathrm{ReLU}(\\mathbf{W}\\mathbf{x} + \\mathbf{b})`, in blocks of rows.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, identity: Tensor, rows: Tensor, plan: TreePlan, op,
+                project: bool, *params: Tensor) -> Tensor:
+        rows[plan.num_rows] = identity  # the root of every empty segment
+        for left, right, offset in zip(plan.left, plan.right, plan.offsets):
+            for lo in range(0, left.numel(), BLOCK):
+                ids = torch.cat([left[lo:lo + BLOCK], right[lo:lo + BLOCK]])
+                op.forward(rows.index_select(0, ids),
+                           rows[offset + lo:offset + lo + ids.numel() // 2])
+        ctx.rows, ctx.plan, ctx.op, ctx.project = rows, plan, op, project
+        ctx.save_for_backward(x, *params[:2 if project else 0])
+        return rows.index_select(0, plan.root)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        rows, plan, op = ctx.rows, ctx.plan, ctx.op
+        x, *lin = ctx.saved_tensors
+        dim_size, num_x = grad_out.size(0), x.size(0)
+        op.reset()  # a retained graph may run backward again
+        with torch.autocast(rows.device.type, enabled=False):
+            grad_out = grad_out.to(rows.dtype)
+            grad_identity = grad_out.t() @ plan.empty.to(rows.dtype)
+            grad = rows.new_empty(dim_size + 2 * (plan.num_rows - num_x), rows.size(1))
+            grad[:dim_size] = grad_out
+            for left, right, offset in zip(reversed(plan.left), reversed(plan.right),
+                                           reversed(plan.offsets)):
+                start = dim_size + 2 * (offset - num_x)
+                for lo in range(0, left.numel(), BLOCK):
+                    ids = torch.cat([left[lo:lo + BLOCK], right[lo:lo + BLOCK]])
+                    width = ids.numel() // 2
+                    op.backward(rows.index_select(0, ids),
+                                grad.index_select(0, plan.source[offset + lo:offset + lo + width]),
+                                grad[start + 2 * lo:start + 2 * lo + ids.numel()])
+            lin_grads: list[Tensor | None] = []
+            if not ctx.project:
+                grad_x = grad.index_select(0, plan.source[:num_x]).to(x.dtype)
+            else:  # through the ReLU and the linear map, in blocks of rows (no [E, C] temporary)
+                weight, _ = lin
+                grad_x = x.new_empty(x.shape) if ctx.needs_input_grad[0] else None
+                grad_w, grad_b = torch.zeros_like(weight), weight.new_zeros(weight.size(0))
+                step, h, source = 8 * BLOCK, rows[:num_x], plan.source[:num_x]
+                for lo in range(0, num_x, step):
+                    g = grad.index_select(0, source[lo:lo + step])
+                    torch.ops.aten.threshold_backward.grad_input(g, h[lo:lo + step], 0,
+                                                                 grad_input=g)
+                    grad_w.addmm_(g.t(), x[lo:lo + step].to(g.dtype))
+                    grad_b.add_(g.sum(0))
+                    if grad_x is not None:
+                        grad_x[lo:lo + step] = g @ weight
+                lin_grads = [grad_w, grad_b]
+        return (grad_x, grad_identity, None, None, None, None, *lin_grads, *op.param_grads())
+
+
+def _reduce(x: Tensor, index: Tensor, dim_size: int, op, identity: Tensor,
+            lin: nn.Linear | None = None, order_key: Tensor | None = None,
+            key: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``(out, steps, h)``: the tree of ``op`` over ``h = ReLU(lin(x))`` (``x`` without
+    ``lin``), keyed by ``key`` or by ``h @ order_key``; ``h`` carries no gradient."""
+    # the tree runs in its parameters' dtype (x's without any), also under torch.autocast
+    dtype = op.params[0].dtype if op.params else x.dtype
+    num_x = x.size(0)
+    with torch.autocast(x.device.type, enabled=False):
+        # sized for the largest tree (E - 1 combined rows) so that the projection can be written
+        # in place before the key and the plan exist; pages past the real tree are never touched
+        rows = x.new_empty(2 * num_x + 1, identity.numel(), dtype=dtype)
+        with torch.no_grad():
+            if lin is not None:
+                torch.addmm(lin.bias, x.to(dtype), lin.weight.t(), out=rows[:num_x]).relu_()
+            else:
+                rows[:num_x] = x
+        h = rows[:num_x]
+        if order_key is not None:
+            key = h @ order_key.to(dtype)
+        plan = tree_plan(index, dim_size, key)
+        params = (lin.weight, lin.bias) if lin is not None else ()
+        out = _TreeReduce.apply(x, identity, rows, plan, op, lin is not None, *params,
+                                *op.params)
+    return out.to(x.dtype), plan.steps, h
+
+
 @torch.compiler.disable(reason="the tree's depth and per-level sizes depend on the degrees")
 def tree_reduce(x: Tensor, index: Tensor, dim_size: int, combine: Combine, identity: Tensor,
-                key: Tensor | None = None, return_steps: bool = False
-                ) -> Tensor | tuple[Tensor, Tensor]:
+                key: Tensor | None = None, return_steps: bool = False,
+                params: tuple[Tensor, ...] = ()) -> Tensor | tuple[Tensor, Tensor]:
     r"""Reduce each segment of ``x`` with a balanced binary tree of ``combine`` calls.
 
     Rows are stably sorted by ``(index, key)``; at every level, ranks :math:`(2j, 2j+1)` *of the
     same segment* are combined and an unpaired last row is carried up unchanged, so a segment of
     :math:`d` rows is finished after exactly :math:`\lceil \log_2 d \rceil` sequential combine
     steps and its result depends on its own rows only. Empty segments get ``identity``.
+
+    The levels run in blocks of pairs gathered from one buffer that holds the input rows and every
+    combined row (:func:`tree_plan`), under a custom autograd function whose backward pass
+    recomputes each block and writes every row's gradient once: no level allocates or zero-fills
+    a full-size gradient, and time and memory are :math:`\mathcal{O}(E)`.
 
     The number of levels and the size of every level depend on the degrees, so under
     ``torch.compile`` this function runs eagerly (``torch.compiler.disable``): one graph break,
@@ -40,33 +346,11 @@ def tree_reduce(x: Tensor, index: Tensor, dim_size: int, combine: Combine, ident
         identity (torch.Tensor): :math:`(C,)` output of empty segments.
         key (torch.Tensor, optional): secondary sort key inside each segment.
         return_steps (bool): also return the number of combine levels each segment went through.
+        params (tuple of torch.Tensor): the tensors ``combine`` reads that need gradients (e.g.
+            its module's parameters); ``x`` always gets its gradient.
     """
-    seg = sort_segments(index, dim_size, key)
-    y, sid, rank = x[seg.perm], seg.index, seg.rank
-    size = seg.count[sid]  # current size of the row's segment at this tree level
-    steps = torch.zeros(dim_size, dtype=torch.long, device=x.device) if return_steps else None
-    max_count = int(seg.count.max()) if seg.count.numel() else 0
-    done_vals, done_ids = [], []
-    for _ in range(math.ceil(math.log2(max_count)) if max_count > 1 else 0):
-        # Finished segments leave the working set so that later levels cost only what is left.
-        fin = size == 1
-        done_vals.append(y[fin])
-        done_ids.append(sid[fin])
-        live = ~fin
-        y, sid, rank, size = y[live], sid[live], rank[live], size[live]
-        even = torch.nonzero(rank % 2 == 0).squeeze(-1)  # each even rank starts a new row
-        paired = torch.nonzero(rank[even] + 1 < size[even]).squeeze(-1)
-        left = even[paired]
-        merged = combine(y[left], y[left + 1]).to(y.dtype)  # autocast may change the dtype
-        y = torch.index_put(y[even], (paired,), merged)
-        if steps is not None:
-            # count levels, not combines: a segment takes part in this level once
-            steps = steps + torch.zeros_like(steps).index_fill(0, sid[left], 1)
-        sid, rank, size = sid[even], rank[even] // 2, (size[even] + 1) // 2
-    done_vals.append(y)
-    done_ids.append(sid)
-    out = identity.to(x.dtype).expand(dim_size, x.size(-1)).contiguous()
-    out = torch.index_put(out, (torch.cat(done_ids),), torch.cat(done_vals))
+    out, steps, _ = _reduce(x, index, dim_size, _CallablePairs(combine, tuple(params)),
+                            identity, key=key)
     return (out, steps) if return_steps else out
 
 
@@ -100,9 +384,12 @@ class LCMAggregation(Aggregation):
 
     on random triples of recently aggregated rows, to be added to the training loss.
 
-    Under ``torch.compile`` the tree reduction (its depth and level sizes depend on the degrees)
-    is the one graph break: the projection compiles shape-polymorphically (``dynamic=True``
-    compiles it once for all batch sizes) and the tree runs eagerly.
+    The projection and the tree run under one autograd function (:func:`tree_reduce`): levels
+    in blocks of pairs gathered from one buffer, the symmetrised GRU with a hand-written
+    backward, no full-size zero-filled gradients, time and memory linear in :math:`|\mathcal{E}|`.
+    Under ``torch.compile`` that function (its depth and level sizes depend on the degrees) runs
+    eagerly: the one graph break, with shape-polymorphic graphs around it. Under
+    ``torch.autocast`` it runs in the parameters' dtype and returns ``x``'s dtype.
 
     Args:
         in_channels (int): Size of each input sample.
@@ -205,11 +492,20 @@ class LCMAggregation(Aggregation):
             raise ValueError(f"{self.__class__.__name__} expects x with in_channels="
                              f"{self.in_channels} channels, got shape {list(x.shape)}")
         check_input_dtype(x, self.identity)
-        h = self._project(x)
+        return self._tree(x, index, dim_size)
+
+    @torch.compiler.disable(reason="the tree's depth and per-level sizes depend on the degrees")
+    def _tree(self, x: Tensor, index: Tensor, dim_size: int) -> Tensor:
+        """The projection and the tree, under one autograd function (see :func:`tree_reduce`)."""
+        if self.combine_type == "gru":
+            op = _GRUPairs(self.gru.weight, self.gru.bias)
+        else:
+            op = _CallablePairs(self.combine, tuple(self.mlp.parameters()))
+        out, _, h = _reduce(x, index, dim_size, op, self.identity, self.lin,
+                            self.order_key if self.order == "value" else None)
         if self.training:
-            self._last = h.detach()
-        key = h.detach() @ self.order_key.to(h.dtype) if self.order == "value" else None
-        return tree_reduce(h, index, dim_size, self.combine, self.identity, key=key)
+            self._last = h
+        return out
 
     def _project(self, x: Tensor) -> Tensor:
         r""":math:`\mathrm{ReLU}(\mathbf{W}\mathbf{x} + \mathbf{b})`, or ``x`` itself without

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
+from torch.autograd.function import once_differentiable
 from torch_geometric.nn.aggr import Aggregation
 
 from graphlab.aggr._segment import prepare_inputs, sort_segments
@@ -30,20 +30,21 @@ class RecurrentAggregation(Aggregation):
     the node position ``pos`` of the CLRS-30 tasks, e.g.
     ``aggr(x_j, edge_index[1], key=pos[edge_index[0]])``.
 
-    The sequences are run as :class:`~torch.nn.utils.rnn.PackedSequence` s built directly from
-    the sorted rows, one per bucket of neighbourhood sizes :math:`[2^k, 2^{k+1})`: step
-    :math:`t` processes only the rows of rank :math:`t`, so nothing is padded to the largest
-    degree (PyG's :class:`~torch_geometric.nn.aggr.LSTMAggregation` builds
-    a :math:`(N, d_{\max}, C)` tensor and reads the zero padding of short neighbourhoods), memory
-    is :math:`\mathcal{O}(|\mathcal{E}| C)`, the output of a node depends only on its own
+    Rows are laid out time-major with the neighbourhoods sorted by decreasing size, so the
+    neighbourhoods still being read at step :math:`t` are a prefix: each step is one cell update
+    (one small matrix product and a few elementwise kernels) on contiguous slices, the input
+    projections of all steps are one matrix product, and backpropagation through time is written
+    by hand (no per-step autograd graph). Nothing is padded to the largest degree (PyG's
+    :class:`~torch_geometric.nn.aggr.LSTMAggregation` builds a :math:`(N, d_{\max}, C)` tensor
+    and reads the zero padding of short neighbourhoods), memory is
+    :math:`\mathcal{O}(|\mathcal{E}| C)`, the output of a node depends only on its own
     neighbourhood, and ``index`` need not be sorted. Empty neighbourhoods return
     :math:`\mathbf{0}`.
 
-    Under ``torch.compile`` the bucketed packed RNN calls (whose number and batch sizes depend
-    on the degrees) are the one graph break and run eagerly; the graph around them is
-    shape-polymorphic, so ``dynamic=True`` does not recompile per batch size. Under
-    ``torch.autocast`` the RNN runs in its parameters' dtype (oneDNN's packed bfloat16 LSTM
-    fails on CPU) and the output keeps ``x``'s dtype.
+    Under ``torch.compile`` the recurrence (whose number of steps and batch sizes depend on the
+    degrees) is the one graph break and runs eagerly; the graph around it is shape-polymorphic,
+    so ``dynamic=True`` does not recompile per batch size. Under ``torch.autocast`` the RNN runs
+    in its parameters' dtype and the output keeps ``x``'s dtype.
 
     Args:
         in_channels (int): Size of each input sample.
@@ -92,58 +93,154 @@ class RecurrentAggregation(Aggregation):
                                  f"({x.size(0)}), got {shape}")
         return self._reduce(x, index, dim_size, key)
 
-    @torch.compiler.disable(reason="the length buckets and packed batch sizes depend on the degrees")
+    @torch.compiler.disable(reason="the number of steps and their batch sizes depend on the degrees")
     def _reduce(self, x: Tensor, index: Tensor, dim_size: int, key: Tensor | None) -> Tensor:
         """The final RNN state of every segment (zeros for empty ones), in ``x``'s dtype."""
         # here, not in forward: reading self.rnn while torch.compile traces is a graph break
-        weight = self.rnn.weight_ih_l0
+        rnn = self.rnn
+        weight = rnn.weight_ih_l0
         check_input_dtype(x, weight)
-        out = x.new_zeros(dim_size, self.out_channels)
         if x.size(0) == 0:
-            return out
-        # the RNN runs in its parameters' dtype even under torch.autocast: oneDNN's packed
-        # bfloat16 LSTM fails on CPU ("could not create a primitive descriptor")
-        with torch.autocast(x.device.type, enabled=False):
-            return self._reduce_sorted(x.to(weight.dtype), out, index, dim_size, key)
-
-    def _reduce_sorted(self, x: Tensor, out: Tensor, index: Tensor, dim_size: int,
-                       key: Tensor | None) -> Tensor:
+            return x.new_zeros(dim_size, self.out_channels)
         seg = sort_segments(index, dim_size, key, descending=self.order == "descending")
-        # One packed RNN call per length bucket [2^k, 2^(k+1)): in a single call over all
-        # segments, every one of the max-degree steps costs autograd O(segments * C) (the
-        # backward of the shrinking batch narrows), O(N * d_max * C) in all; inside a bucket
-        # every sequence is at least half the bucket's longest, so the calls total O(E * C).
-        bucket = torch.log2(seg.count.clamp(min=1).to(torch.float64)).floor().long()
-        bucket = torch.where(seg.count > 0, bucket, -1)
-        row_bucket = bucket[seg.index]
-        for b in torch.unique(bucket[bucket >= 0]).tolist():  # at most log2(d_max) + 1 calls
-            rows = torch.nonzero(row_bucket == b).squeeze(-1)  # sorted rows of this bucket
-            nodes = torch.nonzero(bucket == b).squeeze(-1)
-            state = self._run_packed(x, seg.perm[rows], seg.index[rows], seg.rank[rows], nodes,
-                                     seg.count)
-            out = out.index_put((nodes,), state.to(out.dtype))  # x may be in a lower precision
-        return out
-
-    def _run_packed(self, x: Tensor, perm: Tensor, sid: Tensor, rank: Tensor, nodes: Tensor,
-                    count: Tensor) -> Tensor:
-        """Final states of the segments ``nodes`` (their rows: ``x[perm]``, segment ``sid``,
-        rank ``rank``), built as a time-major :class:`PackedSequence` without padding."""
-        lengths = count[nodes]
-        # PackedSequence wants sequences by decreasing length; stable for determinism
-        by_len = torch.argsort(lengths, descending=True, stable=True)
-        slot = torch.empty_like(count)
-        slot[nodes[by_len]] = torch.arange(nodes.numel(), device=nodes.device)
-        max_len = int(lengths.max())
-        # batch_sizes[t] = number of sequences longer than t
-        batch_sizes = torch.bincount(lengths, minlength=max_len + 1).flip(0).cumsum(0)
-        batch_sizes = batch_sizes.flip(0)[1:max_len + 1]
-        offsets = torch.cumsum(batch_sizes, 0) - batch_sizes
-        gather = torch.empty_like(perm)
-        gather[offsets[rank] + slot[sid]] = perm
-        _, state = self.rnn(PackedSequence(x[gather], batch_sizes.cpu()))
-        h_n = state[0] if isinstance(state, tuple) else state  # [1, len(nodes), C] by length
-        return h_n[0][torch.argsort(by_len)]
+        # segments by decreasing length: the ones still running at step t are a prefix
+        order = torch.argsort(seg.count, descending=True, stable=True)
+        slot = torch.empty_like(order)
+        slot[order] = torch.arange(dim_size, device=x.device)
+        length = seg.count[order]
+        # live[t]: segments longer than t (one host read: every step's batch size)
+        live = torch.bincount(length, minlength=int(length[0]) + 1).flip(0).cumsum(0).flip(0)[1:]
+        steps = live.tolist()
+        offsets = torch.cumsum(live, 0) - live
+        # time-major rows: step t of sorted segment k is row offsets[t] + k
+        time_major = torch.empty_like(seg.perm)
+        time_major[offsets[seg.rank] + slot[seg.index]] = seg.perm
+        # the recurrence runs in the parameters' dtype even under torch.autocast (oneDNN's
+        # bfloat16 kernels are missing or slow on CPU); the output keeps x's dtype
+        with torch.autocast(x.device.type, enabled=False):
+            out = _Recurrence.apply(x.to(weight.dtype), time_major, steps, order, slot,
+                                    self.cell, rnn.weight_ih_l0, rnn.weight_hh_l0,
+                                    rnn.bias_ih_l0, rnn.bias_hh_l0)
+        return out.to(x.dtype)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
                 f"cell={self.cell!r}, order={self.order!r})")
+
+
+class _Recurrence(torch.autograd.Function):
+    r"""LSTM or GRU over time-major rows whose live batch shrinks as a prefix, with
+    backpropagation through time written by hand.
+
+    Step :math:`t` reads rows ``offsets[t]`` to ``offsets[t] + steps[t]`` and the first
+    ``steps[t]`` hidden states of step :math:`t - 1`: contiguous slices, no masks or scatters.
+    The input projections of all steps are one matrix product, so each step is one small
+    ``addmm`` and a few elementwise kernels; the backward pass overwrites each step's stored
+    gates with their gradients and then forms every weight gradient with one matrix product.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, time_major: Tensor, steps: list[int], order: Tensor,
+                slot: Tensor, cell: str, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor,
+                b_hh: Tensor) -> Tensor:
+        c = w_hh.size(1)
+        rows = x.index_select(0, time_major)
+        lstm = cell == "lstm"
+        # LSTM: pre-activations of [i, f, g, o]; GRU: input parts of [r, z, n]
+        gates = torch.addmm(b_ih + b_hh if lstm else b_ih, rows, w_ih.t())
+        hidden_in = rows.new_empty(rows.size(0), c)  # the state each step reads
+        # LSTM: cell states; GRU: W_hn h + b_hn, which n reads through r
+        extra = rows.new_empty(rows.size(0), c)
+        final = rows.new_zeros(order.numel(), c)  # by decreasing length
+        h = rows.new_zeros(steps[0], c)
+        state = rows.new_zeros(steps[0], c)  # LSTM cell state
+        start = 0
+        for t, n in enumerate(steps):
+            h = h[:n]
+            hidden_in[start:start + n] = h
+            g = gates[start:start + n]
+            if lstm:
+                g.addmm_(h, w_hh.t())
+                g[:, :2 * c].sigmoid_()
+                g[:, 2 * c:3 * c].tanh_()
+                g[:, 3 * c:].sigmoid_()
+                state = torch.addcmul(state[:n] * g[:, c:2 * c], g[:, :c], g[:, 2 * c:3 * c],
+                                      out=extra[start:start + n])
+                h = torch.tanh(state).mul_(g[:, 3 * c:])
+            else:
+                gh = torch.addmm(b_hh, h, w_hh.t())
+                g[:, :2 * c].add_(gh[:, :2 * c]).sigmoid_()
+                extra[start:start + n] = gh[:, 2 * c:]
+                g[:, 2 * c:].addcmul_(g[:, :c], gh[:, 2 * c:]).tanh_()
+                h = torch.lerp(g[:, 2 * c:], h, g[:, c:2 * c])
+            done = steps[t + 1] if t + 1 < len(steps) else 0
+            final[done:n] = h[done:]  # segments of length t + 1 end here
+            start += n
+        ctx.save_for_backward(x, time_major, order, slot, w_ih, w_hh, rows, gates, hidden_in,
+                              extra)
+        ctx.steps, ctx.lstm = steps, lstm
+        return final.index_select(0, slot)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        x, time_major, order, slot, w_ih, w_hh, rows, gates, hidden_in, extra = ctx.saved_tensors
+        steps, lstm, c = ctx.steps, ctx.lstm, w_hh.size(1)
+        with torch.autocast(rows.device.type, enabled=False):
+            grad_final = grad_out.to(rows.dtype).index_select(0, order)
+            # the saved tensors stay intact (a retained graph may run backward again)
+            d_gates = torch.empty_like(gates)
+            d_hn = None if lstm else torch.empty_like(extra)  # GRU: of W_hn h + b_hn
+            d_h = grad_final[:0]
+            d_state = grad_final[:0]
+            end = rows.size(0)
+            for t in range(len(steps) - 1, -1, -1):
+                n = steps[t]
+                start = end - n
+                done = d_h.size(0)
+                d_h = torch.cat([d_h, grad_final[done:n]])
+                g = gates[start:end]
+                h_in = hidden_in[start:end]
+                if lstm:
+                    i, f, gg, o = g[:, :c], g[:, c:2 * c], g[:, 2 * c:3 * c], g[:, 3 * c:]
+                    state = extra[start:end]
+                    tanh_c = torch.tanh(state)
+                    d_state = torch.cat([d_state, d_state.new_zeros(n - done, c)])
+                    d_state.addcmul_(d_h, torch.ops.aten.tanh_backward(o, tanh_c))
+                    prev_state = extra[start - steps[t - 1]:start - steps[t - 1] + n] if t else None
+                    d_o = torch.ops.aten.sigmoid_backward(d_h * tanh_c, o)
+                    d_i = torch.ops.aten.sigmoid_backward(d_state * gg, i)
+                    d_g = torch.ops.aten.tanh_backward(d_state * i, gg)
+                    if prev_state is not None:
+                        d_f = torch.ops.aten.sigmoid_backward(d_state * prev_state, f)
+                    else:
+                        d_f = torch.zeros_like(f)
+                    d_state = d_state * f
+                    d_g_t = d_gates[start:end]
+                    d_g_t[:, :c], d_g_t[:, c:2 * c] = d_i, d_f
+                    d_g_t[:, 2 * c:3 * c], d_g_t[:, 3 * c:] = d_g, d_o
+                    d_h = d_g_t @ w_hh
+                else:
+                    r, z, nn_ = g[:, :c], g[:, c:2 * c], g[:, 2 * c:]
+                    gh_n = extra[start:end]
+                    d_z = torch.ops.aten.sigmoid_backward(d_h * (h_in - nn_), z)
+                    d_n = torch.ops.aten.tanh_backward(d_h - d_h * z, nn_)
+                    d_r = torch.ops.aten.sigmoid_backward(d_n * gh_n, r)
+                    d_g_t, d_hn_t = d_gates[start:end], d_hn[start:end]
+                    d_g_t[:, :c], d_g_t[:, c:2 * c], d_g_t[:, 2 * c:] = d_r, d_z, d_n
+                    torch.mul(d_n, r, out=d_hn_t)
+                    d_h = (d_h * z).addmm_(d_g_t[:, :2 * c], w_hh[:2 * c]).addmm_(d_hn_t,
+                                                                                  w_hh[2 * c:])
+                end = start
+            # every weight gradient in one product over all steps
+            d_w_ih = d_gates.t() @ rows
+            d_b_ih = d_gates.sum(0)
+            if lstm:
+                d_w_hh, d_b_hh = d_gates.t() @ hidden_in, d_b_ih
+            else:
+                d_w_hh = torch.cat([d_gates[:, :2 * c].t() @ hidden_in, d_hn.t() @ hidden_in])
+                d_b_hh = torch.cat([d_b_ih[:2 * c], d_hn.sum(0)])
+            grad_x = None
+            if ctx.needs_input_grad[0]:
+                grad_x = torch.empty_like(x).index_copy_(0, time_major, d_gates @ w_ih)
+        return grad_x, None, None, None, None, None, d_w_ih, d_w_hh, d_b_ih, d_b_hh

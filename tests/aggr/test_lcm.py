@@ -67,6 +67,93 @@ def _reference_tree(rows: list[torch.Tensor], combine) -> torch.Tensor:
     return rows[0]
 
 
+def _oracle_tree_reduce(x, index, dim_size, combine, identity, key=None):
+    """The level-by-level implementation before issue 21 (boolean masks and index_put at every
+    level, plain autograd), kept as the oracle of values and gradients."""
+    if key is None:
+        perm = torch.argsort(index, stable=True)
+    else:
+        by_key = torch.argsort(key, stable=True)
+        perm = by_key[torch.argsort(index[by_key], stable=True)]
+    count = torch.bincount(index, minlength=dim_size)
+    sid = index[perm]
+    y, rank = x[perm], torch.arange(index.numel()) - (torch.cumsum(count, 0) - count)[sid]
+    size = count[sid]
+    max_count = int(count.max()) if count.numel() else 0
+    done_vals, done_ids = [], []
+    for _ in range(math.ceil(math.log2(max_count)) if max_count > 1 else 0):
+        fin = size == 1
+        done_vals.append(y[fin])
+        done_ids.append(sid[fin])
+        live = ~fin
+        y, sid, rank, size = y[live], sid[live], rank[live], size[live]
+        even = torch.nonzero(rank % 2 == 0).squeeze(-1)
+        paired = torch.nonzero(rank[even] + 1 < size[even]).squeeze(-1)
+        left = even[paired]
+        y = torch.index_put(y[even], (paired,), combine(y[left], y[left + 1]))
+        sid, rank, size = sid[even], rank[even] // 2, (size[even] + 1) // 2
+    done_vals.append(y)
+    done_ids.append(sid)
+    out = identity.to(x.dtype).expand(dim_size, x.size(-1)).contiguous()
+    return torch.index_put(out, (torch.cat(done_ids),), torch.cat(done_vals))
+
+
+def _oracle_forward(aggr, x, index, dim_size):
+    h = aggr.lin(x).relu() if aggr.lin is not None else x
+    key = h.detach() @ aggr.order_key if aggr.order == "value" else None
+    return _oracle_tree_reduce(h, index, dim_size, aggr.combine, aggr.identity, key)
+
+
+@pytest.mark.parametrize("combine,project,order", [("gru", True, "value"), ("gru", False, "input"),
+                                                   ("mlp", True, "input"), ("mlp", False, "value")])
+def test_values_and_gradients_match_the_oracle_float64(combine, project, order):
+    # issue 21: the blocked tree with its hand-written backward computes what the plain autograd
+    # implementation computed, on degrees 0..1000 in scrambled order (many levels, odd carries)
+    torch.manual_seed(21)
+    aggr = LCMAggregation(6, 6, project=project, combine=combine, order=order).double()
+    with torch.no_grad():
+        aggr.identity.normal_()
+    degrees = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 100, 0, 1000, 3])
+    index = torch.repeat_interleave(torch.arange(degrees.numel()), degrees)
+    index = index[torch.randperm(index.numel())]
+    x = torch.randn(index.numel(), 6, dtype=torch.float64, requires_grad=True)
+    dim_size = degrees.numel() + 2  # trailing empty segments
+    out, expect = aggr(x, index, dim_size=dim_size), _oracle_forward(aggr, x, index, dim_size)
+    assert torch.allclose(out, expect, atol=1e-12)
+    grad = torch.randn_like(out)
+    inputs = [x, *aggr.parameters()]
+    for got, want in zip(torch.autograd.grad(out, inputs, grad),
+                         torch.autograd.grad(expect, inputs, grad)):
+        assert torch.allclose(got, want, atol=1e-11)
+
+
+def test_backward_twice_with_a_retained_graph():
+    torch.manual_seed(22)
+    aggr = LCMAggregation(4, 4).double()
+    index = torch.randint(0, 6, (40,))
+    x = torch.randn(40, 4, dtype=torch.float64, requires_grad=True)
+    out = aggr(x, index, dim_size=6).sum()
+    first = torch.autograd.grad(out, [x, *aggr.parameters()], retain_graph=True)
+    second = torch.autograd.grad(out, [x, *aggr.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+def test_plan_levels_cost_what_is_left_of_the_trees():
+    from graphlab.aggr.lcm import tree_plan
+
+    # one segment of 1000 rows among 10,000 of one or two rows: the levels after the first
+    # hold the big segment only (500, 250, ... pairs), not every segment again
+    degrees = torch.tensor([1000] + [1, 2] * 5_000)
+    index = torch.repeat_interleave(torch.arange(degrees.numel()), degrees)
+    plan = tree_plan(index, degrees.numel())
+    sizes = [left.numel() for left in plan.left]
+    assert sizes == [500 + 5_000, 250, 125, 62, 31, 16, 8, 4, 2, 1]  # 125 rows: 62 pairs + 1
+    assert plan.num_rows == index.numel() + sum(sizes) == 2 * index.numel() - degrees.numel()
+    # every row is consumed once: as the operand of one pair or as a root
+    used = torch.cat([*plan.left, *plan.right, plan.root])
+    assert torch.equal(used.sort().values, torch.arange(plan.num_rows))
+
+
 def test_tree_matches_per_segment_reference():
     torch.manual_seed(0)
     aggr = LCMAggregation(4, 5, order="input").eval()
@@ -237,7 +324,9 @@ def test_compile_one_break_and_no_recompile_per_batch_size():
     aggr = LCMAggregation(8, 8)
     x, index = torch.randn(40, 8), torch.randint(0, 7, (40,))
     _, reasons = explain_graph_breaks(aggr, x, index, dim_size=7)
-    assert len(reasons) == 1 and "tree_reduce" in reasons[0], reasons
+    # the projection now runs inside the tree's autograd function, so the aggregation alone may
+    # leave dynamo nothing to compile; at most the one break at the tree
+    assert len(reasons) == 1 and ("_tree" in reasons[0] or "no graph" in reasons[0]), reasons
     conv = GINConv(torch.nn.Linear(8, 8), aggr=LCMAggregation(8, 8))
     graphs = [random_graph(n, num_edges=4 * n, in_channels=8, seed=n) for n in (9, 14, 23, 31, 47)]
     inputs = [(g.x, g.edge_index) for g in graphs]
