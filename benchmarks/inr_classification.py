@@ -39,7 +39,9 @@ from benchmarks.common import TaskResult, register, run_script
 PAPER = "MNIST INRs: NG-GNN 91.4%, DWSNets 85.7%, MLP on flat weights ~17.5%"
 _LABEL = {"mlp": "MLP (flat weights)", "statnn": "StatNN (GBM on statistics)",
           "neural": "NeuralGraphEncoder (neural graph, NG-GNN)",
-          "gmn": "GMN (parameter graph)", "nfn_hnp": "NFN HNP (nfn package)",
+          "gmn": "GMN (parameter graph)",
+          "neural_probe": "NeuralGraphEncoder + probe features (NG-GNN w/ probes)",
+          "gmn_probe": "GMN + probe features", "nfn_hnp": "NFN HNP (nfn package)",
           "nfn_np": "NFN NP (nfn package)"}
 
 
@@ -123,7 +125,8 @@ def diagnostics(zoo: Any, ws: Any, flat: torch.Tensor, y: torch.Tensor,
                  "logreg_acc": acc(delta.numpy())})
     change = {n: round(float(delta[:, a:b].norm() / torch.stack(inits)[:, a:b].norm()), 3)
               for n, a, b in zip(ws.names, ws.offsets, ws.offsets[1:])}
-    rows.append({"probe": "fitting's relative change |theta - theta_0| / |theta_0| per tensor",
+    rows.append({"probe": "fitting's relative change norm(theta - theta_0) / norm(theta_0) per "
+                          "tensor",
                  "logreg_acc": "", "change": change})
     return rows
 
@@ -163,7 +166,10 @@ def run(quick: bool, out: Path, models: list[str] | None = None, n_configs: int 
     torch.set_num_threads(1 if quick else 2)
     root = Path(os.environ.get("GRAPHLAB_ZOO_ROOT", out / "zoos"))
     size = size or (150 if quick else 1797)
-    models = models or list(WEIGHT_MODELS)
+    # quick: one model per code path (flat, statistics, neural view + probes, parameter view,
+    # the nfn package)
+    models = models or (["mlp", "statnn", "neural_probe", "gmn", "nfn_hnp"] if quick
+                        else list(WEIGHT_MODELS))
     n_configs = n_configs or (1 if quick else 6)
     seeds = seeds or ([0] if quick else [0, 1, 2])
     epochs = epochs or (2 if quick else 150)
