@@ -26,7 +26,7 @@ import numpy as np
 from graphlab.engine import CHECKPOINT_NAME
 from graphlab.runfolder import CorruptFileError, RunFolder, atomic_write_json
 
-__all__ = ["PaperFigure", "mean_std", "compare", "resumable_run", "train_resumable",
+__all__ = ["PaperFigure", "mean_std", "compare", "resumable_run", "train_resumable", "note_runs",
            "Resumption", "budget_row", "parse_overrides", "cite", "NOT_DIAGNOSED"]
 
 #: the diagnosis of a row outside the paper's std before anyone has measured why
@@ -150,6 +150,17 @@ def resumable_run(folder: Path, config: dict[str, Any], train: Callable[[Path], 
     return result
 
 
+def note_runs(out: Path, runs: int, name: str, resumption: Resumption) -> None:
+    """Note in ``resumption`` which of :func:`graphlab.train.train`'s ``out/run_<i>/`` folders
+    hold a finished run (read back) or only a checkpoint (continued); call before training."""
+    for run in range(runs):
+        run_dir = Path(out) / f"run_{run}"
+        if (run_dir / _RESULT).exists():
+            resumption.read_back.append(f"{name}/run_{run}")
+        elif (run_dir / CHECKPOINT_NAME).exists():
+            resumption.continued.append(f"{name}/run_{run}")
+
+
 def train_resumable(config: Any, bundle: Any, name: str,
                     resumption: Resumption | None = None) -> dict:
     """:func:`graphlab.train.train` into ``config.out`` (one ``run_<i>/`` folder per fold or
@@ -157,15 +168,8 @@ def train_resumable(config: Any, bundle: Any, name: str,
     earlier) or continued from a checkpoint."""
     from graphlab.train import train
 
-    out = Path(config.out)
-    for run in range(config.seeds):
-        run_dir = out / f"run_{run}"
-        if resumption is None:
-            break
-        if (run_dir / _RESULT).exists():
-            resumption.read_back.append(f"{name}/run_{run}")
-        elif (run_dir / CHECKPOINT_NAME).exists():
-            resumption.continued.append(f"{name}/run_{run}")
+    if resumption is not None:
+        note_runs(Path(config.out), config.seeds, name, resumption)
     return train(config, bundle=bundle)
 
 
