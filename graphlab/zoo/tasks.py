@@ -20,6 +20,13 @@ Pruning as edge labelling (targets ``prune_magnitude`` / ``prune_snip``, model `
 :func:`predict_edges` trains an :class:`~graphlab.metanets.edge_gmn.EdgeGMN` to predict every
 parameter's importance from the weights alone and scores it per network (Spearman, Kendall,
 top-k overlap) against the trivial :math:`|w|` ranking.
+
+Fair training (issue 20): every model, StatNN included, gets a hyperparameter search of the same
+size selected on a validation part (:func:`sample_configs`), graph metanets train through
+:func:`graphlab.engine.fit` with early stopping and symmetric twins as augmentation, and test
+scores are reported over seeds. :func:`classify_weights` runs the INR-classification protocol on
+one architecture's flat weights (:class:`~graphlab.metanets.weightspace.WeightSpace`): flat MLP,
+StatNN, the graph metanets (optionally with probe features) and NFN's layers side by side.
 """
 
 from __future__ import annotations
@@ -44,7 +51,9 @@ from graphlab.zoo.training import digits_data
 __all__ = ["MODELS", "predict", "statnn_features", "hparam_features", "zoo_graphs",
            "fit_graph_regressor", "edge_importance", "layer_collapse", "prune_mask",
            "predict_edges", "prunable_edges", "snip_data", "CLASSIFICATION_TARGETS",
-           "PRUNE_TARGETS", "CHANCE_ACC"]
+           "PRUNE_TARGETS", "CHANCE_ACC", "symmetric_twins", "sample_configs", "fit_classifier",
+           "predict_classes", "classify_weights", "tensor_scales", "WEIGHT_MODELS",
+           "TORCH_SPACE", "GRAPH_SPACE", "GBM_SPACE"]
 
 MODELS = ("statnn", "hparams", "neural", "gmn", "opgnn")
 CLASSIFICATION_TARGETS = ("phase",)
