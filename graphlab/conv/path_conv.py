@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric.nn.resolver import normalization_resolver
 
 from graphlab.utils.validation import (
     check_edge_features,
@@ -78,6 +83,23 @@ def lstm_unrolled(weights: LSTMWeights, seq: Tensor, dropout: float = 0.0,
     return h
 
 
+
+def _resolve_norm(norm: str | Callable[..., Any] | bool | None, channels: int,
+                  norm_kwargs: dict[str, Any] | None) -> nn.Module:
+    """PyG's ``normalization_resolver``, with the former ``norm: bool`` flag still accepted
+    (``True``: ``nn.BatchNorm1d``, whose state-dict keys older checkpoints hold)."""
+    if norm is True:
+        return nn.BatchNorm1d(channels)
+    if norm is None or norm is False:
+        return nn.Identity()
+    layer = normalization_resolver(norm, channels, **(norm_kwargs or {}))
+    per_graph = "batch" in inspect.signature(layer.forward).parameters
+    if per_graph and getattr(layer, "mode", None) != "node":  # PyG's LayerNorm(mode="node")
+        raise ValueError(f"PathConv normalises each node; {norm!r} normalises per graph: use a "
+                         f"node-wise norm (e.g. 'batch_norm', or 'layer_norm' with "
+                         f"norm_kwargs={{'mode': 'node'}}) or None")
+    return layer
+
 class PathConv(nn.Module):
     r"""The path layer from the `"Path Neural Networks: Expressive and Accurate Graph Neural
     Networks" <https://arxiv.org/abs/2306.05955>`_ paper (ICML 2023).
@@ -108,7 +130,13 @@ class PathConv(nn.Module):
             as in the paper); built when :obj:`None`. (default: :obj:`None`)
         distance_embedding (torch.nn.Embedding, optional): a shared distance embedding.
             (default: :obj:`None`)
-        norm (bool): batch normalisation after the residual sum. (default: :obj:`True`)
+        norm (str or Callable, optional): node-wise normalization after the residual sum, by
+            PyG's ``normalization_resolver`` (``"batch_norm"``, ``"layer_norm"`` with
+            ``norm_kwargs={"mode": "node"}``, ...) as in the other graphlab models; :obj:`None`
+            for none. ``True`` (the former flag's default, kept) is ``torch.nn.BatchNorm1d``,
+            ``False`` none. Norms that normalise per graph need a batch vector, which a path
+            layer does not take, and are refused. (default: ``True``)
+        norm_kwargs (dict, optional): passed to the resolver. (default: :obj:`None`)
         mlp_layers (int): depth of :math:`\phi` (0 = ReLU only). (default: :obj:`2`)
 
     PathConv reads paths, not edges: the PyG adjacency forms (``adj_t``, ``EdgeIndex``) and
@@ -126,7 +154,8 @@ class PathConv(nn.Module):
 
     def __init__(self, channels: int, edge_dim: int | None = None, max_distance: int | None = None,
                  encoder: nn.LSTM | None = None, distance_embedding: nn.Embedding | None = None,
-                 norm: bool = True, mlp_layers: int = 2) -> None:
+                 norm: str | Callable[..., Any] | bool | None = True,
+                 mlp_layers: int = 2, norm_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.channels = channels
         self.edge_dim = edge_dim
@@ -149,7 +178,7 @@ class PathConv(nn.Module):
         # None: not unrollable (e.g. bidirectional), and compiling breaks the graph there.
         self._unroll: LSTMWeights | None = lstm_weights(encoder) if _unrollable(encoder) else None
         self._unroll_dropout = float(encoder.dropout)
-        self.norm = nn.BatchNorm1d(channels) if norm else nn.Identity()
+        self.norm = _resolve_norm(norm, channels, norm_kwargs)
         layers: list[nn.Module] = []
         for _ in range(mlp_layers):
             layers += [nn.Linear(channels, channels), nn.BatchNorm1d(channels), nn.ReLU()]

@@ -17,7 +17,6 @@ from graphlab.datasets.spec import TaskSpec
 from graphlab.models._common import (
     Act,
     Norm,
-    NormLayers,
     batch_or_zeros,
     check_model_inputs,
     data_num_graphs,
@@ -28,6 +27,7 @@ from graphlab.models._common import (
 )
 from graphlab.models.registry import register_model
 from graphlab.transforms.add_paths import AddPaths, get_paths
+from graphlab.utils.paths import DEFAULT_MAX_PATHS
 from graphlab.utils.validation import check_edge_features
 
 __all__ = ["PathNN", "centre_layers"]
@@ -97,6 +97,9 @@ class PathNN(nn.Module):
             paths and nodes without normalisation give embeddings of norm ~1e3-1e4 (CSL), whose
             logits can stall training; this standardises the head's input. (default: ``False``)
         act_kwargs, norm_kwargs (dict, optional): passed to the resolvers.
+        max_paths (int, optional): the memory cap of :attr:`transform` (``AddPaths``): a growth
+            step of the path enumeration creating more rows is a ``ValueError`` naming the
+            high-degree node responsible; :obj:`None`: no cap. (default: ``10_000_000``)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_{in})`, edge indices
@@ -116,7 +119,8 @@ class PathNN(nn.Module):
                  kind: str = "all_simple", distance_encoding: bool | None = None,
                  mlp_layers: int = 2, l2_norm: bool = False, molecular: bool = False,
                  readout_norm: bool = False, act_kwargs: dict[str, Any] | None = None,
-                 norm_kwargs: dict[str, Any] | None = None) -> None:
+                 norm_kwargs: dict[str, Any] | None = None,
+                 max_paths: int | None = DEFAULT_MAX_PATHS) -> None:
         super().__init__()
         if readout is None:
             raise ValueError("PathNN is graph-level: readout cannot be None")
@@ -136,7 +140,8 @@ class PathNN(nn.Module):
         self.molecular = molecular
         # validates kind and is what the training harness applies to the data
         self._transform = AddPaths(self.max_length, kind,
-                                   distance_encoding=self.distance_encoding)
+                                   distance_encoding=self.distance_encoding, max_paths=max_paths)
+        self.max_paths = max_paths
 
         if molecular:
             from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
@@ -154,18 +159,12 @@ class PathNN(nn.Module):
             if self.distance_encoding else None
         self.encoder = nn.LSTM(hidden_channels + (conv_edge_dim or 0) + dist_dim, hidden_channels,
                                batch_first=True)
-        norms = NormLayers(norm, hidden_channels, len(self.path_lengths), norm_kwargs)
-        if norms.takes_batch:
-            raise ValueError(f"PathNN normalises each node inside PathConv; {norm!r} normalises "
-                             f"per graph: use a node-wise norm (e.g. 'batch_norm', or "
-                             f"'layer_norm' with norm_kwargs={{'mode': 'node'}}) or None")
-        self.convs = nn.ModuleList()
-        for layer_norm in norms:
-            conv = PathConv(hidden_channels, edge_dim=conv_edge_dim, max_distance=max_distance,
-                            encoder=self.encoder, distance_embedding=self.distance_embedding,
-                            norm=False, mlp_layers=mlp_layers)
-            conv.norm = layer_norm  # PathConv applies it to x + sum over paths
-            self.convs.append(conv)
+        # each PathConv normalises x + sum over paths (node-wise norms only; PathConv says so)
+        self.convs = nn.ModuleList(
+            PathConv(hidden_channels, edge_dim=conv_edge_dim, max_distance=max_distance,
+                     encoder=self.encoder, distance_embedding=self.distance_embedding,
+                     norm=norm, mlp_layers=mlp_layers, norm_kwargs=norm_kwargs)
+            for _ in self.path_lengths)
         # a separate module (not inside head) keeps the head's state_dict keys unchanged
         self.readout_norm = nn.BatchNorm1d(hidden_channels) if readout_norm else None
         self.head = nn.Sequential(nn.Linear(hidden_channels, hidden_channels),

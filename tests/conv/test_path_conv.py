@@ -163,3 +163,31 @@ def test_compiled_encoder_follows_dtype_conversion_and_copies():
     torch._dynamo.reset()
     assert out.dtype == torch.float64
     torch.testing.assert_close(out, conv64(*args))
+
+
+def test_norm_takes_resolver_names_and_keeps_the_former_flag():
+    """``norm`` goes through PyG's normalization_resolver like the other models' norms; the
+    former ``True`` / ``False`` flag still builds ``nn.BatchNorm1d`` (same state-dict keys as
+    older checkpoints) / no norm."""
+    from torch_geometric.nn.norm import BatchNorm, LayerNorm
+
+    assert isinstance(PathConv(16).norm, nn.BatchNorm1d)
+    assert "norm.running_mean" in PathConv(16, norm=True).state_dict()
+    assert isinstance(PathConv(16, norm=False).norm, nn.Identity)
+    assert isinstance(PathConv(16, norm=None).norm, nn.Identity)
+    assert isinstance(PathConv(16, norm="batch_norm").norm, BatchNorm)
+    layer = PathConv(16, norm="layer_norm", norm_kwargs={"mode": "node"}, mlp_layers=0)
+    assert isinstance(layer.norm, LayerNorm)
+    g = AddPaths(LENGTH)(random_graph(7, in_channels=16, seed=0))
+    with torch.no_grad():
+        torch.testing.assert_close(layer(g.x, g.path_index_1),
+                                   torch.relu(layer.norm(g.x + _path_sum(layer, g))))
+    for per_graph in ("graph_norm", "layer_norm", "instance_norm"):
+        with pytest.raises(ValueError, match="per graph"):
+            PathConv(16, norm=per_graph)
+
+
+def _path_sum(layer: PathConv, g) -> torch.Tensor:
+    """The sum over paths of the encoded paths, aggregated at their last node."""
+    enc = layer.encode(g.x, g.path_index_1)
+    return torch.zeros_like(g.x).index_add_(0, g.path_index_1[:, -1], enc)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 from torch_geometric.nn.aggr import MeanAggregation, SumAggregation
 
@@ -328,3 +328,21 @@ def test_tensor_forward_equals_forward_data_and_checks_paths():
         model(batch.x, batch.edge_index, paths, None, batch.batch)
     with pytest.raises(ValueError, match="per graph"):
         PathNN(8, 16, 3, num_layers=2, norm="graph_norm")
+
+
+def test_norm_names_reach_every_layer_and_max_paths_reaches_the_transform():
+    """PathNN hands ``norm`` to each PathConv (node-wise norms, PyG resolver names) and exposes
+    the enumeration's memory cap ``max_paths``."""
+    from torch_geometric.nn.norm import LayerNorm
+
+    model = PathNN(8, 16, 3, num_layers=2, norm="layer_norm", norm_kwargs={"mode": "node"})
+    assert all(isinstance(conv.norm, LayerNorm) for conv in model.convs)
+    assert model.convs[0].norm is not model.convs[1].norm
+    g = model.transform(random_graph(6, seed=0))
+    assert model.forward_data(Batch.from_data_list([g, g])).shape == (2, 3)
+    assert PathNN(8, 16, 3, num_layers=2).transform.max_paths == 10_000_000
+    capped = PathNN(8, 16, 3, num_layers=2, max_paths=5)
+    assert capped.transform.max_paths == 5 and capped.max_paths == 5
+    with pytest.raises(ValueError, match="max_paths=5"):
+        capped.transform(random_graph(9, seed=1))
+    assert PathNN(8, 16, 3, num_layers=2, max_paths=None).transform.max_paths is None
