@@ -181,10 +181,23 @@ def collect(quick: bool, device: str = "cpu") -> tuple[list[dict], list[str]]:
         rows += [{"source": "speed_anchors", **row} for row in gnp_rows(quick, device)]
     for row in rows:
         row["target"] = _target(row)
-        ratio = row.get("ratio_median")
-        row["at_target"] = (None if row["target"] is None or ratio is None
-                            else bool(ratio <= row["target"]))
+        workload = str(row.get("workload", "")).lower()
+        if row.get("vs_sum") is not None:  # LCM / recurrent: also against the Sum floor
+            row["sum_target"] = next((t for key, t in SUM_TARGETS.items() if key in workload),
+                                     None)
+        checks = [row.get(value) <= target
+                  for value, target in (("ratio_median", row["target"]),
+                                        ("vs_sum", row.get("sum_target")))
+                  if target is not None and row.get(value) is not None]
+        row["at_target"] = all(checks) if checks else None
     return rows, problems
+
+
+def _score(row: dict[str, Any]) -> float:
+    """The largest of a row's ratios over its target (above 1: the target is missed)."""
+    return max(row[value] / target for value, target in (("ratio_median", row["target"]),
+                                                          ("vs_sum", row.get("sum_target")))
+               if target is not None and row.get(value) is not None)
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -212,14 +225,25 @@ def markdown_table(rows: list[dict]) -> str:
             exponent = _fmt(row["exponent"])
             if row.get("anchor_exponent") is not None:
                 exponent += f" / {_fmt(row['anchor_exponent'])}"
-        target = row["target"]
-        verdict = ("- (floor)" if target is None else "-" if row["at_target"] is None else
-                   ("yes" if row["at_target"] else "NO") + f" (<= {target:g}x)")
+        if exponent != "-" and row.get("sum_exponent") is not None:
+            exponent += f" (Sum {_fmt(row['sum_exponent'])})"
+        targets = []
+        if row["target"] is not None and row.get("ratio_median") is not None:
+            targets.append(f"<= {row['target']:g}x")
+        if row.get("sum_target") is not None:
+            targets.append(f"Sum <= {row['sum_target']:g}x")
+        verdict = ("- (floor)" if row["target"] is None and not targets else
+                   "-" if row["at_target"] is None else
+                   ("yes" if row["at_target"] else "NO") + f" ({'; '.join(targets)})")
+        vs_sum = "-"
+        if row.get("vs_sum") is not None:
+            vs_sum = f"{_fmt(row['vs_sum'])}x" + (f" [{row['vs_sum_range']}]"
+                                                   if row.get("vs_sum_range") else "")
         out.append({
             "workload": row["workload"], "graphlab ms": _fmt(row.get("graphlab_ms")),
             "anchor": row["anchor"], "anchor ms": _fmt(row.get("anchor_ms")),
             "ratio median [min-max]": _ratio(row),
-            "memory ratio": _fmt(row.get("memory_ratio")),
+            "vs Sum [min-max]": vs_sum, "memory ratio": _fmt(row.get("memory_ratio")),
             "exponent (ours / anchor)": exponent, "at or below target?": verdict,
             "max abs diff": (f"{row['max_abs_diff']:.2g}" if isinstance(row.get("max_abs_diff"),
                                                                          float)
@@ -251,9 +275,9 @@ def run(quick: bool, out: Path, device: str = "cpu") -> TaskResult:
         gpu + ".",
     ]
     markdown = markdown_table(rows)  # the notes follow it in <task>.md
-    worst = max(judged, key=lambda r: r["ratio_median"] / r["target"], default=None)
+    worst = max(judged, key=_score, default=None)
     ours = (f"{len(judged) - len(missed)}/{len(judged)} rows at or below target"
-            + (f"; worst {worst['ratio_median']:.3g}x ({worst['anchor']}, "
+            + (f"; worst {_score(worst):.3g}x its target ({worst['anchor']}, "
                f"{worst['workload'][:40]})" if worst else ""))
     return TaskResult(rows, paper="issue 21 targets", ours=ours, notes=" ".join(notes),
                       skipped=skipped, markdown=markdown,
