@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 __all__ = ["add_zoo_parser"]
 
 # kept literal so that building the parser imports no torch (tests check they match the modules)
-PRESET_NAMES = ["arch-family", "digits-cnn", "digits-inr", "digits-mlp", "random-nets"]
+PRESET_NAMES = ["arch-family", "digits-cnn", "digits-cnn-fixed", "digits-inr", "digits-mlp",
+                "random-nets"]
 MODEL_NAMES = ["statnn", "hparams", "neural", "gmn", "opgnn"]
 
 

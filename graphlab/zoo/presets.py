@@ -8,6 +8,8 @@ member as a pure function of ``(preset, seed, index)``.
 * ``digits-cnn``: small CNNs on the 8x8 digit images over the Small CNN Zoo's knobs (width,
   depth, activation, BatchNorm, dropout, init, learning rate, batch, weight decay, steps, train
   fraction);
+* ``digits-cnn-fixed``: the same knobs on one architecture (width 16, depth 2, no BatchNorm),
+  as in the Small CNN Zoo itself, where only the training run differs between members;
 * ``random-nets``: untrained 2-D -> 1 networks (activation, depth, width, residual, LayerNorm,
   init scale) labelled by the spectral complexity of the function on a grid ("Neural Redshift",
   Teney et al., CVPR 2024);
@@ -82,6 +84,14 @@ def _sample_digits_cnn(rng: np.random.Generator, index: int) -> dict[str, Any]:
             "train_fraction": _choice(rng, [0.05, 0.1, 0.25, 0.5, 1.0])}
 
 
+def _sample_digits_cnn_fixed(rng: np.random.Generator, index: int) -> dict[str, Any]:
+    # the Small CNN Zoo proper: one architecture, only the training knobs vary (its StatNN /
+    # NFN / Neural Graphs accuracy-prediction results are on such zoos)
+    cfg = _sample_digits_cnn(rng, index)
+    return cfg | {"width": 16, "depth": 2, "act": cfg["act"] if cfg["act"] != "gelu" else "relu",
+                  "norm": False}
+
+
 def _sample_random_nets(rng: np.random.Generator, index: int) -> dict[str, Any]:
     return {"arch": "resmlp", "in_dim": 2, "out_dim": 1, "width": _choice(rng, [8, 16, 32, 64]),
             "depth": _choice(rng, [1, 2, 4, 6]),
@@ -116,6 +126,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("digits-cnn", "small 2-D CNNs on 8x8 digits (Small CNN Zoo knobs: lr, init, width, "
            "depth, dropout, wd, steps, data)",
            _sample_digits_cnn),
+    Preset("digits-cnn-fixed", "one 2-D CNN architecture on 8x8 digits, Small CNN Zoo training "
+           "knobs (lr, init, dropout, wd, steps, data)", _sample_digits_cnn_fixed),
     Preset("random-nets", "untrained 2-D->1 nets labelled by function complexity",
            _sample_random_nets, trained=False),
     Preset("arch-family", "MLP / 1-D conv / residual MLP on digits (cross-family)",

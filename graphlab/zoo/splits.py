@@ -19,8 +19,8 @@ def zoo_splits(preset: str, size: int, seed: int) -> dict[str, dict[str, list[in
     * ``id``: a seeded 50/50 random split;
     * ``hparam``: hold out one hyperparameter value (``lr == 0.03`` for trained presets,
       ``init_scale == 2`` for random-nets);
-    * ``width``: train on the narrower widths, test on the widest;
-    * ``depth``: train on the shallower depths, test on the deepest;
+    * ``width``: train on the narrower widths, test on the widest (where widths vary);
+    * ``depth``: train on the shallower depths, test on the deepest (where depths vary);
     * ``family`` (``arch-family`` only): train on MLPs and 1-D convnets, test on residual MLPs.
 
     ``digits-inr`` has one split, ``id``: stratified by label, 70 / 15 / 15 % ``train`` /
@@ -46,10 +46,12 @@ def zoo_splits(preset: str, size: int, seed: int) -> dict[str, dict[str, list[in
         splits["hparam"] = by(lambda c: c["init_scale"] == 2.0)
     else:
         splits["hparam"] = by(lambda c: c["lr"] == 0.03)
-    if size:
+    # width / depth: only where they vary (digits-cnn-fixed has one architecture)
+    if len({c["width"] for c in cfgs}) > 1:
         wmax = max(c["width"] for c in cfgs)
-        dmax = max(c["depth"] for c in cfgs)
         splits["width"] = by(lambda c: c["width"] == wmax)
+    if len({c["depth"] for c in cfgs}) > 1:
+        dmax = max(c["depth"] for c in cfgs)
         splits["depth"] = by(lambda c: c["depth"] == dmax)
     if preset == "arch-family":
         splits["family"] = by(lambda c: c["arch"] == "resmlp")
