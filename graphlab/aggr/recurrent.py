@@ -146,27 +146,32 @@ class _Recurrence(torch.autograd.Function):
         c = w_hh.size(1)
         rows = x.index_select(0, time_major)
         lstm = cell == "lstm"
-        # LSTM: pre-activations of [i, f, g, o]; GRU: input parts of [r, z, n]
-        gates = torch.addmm(b_ih + b_hh if lstm else b_ih, rows, w_ih.t())
+        ctx.save_for_backward(x, time_major, order, slot, w_ih, w_hh)
+        if lstm:
+            w_ih, w_hh, b_ih = w_ih[_ifog(c)], w_hh[_ifog(c)], (b_ih + b_hh)[_ifog(c)]
+        # LSTM: pre-activations of [i, f, o, g]; GRU: input parts of [r, z, n]
+        gates = torch.addmm(b_ih, rows, w_ih.t())
         hidden_in = rows.new_empty(rows.size(0), c)  # the state each step reads
         # LSTM: cell states; GRU: W_hn h + b_hn, which n reads through r
         extra = rows.new_empty(rows.size(0), c)
         final = rows.new_zeros(order.numel(), c)  # by decreasing length
         h = rows.new_zeros(steps[0], c)
-        state = rows.new_zeros(steps[0], c)  # LSTM cell state
+        prev_state = None  # LSTM cell state of the previous step
         start = 0
         for t, n in enumerate(steps):
             h = h[:n]
             hidden_in[start:start + n] = h
             g = gates[start:start + n]
-            if lstm:
-                g.addmm_(h, w_hh.t())
-                g[:, :2 * c].sigmoid_()
-                g[:, 2 * c:3 * c].tanh_()
-                g[:, 3 * c:].sigmoid_()
-                state = torch.addcmul(state[:n] * g[:, c:2 * c], g[:, :c], g[:, 2 * c:3 * c],
-                                      out=extra[start:start + n])
-                h = torch.tanh(state).mul_(g[:, 3 * c:])
+            if lstm:  # gates reordered to [i, f, o, g]: one sigmoid and one tanh kernel
+                if t:  # h is zero at t = 0
+                    g.addmm_(h, w_hh.t())
+                g[:, :3 * c].sigmoid_()
+                g[:, 3 * c:].tanh_()
+                state = torch.mul(g[:, :c], g[:, 3 * c:], out=extra[start:start + n])
+                if t:
+                    state.addcmul_(prev_state[:n], g[:, c:2 * c])
+                prev_state = state
+                h = torch.tanh(state).mul_(g[:, 2 * c:3 * c])
             else:
                 gh = torch.addmm(b_hh, h, w_hh.t())
                 g[:, :2 * c].add_(gh[:, :2 * c]).sigmoid_()
@@ -176,71 +181,105 @@ class _Recurrence(torch.autograd.Function):
             done = steps[t + 1] if t + 1 < len(steps) else 0
             final[done:n] = h[done:]  # segments of length t + 1 end here
             start += n
-        ctx.save_for_backward(x, time_major, order, slot, w_ih, w_hh, rows, gates, hidden_in,
-                              extra)
+        ctx.buffers = rows, gates, hidden_in, extra  # not inputs: kept out of save_for_backward
         ctx.steps, ctx.lstm = steps, lstm
         return final.index_select(0, slot)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        x, time_major, order, slot, w_ih, w_hh, rows, gates, hidden_in, extra = ctx.saved_tensors
+        x, time_major, order, slot, w_ih, w_hh = ctx.saved_tensors
+        rows, gates, hidden_in, extra = ctx.buffers
         steps, lstm, c = ctx.steps, ctx.lstm, w_hh.size(1)
+        if lstm:
+            w_hh = w_hh[_ifog(c)]
         with torch.autocast(rows.device.type, enabled=False):
             grad_final = grad_out.to(rows.dtype).index_select(0, order)
             # the saved tensors stay intact (a retained graph may run backward again)
             d_gates = torch.empty_like(gates)
             d_hn = None if lstm else torch.empty_like(extra)  # GRU: of W_hn h + b_hn
-            d_h = grad_final[:0]
-            d_state = grad_final[:0]
-            end = rows.size(0)
-            for t in range(len(steps) - 1, -1, -1):
-                n = steps[t]
-                start = end - n
-                done = d_h.size(0)
-                d_h = torch.cat([d_h, grad_final[done:n]])
-                g = gates[start:end]
-                h_in = hidden_in[start:end]
-                if lstm:
-                    i, f, gg, o = g[:, :c], g[:, c:2 * c], g[:, 2 * c:3 * c], g[:, 3 * c:]
-                    state = extra[start:end]
-                    tanh_c = torch.tanh(state)
-                    d_state = torch.cat([d_state, d_state.new_zeros(n - done, c)])
-                    d_state.addcmul_(d_h, torch.ops.aten.tanh_backward(o, tanh_c))
-                    prev_state = extra[start - steps[t - 1]:start - steps[t - 1] + n] if t else None
-                    d_o = torch.ops.aten.sigmoid_backward(d_h * tanh_c, o)
-                    d_i = torch.ops.aten.sigmoid_backward(d_state * gg, i)
-                    d_g = torch.ops.aten.tanh_backward(d_state * i, gg)
-                    if prev_state is not None:
-                        d_f = torch.ops.aten.sigmoid_backward(d_state * prev_state, f)
-                    else:
-                        d_f = torch.zeros_like(f)
-                    d_state = d_state * f
-                    d_g_t = d_gates[start:end]
-                    d_g_t[:, :c], d_g_t[:, c:2 * c] = d_i, d_f
-                    d_g_t[:, 2 * c:3 * c], d_g_t[:, 3 * c:] = d_g, d_o
-                    d_h = d_g_t @ w_hh
-                else:
-                    r, z, nn_ = g[:, :c], g[:, c:2 * c], g[:, 2 * c:]
-                    gh_n = extra[start:end]
-                    d_z = torch.ops.aten.sigmoid_backward(d_h * (h_in - nn_), z)
-                    d_n = torch.ops.aten.tanh_backward(d_h - d_h * z, nn_)
-                    d_r = torch.ops.aten.sigmoid_backward(d_n * gh_n, r)
-                    d_g_t, d_hn_t = d_gates[start:end], d_hn[start:end]
-                    d_g_t[:, :c], d_g_t[:, c:2 * c], d_g_t[:, 2 * c:] = d_r, d_z, d_n
-                    torch.mul(d_n, r, out=d_hn_t)
-                    d_h = (d_h * z).addmm_(d_g_t[:, :2 * c], w_hh[:2 * c]).addmm_(d_hn_t,
-                                                                                  w_hh[2 * c:])
-                end = start
+            if lstm:
+                _lstm_backward(steps, grad_final, gates, extra, d_gates, w_hh)
+            else:
+                _gru_backward(steps, grad_final, gates, extra, hidden_in, d_gates, d_hn, w_hh)
             # every weight gradient in one product over all steps
             d_w_ih = d_gates.t() @ rows
             d_b_ih = d_gates.sum(0)
-            if lstm:
-                d_w_hh, d_b_hh = d_gates.t() @ hidden_in, d_b_ih
+            if lstm:  # back to PyTorch's gate order [i, f, g, o]
+                d_w_ih, d_b_ih = d_w_ih[_ifog(c)], d_b_ih[_ifog(c)]
+                d_w_hh, d_b_hh = (d_gates.t() @ hidden_in)[_ifog(c)], d_b_ih
             else:
                 d_w_hh = torch.cat([d_gates[:, :2 * c].t() @ hidden_in, d_hn.t() @ hidden_in])
                 d_b_hh = torch.cat([d_b_ih[:2 * c], d_hn.sum(0)])
             grad_x = None
             if ctx.needs_input_grad[0]:
+                w_ih = w_ih[_ifog(c)] if lstm else w_ih  # the order of d_gates' columns
                 grad_x = torch.empty_like(x).index_copy_(0, time_major, d_gates @ w_ih)
         return grad_x, None, None, None, None, None, d_w_ih, d_w_hh, d_b_ih, d_b_hh
+
+
+def _ifog(c: int) -> Tensor:
+    """Row order [i, f, o, g] of PyTorch's LSTM weights [i, f, g, o] (its own inverse)."""
+    return torch.cat([torch.arange(2 * c), torch.arange(3 * c, 4 * c), torch.arange(2 * c, 3 * c)])
+
+
+def _lstm_backward(steps: list[int], grad_final: Tensor, gates: Tensor, state: Tensor,
+                   d_gates: Tensor, w_hh: Tensor) -> None:
+    """Backpropagation through time of the LSTM (gates [i, f, o, g]), writing each step's
+    pre-activation gradients into ``d_gates``. The running gradients of h and c live in two
+    buffers whose prefix is the live batch: no per-step concatenation."""
+    c = w_hh.size(1)
+    d_h, d_c = grad_final.new_empty(steps[0], c), grad_final.new_empty(steps[0], c)
+    end, done = gates.size(0), 0
+    for t in range(len(steps) - 1, -1, -1):
+        n = steps[t]
+        start = end - n
+        if n > done:  # segments of length t + 1 end here
+            d_h[done:n] = grad_final[done:n]
+            d_c[done:n] = 0
+        dh, dc = d_h[:n], d_c[:n]
+        g, dg = gates[start:end], d_gates[start:end]
+        tanh_c = torch.tanh(state[start:end])
+        dc.addcmul_(dh, torch.ops.aten.tanh_backward(g[:, 2 * c:3 * c], tanh_c))
+        torch.mul(dc, g[:, 3 * c:], out=dg[:, :c])  # i
+        if t:
+            prev = start - steps[t - 1]
+            torch.mul(dc, state[prev:prev + n], out=dg[:, c:2 * c])  # f
+        else:
+            dg[:, c:2 * c] = 0
+        torch.mul(dh, tanh_c, out=dg[:, 2 * c:3 * c])  # o
+        torch.mul(dc, g[:, :c], out=dg[:, 3 * c:])  # g
+        torch.ops.aten.sigmoid_backward.grad_input(dg[:, :3 * c], g[:, :3 * c],
+                                                   grad_input=dg[:, :3 * c])
+        torch.ops.aten.tanh_backward.grad_input(dg[:, 3 * c:], g[:, 3 * c:],
+                                                grad_input=dg[:, 3 * c:])
+        if t:
+            dc.mul_(g[:, c:2 * c])
+            torch.mm(dg, w_hh, out=dh)
+        end, done = start, n
+
+
+def _gru_backward(steps: list[int], grad_final: Tensor, gates: Tensor, gh_n: Tensor,
+                  hidden_in: Tensor, d_gates: Tensor, d_hn: Tensor, w_hh: Tensor) -> None:
+    """Backpropagation through time of the GRU (gates [r, z, n]), writing each step's gradients
+    of the input parts into ``d_gates`` and of ``W_hn h + b_hn`` into ``d_hn``."""
+    c = w_hh.size(1)
+    d_h = grad_final.new_empty(steps[0], c)
+    end, done = gates.size(0), 0
+    for t in range(len(steps) - 1, -1, -1):
+        n = steps[t]
+        start = end - n
+        if n > done:
+            d_h[done:n] = grad_final[done:n]
+        dh = d_h[:n]
+        g, dg, dhn = gates[start:end], d_gates[start:end], d_hn[start:end]
+        r, z, nn_ = g[:, :c], g[:, c:2 * c], g[:, 2 * c:]
+        torch.mul(dh, hidden_in[start:end] - nn_, out=dg[:, c:2 * c])
+        torch.ops.aten.sigmoid_backward.grad_input(dg[:, c:2 * c], z, grad_input=dg[:, c:2 * c])
+        torch.ops.aten.tanh_backward.grad_input(dh - dh * z, nn_, grad_input=dg[:, 2 * c:])
+        torch.mul(dg[:, 2 * c:], gh_n[start:end], out=dg[:, :c])
+        torch.ops.aten.sigmoid_backward.grad_input(dg[:, :c], r, grad_input=dg[:, :c])
+        torch.mul(dg[:, 2 * c:], r, out=dhn)
+        if t:
+            torch.addmm(dh * z, dg[:, :2 * c], w_hh[:2 * c], out=dh).addmm_(dhn, w_hh[2 * c:])
+        end, done = start, n
