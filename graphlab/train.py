@@ -244,11 +244,15 @@ def pretransform(bundle: DatasetBundle, model: nn.Module) -> list | Any:
 
     A model that needs precomputed attributes (e.g. :class:`~graphlab.models.PathNN`'s path
     enumeration) exposes them as a ``transform`` attribute; it is applied to every graph once, up
-    front, so epochs reuse the result. Models without one get ``bundle.dataset`` unchanged.
+    front, so epochs reuse the result; a transform with an ``apply_to_dataset`` method (such as
+    :class:`~graphlab.transforms.AddPaths`) processes the dataset in chunks through it. Models
+    without one get ``bundle.dataset`` unchanged.
     """
     transform: Callable | None = getattr(model, "transform", None)
     if transform is None:
         return bundle.dataset
+    if hasattr(transform, "apply_to_dataset"):  # batched over chunks of graphs (AddPaths)
+        return transform.apply_to_dataset(bundle.dataset, progress=len(bundle.dataset) >= 500)
     return [transform(d) for d in tqdm(bundle.dataset, desc="pre-transform", leave=False,
                                        disable=len(bundle.dataset) < 500)]
 

@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -225,3 +226,19 @@ def test_losses_ignore_missing_labels():
     loss = compute_loss(spec, pred, y)
     loss.backward()
     assert torch.isfinite(loss) and pred.grad[:, 1].abs().sum() == 0
+
+
+def test_pretransform_of_pathnn_is_chunked_and_equals_the_per_graph_transform():
+    from graphlab.models import PathNN
+    from graphlab.testing import random_graph
+    from graphlab.train import pretransform
+
+    graphs = [random_graph(5 + i % 4, seed=i) for i in range(12)]
+    model = PathNN(8, 8, 2, num_layers=3, kind="all_simple")
+    chunked = pretransform(SimpleNamespace(dataset=graphs), model)  # only .dataset is read
+    for got, graph in zip(chunked, graphs, strict=True):
+        want = model.transform(graph)
+        assert sorted(got.keys()) == sorted(want.keys())
+        for key in want.keys():
+            if isinstance(want[key], torch.Tensor):
+                assert torch.equal(got[key], want[key]), key
