@@ -4,7 +4,10 @@ Convert a ``torch.nn.Module`` into a neural, parameter or op graph (:func:`to_gr
 exactly (:func:`graph_to_state_dict`), evaluate it by message passing (:func:`graph_forward`),
 derive its neuron-permutation symmetries (:func:`permutation_spec`, :func:`random_symmetry`),
 align two networks (:func:`weight_matching`) and embed them with :class:`GMN`, :class:`EdgeGMN`,
-:class:`NeuralGraphEncoder`, :class:`OpGraphEncoder` or the :class:`StatNN` baseline.
+:class:`NeuralGraphEncoder`, :class:`OpGraphEncoder` or the :class:`StatNN` baseline. A zoo of one
+architecture is a flat ``[B, P]`` batch for :class:`WeightSpace` (graphs, symmetric twins, probe
+features and layer tensors by index gathers), the input of the :class:`FlatMLP` and
+:class:`NFNClassifier` baselines.
 
 The modules: :mod:`~graphlab.metanets.spec` (the IR and type vocabularies),
 :mod:`~graphlab.metanets.trace` (fx tracing into the IR), :mod:`~graphlab.metanets.views` (the
@@ -13,6 +16,7 @@ three graph views), :mod:`~graphlab.metanets.interpreter` (:func:`graph_forward`
 them live in :mod:`graphlab.zoo`, which builds on this package (never the other way round).
 """
 
+from graphlab.metanets.baselines import FlatMLP, NFNClassifier
 from graphlab.metanets.edge_gmn import EdgeGMN
 from graphlab.metanets.gmn import GMN
 from graphlab.metanets.init import init_parameters
@@ -40,6 +44,7 @@ from graphlab.metanets.symmetry import (
     random_symmetry,
 )
 from graphlab.metanets.views import pad_edge_attr, to_graph
+from graphlab.metanets.weightspace import WeightSpace
 
 __all__ = [
     "to_graph",
@@ -68,4 +73,7 @@ __all__ = [
     "weight_matching",
     "interpolation_barrier",
     "init_parameters",
+    "WeightSpace",
+    "FlatMLP",
+    "NFNClassifier",
 ]
