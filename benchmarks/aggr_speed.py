@@ -13,6 +13,14 @@ PyG's ``LCMAggregation`` and ``LSTMAggregation`` pad to ``[nodes, max degree, ch
 100,000-node graph with maximum degree 2,000 the padded input alone is 25.6 GB, so they are not run
 there (the machine has 23 GB).
 
+Issue 21's rows (``bench = "interleaved vs anchor and sum"``, also :func:`anchor_rows` for the
+combined anchor table): graphlab's LCM and recurrent aggregation, PyG's padded classes and PyG's
+``SumAggregation`` timed one after the other in each of 7 rounds of one process on the 10k graph
+(max degree 200), the 100k graph with max degree 20 and the 100k graph with max degree 2,000:
+median and range of the per-round ratios to the anchor (``ratio_*``) and to Sum (``vs_sum``),
+peak-memory ratio to the anchor from fresh processes, and the exponent of time against edges
+fitted on 125k-1M edges (``scaling`` rows; Sum's exponent beside it).
+
     python -m benchmarks.aggr_speed [--quick] [--out runs/aggr_speed]
     python -m benchmarks.aggr_speed --floor [--graphs 10k,100k]   # GNP's unavoidable passes
     python -m benchmarks.aggr_speed --ab [--graphs 10k,100k] [--rounds 5] [--p 2]   # GNP A/B
@@ -294,7 +302,8 @@ def floor_rows(quick: bool) -> tuple[list[dict], list[dict]]:
         times = interleaved_times(GRAPHS[graph], methods, rounds, min_run_time)
         for ours, anchor in ANCHORS.items():
             vs_sum = [t / s for t, s in zip(times[ours], times["PyG Sum"])]
-            row = {"workload": f"{ours.removeprefix('graphlab ')} fwd+bwd, {graph} "
+            row = {"graph": graph, "method": ours.removeprefix("graphlab "),
+                   "workload": f"{ours.removeprefix('graphlab ')} fwd+bwd, {graph} "
                                f"({nodes} nodes, max degree {max_deg})",
                    "graphlab_ms": round(1e3 * statistics.median(times[ours]), 2),
                    "anchor": ANCHOR_NAMES[anchor], "anchor_ms": None, "ratio_median": None,
@@ -387,17 +396,21 @@ def _headline(rows: list[dict]) -> str:
     """graphlab LCM vs PyG LCM on the largest graph both ran, and the fused GNP vs Sum."""
     parts = []
     for ours, base in (("graphlab LCM", "PyG LCM"), ("graphlab GNP (fused)", "PyG Sum")):
-        pair = [r for r in rows if r["aggregation"] == ours and r["bench"] != "A/B same process"
-                and "baseline / time" in r]
+        pair = [r for r in rows if r.get("aggregation") == ours
+                and r["bench"] != "A/B same process" and "baseline / time" in r]
         if pair:
             r = pair[-1]
             parts.append(f"{ours} {r['fwd+bwd ms']:.4g} ms vs {base} "
                          f"{r['fwd+bwd ms'] * r['baseline / time']:.4g} ms ({r['graph']})")
     ab = [r for r in rows if r["bench"] == "A/B same process"
-          and r["aggregation"] == "graphlab GNP (fused)"]
+          and r.get("aggregation") == "graphlab GNP (fused)"]
     if ab:
         parts.append("A/B fused GNP " + ", ".join(f"{r['x sum (median)']}x sum ({r['graph']})"
                                                   for r in ab))
+    floor = [r for r in rows if r["bench"] == "interleaved vs anchor and sum"]
+    if floor:
+        parts.append("vs PyG Sum " + ", ".join(f"{r['method']} {r['vs_sum']}x ({r['graph']})"
+                                                for r in floor))
     return "; ".join(parts)
 
 
