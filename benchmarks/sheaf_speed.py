@@ -432,7 +432,8 @@ def run(quick: bool, out: Path) -> TaskResult:
                  f"{1000 * prep:.0f} ms total"})
     timed = [r for r in rows if "speed-up" in r]
     summary = "; ".join(f"{r['family']} on {r['workload'].split(' (')[0]}: "
-                        f"{r['ratio_median']}x time, {r['memory_ratio']}x memory"
+                        f"{r['ratio_median']}x time"
+                        + (f", {r['memory_ratio']}x memory" if r["memory_ratio"] else "")
                         for r in anchors)
     summary += ("; " if summary else "") + "; ".join(
         f"{r['model']} {r['speed-up']}x faster than sparse assembly" for r in timed)
