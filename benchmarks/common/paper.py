@@ -91,10 +91,11 @@ def compare(paper: PaperFigure | None, values: Sequence[float], *, digits: int =
 
 def budget_row(seconds_per_epoch: float, epochs: int, runs: int, *, cap_hours: float = 3.0,
                gpu_speedup: float | None = None) -> dict[str, Any]:
-    """The projection of a run too long for a CPU sitting: measured seconds per epoch times the
-    budget's epochs and runs (an upper bound when early stopping may end runs sooner)."""
+    """The projection of a run too long for a CPU sitting: the CPU seconds per epoch of a probe
+    (``time.process_time``, one thread: robust to a loaded machine) times the budget's epochs
+    and runs (an upper bound when early stopping may end runs sooner)."""
     hours = seconds_per_epoch * epochs * runs / 3600
-    row = {"s/epoch (measured)": round(seconds_per_epoch, 4),
+    row = {"CPU s/epoch (probe)": round(seconds_per_epoch, 4),
            "projected CPU h": round(hours, 1),
            "fits": "yes" if hours <= cap_hours else "budget"}
     if gpu_speedup:
