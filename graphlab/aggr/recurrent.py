@@ -155,13 +155,15 @@ class _Recurrence(torch.autograd.Function):
         # LSTM: cell states; GRU: W_hn h + b_hn, which n reads through r
         extra = rows.new_empty(rows.size(0), c)
         final = rows.new_zeros(order.numel(), c)  # by decreasing length
-        h = rows.new_zeros(steps[0], c)
+        hidden_in[:steps[0]] = 0
         prev_state = None  # LSTM cell state of the previous step
         start = 0
         for t, n in enumerate(steps):
-            h = h[:n]
-            hidden_in[start:start + n] = h
-            g = gates[start:start + n]
+            h, g = hidden_in[start:start + n], gates[start:start + n]
+            # the new state goes straight to where it is read: the next step's first `done`
+            # rows, and the segments of length t + 1 (which end here) to `final`
+            done = steps[t + 1] if t + 1 < len(steps) else 0
+            targets = (hidden_in[start + n:start + n + done], final[done:n])
             if lstm:  # gates reordered to [i, f, o, g]: one sigmoid and one tanh kernel
                 if t:  # h is zero at t = 0
                     g.addmm_(h, w_hh.t())
@@ -171,15 +173,18 @@ class _Recurrence(torch.autograd.Function):
                 if t:
                     state.addcmul_(prev_state[:n], g[:, c:2 * c])
                 prev_state = state
-                h = torch.tanh(state).mul_(g[:, 2 * c:3 * c])
+                tanh_c, o = torch.tanh(state), g[:, 2 * c:3 * c]
+                for part, out in zip((slice(0, done), slice(done, n)), targets):
+                    if out.numel():
+                        torch.mul(tanh_c[part], o[part], out=out)
             else:
                 gh = torch.addmm(b_hh, h, w_hh.t())
                 g[:, :2 * c].add_(gh[:, :2 * c]).sigmoid_()
                 extra[start:start + n] = gh[:, 2 * c:]
                 g[:, 2 * c:].addcmul_(g[:, :c], gh[:, 2 * c:]).tanh_()
-                h = torch.lerp(g[:, 2 * c:], h, g[:, c:2 * c])
-            done = steps[t + 1] if t + 1 < len(steps) else 0
-            final[done:n] = h[done:]  # segments of length t + 1 end here
+                for part, out in zip((slice(0, done), slice(done, n)), targets):
+                    if out.numel():
+                        torch.lerp(g[part, 2 * c:], h[part], g[part, c:2 * c], out=out)
             start += n
         ctx.buffers = rows, gates, hidden_in, extra  # not inputs: kept out of save_for_backward
         ctx.steps, ctx.lstm = steps, lstm
