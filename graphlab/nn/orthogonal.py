@@ -23,7 +23,8 @@ def small_matmul(a: Tensor, b: Tensor) -> Tensor:
     """
     out = a[..., :, 0, None] * b[..., None, 0, :]
     for j in range(1, a.size(-1)):
-        out = out + a[..., :, j, None] * b[..., None, j, :]
+        # in place: no [..., m, n] temporary per term (autograd saves the factors, not out)
+        out = out.addcmul_(a[..., :, j, None], b[..., None, j, :])
     return out
 
 
