@@ -104,7 +104,7 @@ def test_rerun_into_the_same_folder_says_it_resumed(tmp_path):
     second = _run("--quick", "--out", str(tmp_path), "ogb")
     assert second.returncode == 0, second.stderr[-3000:]
     status = _record(tmp_path, "ogb")["summary"]["status"]
-    assert "[resumed: finished runs read back from" in status, status
+    assert "[resumed: 3 finished run(s) read back from" in status, status
 
 
 def test_record_refuses_quick_runs(tmp_path):
