@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common.anchors import set_anchor_dir
 from benchmarks.common import (
     RESULTS_DIR,
     discover,
@@ -31,6 +30,7 @@ from benchmarks.common import (
     record_task,
     write_index,
 )
+from benchmarks.common.anchors import set_anchor_dir
 
 
 def _shorten(text: str, width: int) -> str:
