@@ -902,7 +902,8 @@ def classify_weights(space: Any, flat: Tensor, y: Tensor, split: dict[str, Seque
                 search.append({"config": cfg, "valid_acc": res.best["valid_acc"],
                                "epochs": res.epochs, "best_epoch": res.best_epoch,
                                "seconds": round(res.seconds, 1)})
-                say(f"[{name}] {cfg} valid {res.best['valid_acc']:.3f} "
+                settings = " ".join(f"{k}={v}" for k, v in cfg.items())
+                say(f"[{name}] {settings}: valid {res.best['valid_acc']:.3f} "
                     f"({res.epochs} epochs, {res.seconds:.0f} s)")
             best = max(search, key=lambda r: r["valid_acc"])
             per_seed, epochs_run, curve = [], [], []
