@@ -62,7 +62,7 @@ from typing import IO, Any
 __all__ = [
     "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_torch_save",
     "atomic_save_safetensors", "clean_orphans", "to_json", "CorruptFileError", "safe_torch_load",
-    "verify_checksum", "RunFolderError", "RunFolder", "RESULTS_SCHEMA", "results_record",
+    "verify_checksum", "read_json", "RunFolderError", "RunFolder", "RESULTS_SCHEMA", "results_record",
     "write_results",
 ]
 
@@ -236,6 +236,15 @@ def clean_orphans(folder: str | os.PathLike, recursive: bool = True) -> list[Pat
 # --------------------------------------------------------------------------- checked loads
 class CorruptFileError(ValueError):
     """A file graphlab wrote cannot be read back (empty, truncated, garbage, unsafe, tampered)."""
+
+
+def read_json(path: str | os.PathLike, hint: str) -> Any:
+    """The JSON in ``path``; an unreadable or malformed file is a :class:`CorruptFileError`
+    saying ``"<path> is unreadable; <hint>"``."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise CorruptFileError(f"{path} is unreadable; {hint}") from None
 
 
 def _sha256_file(path: Path) -> str:

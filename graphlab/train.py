@@ -34,7 +34,6 @@ state restored. The same function runs data-parallel under ``torchrun`` when giv
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -62,10 +61,10 @@ from graphlab.distributed import (
 from graphlab.engine import fit
 from graphlab.models.registry import available_models, build_model
 from graphlab.runfolder import (
-    CorruptFileError,
     RunFolder,
     RunFolderError,
     atomic_write_json,
+    read_json,
     results_record,
     write_results,
 )
@@ -452,11 +451,7 @@ def _locked_folder(out: Path | None, config: TrainConfig, overwrite: bool, env: 
 
 
 def _read_result(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        raise CorruptFileError(f"{path} is unreadable; delete it to train that run again, or "
-                               "start over with --overwrite") from None
+    return read_json(path, "delete it to train that run again, or start over with --overwrite")
 
 
 def check_device(device: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from graphlab.engine import CHECKPOINT_NAME
-from graphlab.runfolder import CorruptFileError, RunFolder, atomic_write_json
+from graphlab.runfolder import RunFolder, atomic_write_json, read_json
 
 __all__ = ["PaperFigure", "mean_std", "compare", "resumable_run", "train_resumable", "note_runs",
            "Resumption", "budget_row", "parse_overrides", "cite", "NOT_DIAGNOSED"]
@@ -135,11 +135,7 @@ def resumable_run(folder: Path, config: dict[str, Any], train: Callable[[Path], 
     with RunFolder(folder, config, ignore=("progress",)):
         done = folder / _RESULT
         if done.exists():
-            try:
-                result = json.loads(done.read_text())
-            except (OSError, ValueError, UnicodeDecodeError):
-                raise CorruptFileError(f"{done} is unreadable; delete it to train that run "
-                                       "again") from None
+            result = read_json(done, "delete it to train that run again")
             if resumption is not None:
                 resumption.read_back.append(name)
             return result
