@@ -9,6 +9,7 @@ norm, edge_dim, readout, ...)`` (``act`` / ``norm`` / ``readout`` resolved by Py
 """
 
 from graphlab.models.egnn import EGNN, EGNNEncoder
+from graphlab.models.gin0 import GIN0
 from graphlab.models.gnn import GNN
 from graphlab.models.ogb_variants import SheafGraphModel, VirtualNodeGNN
 from graphlab.models.pathnn import PathNN, centre_layers
@@ -20,6 +21,7 @@ __all__ = [
     "DataModel",
     "EGNN",
     "EGNNEncoder",
+    "GIN0",
     "GNN",
     "PathNN",
     "PRMPNN",

@@ -33,6 +33,7 @@ _MODELS: dict[str, ModelFactory] = {}
 #: modules whose import registers model factories
 MODEL_MODULES: list[str] = [
     "graphlab.models.egnn",
+    "graphlab.models.gin0",
     "graphlab.models.gnn",
     "graphlab.models.ogb_variants",
     "graphlab.models.pathnn",
