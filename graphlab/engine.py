@@ -35,7 +35,8 @@ model (zoo members, benchmark scripts). The task-specific parts are hooks:
 API
 ---
 ``fit(model, optimizer, *, train_step, train_batches, epochs, evaluate=None,
-select=("valid", "max"), patience=None, run_dir=None, scheduler=None, scheduler_interval="epoch",
+select=("valid", "max"), patience=None, min_epochs=None, run_dir=None, scheduler=None,
+scheduler_interval="epoch",
 progress=True, generator=None, env=None, clip_grad_norm=None, restore_best=False,
 on_epoch_end=None, desc="train") -> FitResult``
 
@@ -55,6 +56,9 @@ on_epoch_end=None, desc="train") -> FitResult``
 * ``patience``: early stopping: training ends after ``patience`` epochs without a better
   selected score (``FitResult.stopped_early``). The decision is checkpointed, so a resumed run
   that had stopped trains no further.
+* ``min_epochs``: early stopping never ends a run before this many epochs have been trained
+  (PR-MPNN's configs: ``min_epochs: 200``); the best epoch is still selected over all of them.
+  Without ``patience`` it changes nothing.
 * ``run_dir``: where ``checkpoint.pt`` (with a ``checkpoint.pt.sha256`` sidecar) is written after
   every epoch and read back on the next call; ``None`` disables checkpointing. The caller owns
   the folder (use :class:`graphlab.runfolder.RunFolder` to lock it and record the config).
@@ -169,9 +173,12 @@ def improves(new: dict[str, Any], best: dict[str, Any], criteria: Sequence[Crite
 
 
 def _validate(epochs: int, select: Any, scheduler_interval: str,
-              patience: int | None) -> list[Criterion]:
+              patience: int | None, min_epochs: int | None = None) -> list[Criterion]:
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if min_epochs is not None and (isinstance(min_epochs, bool) or not isinstance(min_epochs, int)
+                                   or min_epochs < 1):
+        raise ValueError(f"min_epochs must be a positive integer or None, got {min_epochs!r}")
     criteria = selection_criteria(select)
     if scheduler_interval not in ("epoch", "step"):
         raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got "
@@ -224,6 +231,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *,
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
         select: Criterion | Sequence[Criterion] | None = ("valid", "max"),
         patience: int | None = None,
+        min_epochs: int | None = None,
         run_dir: str | Path | None = None,
         scheduler: Any = None,
         scheduler_interval: str = "epoch",
@@ -238,7 +246,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *,
 
     See the module docstring for the meaning of every argument and of the result.
     """
-    criteria = _validate(epochs, select, scheduler_interval, patience)
+    criteria = _validate(epochs, select, scheduler_interval, patience, min_epochs)
     if criteria and evaluate is None:
         raise ValueError(f"select={select!r} needs an evaluate hook (or pass select=None)")
     env = env or DistEnv()
@@ -324,7 +332,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *,
             if restore_best and criteria:
                 best_state = {k: v.detach().to("cpu", copy=True)
                               for k, v in model.state_dict().items()}
-        if patience is not None and epoch - result.best_epoch >= patience:
+        if (patience is not None and epoch - result.best_epoch >= patience
+                and epoch + 1 >= (min_epochs or 0)):
             result.stopped_early = True
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)

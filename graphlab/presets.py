@@ -12,13 +12,19 @@ silently: the deviations travel into ``results.json`` (``extra.preset``).
     from graphlab.presets import resolve_preset
     from graphlab.train import train
 
-    preset = resolve_preset("gin", "MUTAG")          # GIN-0, Xu et al. 2019, TU bioinformatics
+    preset = resolve_preset("gin-0", "MUTAG")        # GIN-0, Xu et al. 2019, TU bioinformatics
     preset.dataset_key, preset.epochs, preset.source  # 'tu-bio', 350, '...'
-    record = train(preset.train_config(out="runs/mutag-gin-paper"))
+    record = train(preset.train_config(out="runs/mutag-gin0-paper"))
     quick = preset.train_config(epochs=5)             # an override is recorded as a deviation
 
-From the command line: ``graphlab train --dataset MUTAG --model gin --preset paper`` (explicit
-flags override the preset and are recorded as deviations); ``graphlab presets`` lists them all.
+From the command line: ``graphlab train --dataset MUTAG --model gin-0 --preset paper``
+(explicit flags override the preset and are recorded as deviations); ``graphlab presets`` lists
+them all.
+
+Two GIN presets: ``gin-0`` is the GIN paper's own architecture (:class:`graphlab.models.GIN0`)
+at its schedule, with the few deviations that remain; ``gin`` is graphlab's OGB-style ``GNN``
+at the same schedule, which lists the architecture differences as deviations (a baseline for
+"how much does the paper's architecture matter").
 
 Where the authors used one configuration per dataset, :func:`resolve_preset` picks by dataset and
 says which in :attr:`TrainingPreset.dataset_key`. A few presets describe tasks that are not in
@@ -68,6 +74,7 @@ class TrainingPreset:
         steps_per_epoch: an epoch of this many random batches (GIN's authors' code), or
             ``None`` for one pass over the training set.
         patience: early stopping after this many epochs without a better selected score.
+        min_epochs: early stopping never ends a run before this many epochs (``None``: any time).
         select: ``((key, "max" | "min"), ...)``, lexicographic; keys ``valid`` (the metric) and
             ``valid_loss``; empty: the metric in its direction.
         epoch_selection: ``"per_run"`` or ``"mean_over_runs"`` (GIN: one epoch for all folds).
@@ -95,6 +102,7 @@ class TrainingPreset:
     batch_size: int = 32
     steps_per_epoch: int | None = None
     patience: int | None = None
+    min_epochs: int | None = None
     select: tuple[tuple[str, str], ...] = ()
     epoch_selection: str = "per_run"
     paper_result: str | None = None
@@ -163,7 +171,8 @@ class TrainingPreset:
             weight_decay=preset.weight_decay, model_kwargs=dict(preset.model_kwargs), out=out,
             root=root, device=device, progress=progress,
             scheduler=dict(preset.scheduler) if preset.scheduler is not None else None,
-            patience=preset.patience, select=list(preset.select) or None,
+            patience=preset.patience, min_epochs=preset.min_epochs,
+            select=list(preset.select) or None,
             epoch_selection=preset.epoch_selection,
             param_groups=[dict(g) for g in preset.param_groups],
             steps_per_epoch=preset.steps_per_epoch, preset=preset.record())
@@ -254,19 +263,45 @@ _GIN_SOURCE = ("Xu et al., 'How Powerful are Graph Neural Networks?', ICLR 2019,
                "pooling, final dropout 0.5)")
 
 
-def _gin_deviations(social: bool) -> tuple[str, ...]:
+_GIN0_SOURCE = ("Xu et al., 'How Powerful are Graph Neural Networks?', ICLR 2019, Sec. 7 and "
+                "Table 1 (GIN-0); main.py and models/graphcnn.py@weihua916/powerful-gnns (lr "
+                "0.01, StepLR(50, 0.5), 350 epochs of 50 random batches, 5 layers incl. input, "
+                "2-layer MLPs of width hidden with BatchNorm, BatchNorm + ReLU after each, sum "
+                "pooling, a linear prediction from every layer, dropout 0.5 on each)")
+
+
+def _gin_grid(social: bool) -> str:
     hidden = ("hidden 64: the paper fixes 64 for social graphs" if social else
               "hidden 32: the paper tunes {16, 32} on bioinformatics graphs and does not publish "
               "the winner; 32 is the larger grid value (the code's default 64 is outside the "
               "bio grid)")
+    return (f"one grid point instead of the paper's per-dataset grid search: batch 32 and "
+            f"dropout 0.5 (the authors' main.py defaults; the paper tunes batch {{32, 128}}, "
+            f"dropout {{0, 0.5}}), {hidden}")
+
+
+#: deviations the registered ``gin`` and ``gin-0`` share (the protocol, not the architecture)
+_GIN_VALIDATION = (
+    "validation: the paper selects the epoch on the held-out fold itself (its 'validation' "
+    "accuracy is the test fold); graphlab's folds hold out a stratified 10% of each "
+    "training part as validation, select on it and report the test fold at that epoch "
+    "(an unbiased number, from 90% of the paper's training data)")
+_GIN_SCHEDULE = (
+    "schedule offset: the authors call StepLR.step() at the start of each epoch (pre-1.1 "
+    "PyTorch order), halving after 49 epochs; graphlab steps after each epoch (after 50)")
+_GIN_SOCIAL_FEATURES = (
+    "node features: featureless social graphs get a constant feature "
+    "(torch_geometric.transforms.Constant), as the paper does for REDDIT; on IMDB and "
+    "COLLAB the paper uses one-hot node degrees")
+
+
+def _gin_deviations(social: bool) -> tuple[str, ...]:
+    """The registered ``gin`` (graphlab's GNN) at the paper's schedule. These strings are part of
+    the recorded configuration of finished runs: changing one makes those folders refuse to
+    resume."""
     return (
-        f"one grid point instead of the paper's per-dataset grid search: batch 32 and dropout "
-        f"0.5 (the authors' main.py defaults; the paper tunes batch {{32, 128}}, dropout "
-        f"{{0, 0.5}}), {hidden}",
-        "validation: the paper selects the epoch on the held-out fold itself (its 'validation' "
-        "accuracy is the test fold); graphlab's folds hold out a stratified 10% of each "
-        "training part as validation, select on it and report the test fold at that epoch "
-        "(an unbiased number, from 90% of the paper's training data)",
+        _gin_grid(social),
+        _GIN_VALIDATION,
         "GIN-eps instead of GIN-0: graphlab's registered 'gin' learns eps (PyG GINConv "
         "train_eps=True); the paper's GIN-0 fixes eps = 0 (its GIN-eps numbers are within "
         "1 point of GIN-0 on every bioinformatics set)",
@@ -277,16 +312,32 @@ def _gin_deviations(social: bool) -> tuple[str, ...]:
         "the paper",
         "edge features: where the dataset has them (MUTAG, PTC_MR bond types) the registered "
         "'gin' uses GINE with them; the paper uses node labels only",
-        "schedule offset: the authors call StepLR.step() at the start of each epoch (pre-1.1 "
-        "PyTorch order), halving after 49 epochs; graphlab steps after each epoch (after 50)",
-        *(("node features: featureless social graphs get a constant feature "
-           "(torch_geometric.transforms.Constant), as the paper does for REDDIT; on IMDB and "
-           "COLLAB the paper uses one-hot node degrees",) if social else ()),
+        _GIN_SCHEDULE,
+        *((_GIN_SOCIAL_FEATURES,) if social else ()),
+    )
+
+
+def _gin0_deviations(social: bool) -> tuple[str, ...]:
+    """The paper's own architecture (:class:`~graphlab.models.GIN0`): only the protocol
+    deviations remain. Checked against the authors' code and found equal: BatchNorm (momentum
+    0.1, eval mode at evaluation), 50 batches of 32 drawn without replacement per epoch, Adam
+    without weight decay, default PyTorch initialisation, dropout on each layer's prediction
+    (after the dense layer, as Sec. 7 says), test folds from the same sklearn call
+    (``StratifiedKFold(10, shuffle=True, random_state=0)``; whether they are the same folds
+    depends on the graph order of the authors' ``dataset.zip``, not checked)."""
+    return (
+        _gin_grid(social),
+        _GIN_VALIDATION,
+        _GIN_SCHEDULE,
+        "seeds: fold k's weights and batches are seeded with k; the authors seed every fold "
+        "with 0 (torch and numpy)",
+        *((_GIN_SOCIAL_FEATURES,) if social else ()),
     )
 
 
 @_register(["gin"], "tu-bio", _GIN_BIO)
 def _gin_bio(model: str, dataset: str) -> TrainingPreset:
+    """graphlab's ``gin`` at the GIN paper's schedule (the paper's architecture is ``gin-0``)."""
     return _gin_preset(model, dataset, "tu-bio", hidden=32, social=False)
 
 
@@ -295,20 +346,36 @@ def _gin_social(model: str, dataset: str) -> TrainingPreset:
     return _gin_preset(model, dataset, "tu-social", hidden=64, social=True)
 
 
+@_register(["gin-0"], "tu-bio", _GIN_BIO)
+def _gin0_bio(model: str, dataset: str) -> TrainingPreset:
+    """GIN-0 as in Xu et al. 2019 (``model_kwargs={"train_eps": True}`` for GIN-eps, recorded as
+    a deviation)."""
+    return _gin_preset(model, dataset, "tu-bio", hidden=32, social=False)
+
+
+@_register(["gin-0"], "tu-social", _GIN_SOCIAL)
+def _gin0_social(model: str, dataset: str) -> TrainingPreset:
+    return _gin_preset(model, dataset, "tu-social", hidden=64, social=True)
+
+
 def _gin_preset(model: str, dataset: str, key: str, hidden: int,
                 social: bool) -> TrainingPreset:
+    paper_arch = model == "gin-0"
+    kwargs: dict[str, Any] = {"hidden_channels": hidden, "num_layers": 4, "dropout": 0.5,
+                              "readout": "sum"}
+    if paper_arch:
+        kwargs["train_eps"] = False
     return TrainingPreset(
-        name="paper", model=model, dataset_key=key,
-        model_kwargs={"hidden_channels": hidden, "num_layers": 4, "dropout": 0.5,
-                      "readout": "sum"},
+        name="paper", model=model, dataset_key=key, model_kwargs=kwargs,
         lr=0.01, scheduler={"name": "step", "step_size": 50, "gamma": 0.5}, epochs=350,
         batch_size=32, steps_per_epoch=50, select=(("valid", "max"),),
         epoch_selection="mean_over_runs", runs=10,
         protocol="10-fold stratified CV; one epoch for all folds: the epoch whose validation "
                  "accuracy averaged over the 10 folds is best; mean ± std of the folds' test "
                  "accuracy at that epoch",
-        source=_GIN_SOURCE, paper_result=_GIN_PAPER.get(_canonical(dataset, _GIN_PAPER)),
-        deviations=_gin_deviations(social))
+        source=_GIN0_SOURCE if paper_arch else _GIN_SOURCE,
+        paper_result=_GIN_PAPER.get(_canonical(dataset, _GIN_PAPER)),
+        deviations=_gin0_deviations(social) if paper_arch else _gin_deviations(social))
 
 
 def _canonical(dataset: str, names: Mapping[str, Any] | Sequence[str]) -> str:
@@ -576,7 +643,9 @@ _PRMPNN_REPO = "chendiqian/PR-MPNN"
 _PRMPNN_TU = {"PROTEINS": "80.7", "MUTAG": "98.4", "NCI1": "85.6", "NCI109": "84.6",
               "PTC_MR": "74.3"}
 _PRMPNN_COMMON_DEVIATIONS = (
-    "no min_epochs: the authors never stop before min_epochs; graphlab's early stopping can",
+    "early-stopping counts: the authors stop once the 0-based epoch exceeds min_epochs and "
+    "their counter exceeds the patience (run.py, trainer.py), i.e. at least 2 epochs later "
+    "than min_epochs and 1 later than patience as graphlab counts them",
     "the plateau scheduler and early stopping watch the validation metric of the evaluation "
     "ensemble, as in the authors' configs; the authors' separate upstream optimiser "
     "(emb_optim) is folded into the one Adam (same lr 1e-3, no weight decay)",
@@ -600,7 +669,7 @@ def _prmpnn_tu(model: str, dataset: str) -> TrainingPreset:
                              "used")
     return _prmpnn_preset(
         model, "PROTEINS", hidden=32, layers=4, k_delete=10, candidates=1024, upstream=8,
-        batch=128, plateau=30,
+        batch=128, plateau=30, min_epochs=200,
         protocol="10-fold CV; per fold, test accuracy at the best-validation epoch; mean ± std "
                  "over folds",
         source=(f"Qian et al., 'Probabilistically Rewired Message-Passing Neural Networks', "
@@ -613,12 +682,13 @@ def _prmpnn_tu(model: str, dataset: str) -> TrainingPreset:
 
 
 def _prmpnn_preset(model: str, key: str, *, hidden: int, layers: int, k_delete: int,
-                   candidates: int, upstream: int, batch: int, plateau: int, protocol: str,
-                   source: str, paper_result: str | None,
+                   candidates: int, upstream: int, batch: int, plateau: int, min_epochs: int,
+                   protocol: str, source: str, paper_result: str | None,
                    deviations: list[str]) -> TrainingPreset:
     """The settings both PR-MPNN configurations share: add 10 longest-path candidates, SIMPLE
     with 5 training / 5 evaluation samples, dropout 0.1, Adam 1e-3, plateau on the validation
-    metric (factor 0.5), early stopping after 50 epochs, at most 1000 epochs."""
+    metric (factor 0.5), early stopping after 50 epochs (never before ``min_epochs``), at most
+    1000 epochs."""
     return TrainingPreset(
         name="paper", model=model, dataset_key=key,
         model_kwargs={"hidden_channels": hidden, "num_layers": layers, "dropout": 0.1,
@@ -626,7 +696,7 @@ def _prmpnn_preset(model: str, key: str, *, hidden: int, layers: int, k_delete: 
                       "num_candidates": candidates, "heuristic": "distance", "num_samples": 5,
                       "num_eval_samples": 5, "upstream_layers": upstream,
                       "estimator": "simple"},
-        lr=1e-3, epochs=1000, batch_size=batch, patience=50,
+        lr=1e-3, epochs=1000, batch_size=batch, patience=50, min_epochs=min_epochs,
         scheduler={"name": "plateau", "factor": 0.5, "patience": plateau},
         select=(("valid", "max"),), runs=10, protocol=protocol, source=source,
         paper_result=paper_result, deviations=tuple(deviations))
@@ -650,7 +720,7 @@ def _prmpnn_ogb(model: str, dataset: str) -> TrainingPreset:
     ]
     return _prmpnn_preset(
         model, "ogbg-molhiv", hidden=128, layers=5, k_delete=0, candidates=512, upstream=4,
-        batch=56, plateau=20,
+        batch=56, plateau=20, min_epochs=50,
         protocol="OGB's official scaffold split; test ROC-AUC at the best-validation epoch; "
                  "mean ± std over seeds",
         source=(f"Qian et al., ICLR 2024 (molhiv about 0.79, unverified against the PDF); "

@@ -15,12 +15,13 @@
 
 Beyond a plain Adam run, a :class:`TrainConfig` expresses what the papers' protocols need (the
 :mod:`graphlab.presets` fill these in): ``scheduler`` (step / plateau / cosine), ``patience``
-(early stopping on the selected score), ``select`` (lexicographic criteria over ``valid`` = the
-metric and ``valid_loss``), ``param_groups`` (per-group lr / weight decay, e.g. the NSD sheaf
-learners), ``steps_per_epoch`` (an epoch of that many random batches, as in the GIN authors'
-code) and ``epoch_selection="mean_over_runs"`` (GIN's protocol: one epoch for all folds, the one
-whose validation score averaged over the folds is best; ``summary`` then reports the scores at
-that epoch and ``extra["selected_epoch"]``).
+(early stopping on the selected score), ``min_epochs`` (no early stop before that many epochs),
+``select`` (lexicographic criteria over ``valid`` = the metric and ``valid_loss``),
+``param_groups`` (per-group lr / weight decay, e.g. the NSD sheaf learners),
+``steps_per_epoch`` (an epoch of that many random batches, as in the GIN authors' code) and
+``epoch_selection="mean_over_runs"`` (GIN's protocol: one epoch for all folds, the one whose
+validation score averaged over the folds is best; ``summary`` then reports the scores at that
+epoch and ``extra["selected_epoch"]``).
 
 The output folder is a :class:`~graphlab.runfolder.RunFolder`: it is locked while a process
 trains into it, records the configuration in ``config.json`` and refuses a different one (naming
@@ -109,6 +110,8 @@ class TrainConfig:
     scheduler: dict[str, Any] | None = None
     #: early stopping: stop a run after this many epochs without a better selected score
     patience: int | None = None
+    #: early stopping never ends a run before this many epochs (no effect without patience)
+    min_epochs: int | None = None
     #: ``[(key, "max" | "min"), ...]`` compared lexicographically, keys in :data:`SELECT_KEYS`;
     #: ``None`` selects on the metric (``valid``) in its direction
     select: list[tuple[str, str]] | None = None
@@ -137,7 +140,7 @@ class TrainConfig:
                              f"{self.weight_decay!r}")
         if not isinstance(self.model_kwargs, dict):
             raise ValueError(f"model_kwargs must be a dict, got {type(self.model_kwargs).__name__}")
-        for name in ("patience", "steps_per_epoch"):
+        for name in ("patience", "min_epochs", "steps_per_epoch"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
@@ -177,7 +180,8 @@ class TrainConfig:
 
 #: TrainConfig fields added after results were first recorded; left out of a run folder's
 #: identity while at their defaults, so folders written before them still resume
-_OPTIONAL_DEFAULTS: dict[str, Any] = {"scheduler": None, "patience": None, "select": None,
+_OPTIONAL_DEFAULTS: dict[str, Any] = {"scheduler": None, "patience": None, "min_epochs": None,
+                                      "select": None,
                                       "epoch_selection": "per_run", "param_groups": [],
                                       "steps_per_epoch": None, "preset": None}
 
@@ -355,7 +359,8 @@ def fit_run(bundle: DatasetBundle, config: TrainConfig, run: int, run_dir: Path 
 
         result = fit(model, optimizer, train_step=step, train_batches=batches,
                      epochs=config.epochs, evaluate=scores, select=criteria,
-                     patience=config.patience, scheduler=scheduler, run_dir=run_dir,
+                     patience=config.patience, min_epochs=config.min_epochs,
+                     scheduler=scheduler, run_dir=run_dir,
                      progress=config.progress, env=env, desc=f"run {run}")
     num_params = sum(p.numel() for p in model.parameters())
     return {

@@ -268,3 +268,34 @@ def test_patience_and_select_validation():
             _scripted_fit(scores, select=bad)
     with pytest.raises(ValueError, match="without the selection key 'loss'"):
         _scripted_fit(scores, select=[("valid", "max"), ("loss", "min")])
+
+
+def test_min_epochs_delays_early_stopping_and_keeps_the_best_epoch(tmp_path: Path):
+    scores = [{"valid": v} for v in [0.1, 0.9, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]]
+    # patience 2 alone stops after epoch 3 (epochs 2, 3 do not improve on epoch 1)
+    assert _scripted_fit(scores, select=("valid", "max"), patience=2).epochs == 4
+    # min_epochs 7: no stop before 7 epochs were trained, then the first check stops it
+    res = _scripted_fit(scores, select=("valid", "max"), patience=2, min_epochs=7)
+    assert res.stopped_early and res.epochs == 7 and res.best_epoch == 1
+    # patience alone would stop after epoch 3; min_epochs 5 lets the improvement at epoch 4
+    # in, which restarts the patience count as usual
+    late = [{"valid": v} for v in [0.1, 0.9, 0.5, 0.5, 0.95, 0.5, 0.5, 0.5, 0.5, 0.5]]
+    res = _scripted_fit(late, select=("valid", "max"), patience=2, min_epochs=5)
+    assert res.best_epoch == 4 and res.epochs == 7
+    # min_epochs beyond the budget: the run ends at epochs, not stopped early
+    res = _scripted_fit(scores, select=("valid", "max"), patience=2, min_epochs=50)
+    assert not res.stopped_early and res.epochs == len(scores)
+    # without patience min_epochs changes nothing
+    assert _scripted_fit(scores, select=("valid", "max"), min_epochs=3).epochs == len(scores)
+    # a resumed run continues the same rule: interrupted after 5 epochs, stops at 7
+    _scripted_fit(scores, run_dir=tmp_path, epochs=5, select=("valid", "max"), patience=2,
+                  min_epochs=7)
+    again = _scripted_fit(scores, run_dir=tmp_path, select=("valid", "max"), patience=2,
+                          min_epochs=7)
+    assert again.resumed_from == 4 and again.stopped_early and again.epochs == 7
+
+
+def test_min_epochs_validation():
+    for bad in (0, -3, 2.5, True, "10"):
+        with pytest.raises(ValueError, match="min_epochs must be a positive integer or None"):
+            _scripted_fit([{"valid": 0.1}], select=("valid", "max"), patience=2, min_epochs=bad)

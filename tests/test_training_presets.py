@@ -15,6 +15,10 @@ from graphlab.presets import TrainingPreset, list_presets, preset_rows, resolve_
 from graphlab.train import TrainConfig, build_optimizer, mean_over_runs_epoch, train
 from graphlab.utils.metrics import accuracy, rmse, roc_auc
 
+#: SHA-256 prefix of the registered gin's MUTAG preset (the fields a run folder records; equal to the
+#: config.json of the folds recorded under runs/paper/gin-baseline/MUTAG/gin)
+GIN_MUTAG_IDENTITY = "7dc22a9ef6fe7f6d"
+
 
 # --------------------------------------------------------------------------- tiny data
 def _graphs(n: int, seed: int, molecular: bool = False, regression: bool = False) -> list[Data]:
@@ -84,7 +88,7 @@ def node_bundle(name: str = "texas") -> DatasetBundle:
 
 # --------------------------------------------------------------------------- API
 def test_every_family_has_a_paper_preset():
-    families = {"gin": "MUTAG", "gin-vn": "ogbg-molhiv", "gcn": "ogbg-molesol",
+    families = {"gin": "MUTAG", "gin-0": "MUTAG", "gin-vn": "ogbg-molhiv", "gcn": "ogbg-molesol",
                 "gcn-vn": "ogbg-mollipo", "sheaf-diag": "cornell", "sheaf-orth": "texas",
                 "sheaf-general": "wisconsin", "sheaf-conn": "texas", "sheaf-graph": "ogbg-molbace",
                 "pathnn-sp": "ogbg-molhiv", "pathnn-sp+": "PROTEINS", "pathnn-ap": "NCI1",
@@ -108,6 +112,7 @@ def test_every_family_has_a_paper_preset():
 def test_resolution_is_case_insensitive_and_says_which_config():
     assert resolve_preset("GIN", "mutag").dataset_key == "tu-bio"
     assert resolve_preset("gin", "IMDB-BINARY").dataset_key == "tu-social"
+    assert resolve_preset("GIN-0", "imdb-binary").dataset_key == "tu-social"
     assert resolve_preset("gin", "ogbg-molhiv").dataset_key == "ogbg-mol"
     assert resolve_preset("sheaf-diag", "Cornell").dataset_key == "cornell"
     assert resolve_preset("sheaf-orth", "film").dataset_key == "nsd-defaults"
@@ -138,6 +143,52 @@ def test_gin_matches_xu_et_al():
     assert social.model_kwargs["hidden_channels"] == 64 and social.paper_result == "80.2 ± 1.9"
     assert any("GIN-0" in d for d in p.deviations)
     assert any("grid" in d for d in p.deviations)
+
+
+def test_gin0_is_the_paper_architecture_with_only_protocol_deviations():
+    # main.py defaults + Sec. 7: the paper's schedule, shared with the registered gin
+    p, gin = resolve_preset("gin-0", "MUTAG"), resolve_preset("gin", "MUTAG")
+    for field in ("lr", "epochs", "batch_size", "steps_per_epoch", "runs", "scheduler",
+                  "epoch_selection", "select", "patience", "paper_result", "dataset_key"):
+        assert getattr(p, field) == getattr(gin, field), field
+    # models/graphcnn.py: 4 GIN layers + the input layer, eps fixed at 0, sum pooling
+    assert p.model_kwargs == {"hidden_channels": 32, "num_layers": 4, "dropout": 0.5,
+                              "readout": "sum", "train_eps": False}
+    assert "graphcnn.py" in p.source and p.paper_result == "89.4 ± 5.6"
+    # what remains: the grid point, the validation part, the StepLR offset, the seeds; none
+    # of the architecture deviations the registered gin lists
+    assert [d.split(":")[0] for d in p.deviations] == [
+        "one grid point instead of the paper's per-dataset grid search", "validation",
+        "schedule offset", "seeds"]
+    architecture = {"GIN-eps instead of GIN-0", "architecture", "dropout", "edge features"}
+    assert architecture <= {d.split(":")[0] for d in gin.deviations}
+    assert not architecture & {d.split(":")[0] for d in p.deviations}
+    social = resolve_preset("gin-0", "COLLAB")
+    assert social.model_kwargs["hidden_channels"] == 64 and social.paper_result == "80.2 ± 1.9"
+    assert any("one-hot node degrees" in d for d in social.deviations)
+    # the model the preset names builds the paper's architecture
+    from graphlab.models import GIN0, build_model
+
+    model = build_model(p.model, tu_bundle().spec, **p.model_kwargs).model
+    assert isinstance(model, GIN0) and not model.train_eps and len(model.heads) == 5
+    # GIN-eps is an override of the same preset, recorded as a deviation
+    eps = p.train_config(model_kwargs={"train_eps": True})
+    assert eps.preset["deviations"][-1] == ("train_eps=True instead of the preset's False "
+                                            "(user override)")
+
+
+def test_gin_preset_config_is_unchanged():
+    """The registered gin's preset is part of the identity of finished run folders
+    (runs/paper/gin-baseline/MUTAG/gin): a change to it makes them refuse to resume."""
+    import hashlib
+
+    config = resolve_preset("gin", "MUTAG").train_config()
+    fields = ("model", "epochs", "batch_size", "lr", "weight_decay", "model_kwargs",
+              "scheduler", "patience", "min_epochs", "select", "epoch_selection",
+              "param_groups", "steps_per_epoch", "preset")
+    identity = {k: getattr(config, k) for k in fields}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    assert digest[:16] == GIN_MUTAG_IDENTITY
 
 
 @pytest.mark.parametrize("model, dataset, paper", [
@@ -222,7 +273,8 @@ def test_prmpnn_matches_the_authors_configs():
     assert (kw["hidden_channels"], kw["num_layers"], kw["upstream_layers"]) == (32, 4, 8)
     assert (kw["k_add"], kw["k_delete"], kw["num_candidates"]) == (10, 10, 1024)
     assert (kw["num_samples"], kw["num_eval_samples"], kw["dropout"]) == (5, 5, 0.1)
-    assert (p.lr, p.batch_size, p.epochs, p.patience) == (1e-3, 128, 1000, 50)
+    assert (p.lr, p.batch_size, p.epochs, p.patience, p.min_epochs) == (1e-3, 128, 1000, 50,
+                                                                         200)
     assert p.scheduler == {"name": "plateau", "factor": 0.5, "patience": 30}
     assert p.paper_result == "80.7" and resolve_preset("prmpnn", "MUTAG").paper_result == "98.4"
     assert any("PROTEINS configuration is used" in d
@@ -232,6 +284,10 @@ def test_prmpnn_matches_the_authors_configs():
     assert (hiv.model_kwargs["hidden_channels"], hiv.model_kwargs["num_layers"]) == (128, 5)
     assert (hiv.model_kwargs["k_add"], hiv.model_kwargs["k_delete"]) == (10, 0)
     assert (hiv.batch_size, hiv.patience, hiv.scheduler["patience"]) == (56, 50, 20)
+    assert hiv.min_epochs == 50  # min_epochs: 50
+    for preset in (p, hiv):
+        assert not any("no min_epochs" in d for d in preset.deviations)
+        assert preset.train_config().min_epochs == preset.min_epochs
 
 
 def test_egnn_and_aggregator_presets():
@@ -292,7 +348,8 @@ def test_nsd_param_groups_reach_the_optimizer():
 
 # --------------------------------------------------------------------------- one epoch each
 @pytest.mark.parametrize("model, dataset, bundle", [
-    ("gin", "MUTAG", tu_bundle), ("gin", "ogbg-molbace", mol_bundle),
+    ("gin", "MUTAG", tu_bundle), ("gin-0", "MUTAG", tu_bundle),
+    ("gin", "ogbg-molbace", mol_bundle),
     ("gin-vn", "ogbg-molbace", mol_bundle), ("gcn", "ogbg-molbace", mol_bundle),
     ("gcn-vn", "ogbg-molbace", mol_bundle),
     ("sheaf-diag", "cornell", node_bundle), ("sheaf-orth", "texas", node_bundle),
@@ -368,6 +425,21 @@ def test_train_config_validates_new_fields():
         TrainConfig(dataset="x", model="gin", patience=3, epoch_selection="mean_over_runs")
     with pytest.raises(ValueError, match="each param group"):
         TrainConfig(dataset="x", model="gin", param_groups=[{"lr": 1.0}])
+    with pytest.raises(ValueError, match="min_epochs must be a positive integer"):
+        TrainConfig(dataset="x", model="gin", min_epochs=0)
+
+
+def test_min_epochs_reaches_the_engine():
+    from graphlab.train import fit_run
+
+    bundle = mol_bundle(regression=True)
+    common = dict(dataset="mols", model="gin", epochs=6, batch_size=8, progress=False,
+                  patience=1, select=[("valid_loss", "min")],
+                  model_kwargs={"hidden_channels": 8, "num_layers": 1})
+    # lr ~0: in this seeded run no epoch beats epoch 0, so patience 1 alone stops after 2
+    assert len(fit_run(bundle, TrainConfig(**common, lr=1e-12), 0, None)["history"]) == 2
+    delayed = fit_run(bundle, TrainConfig(**common, lr=1e-12, min_epochs=5), 0, None)
+    assert len(delayed["history"]) == 5
 
 
 # --------------------------------------------------------------------------- CLI
