@@ -10,6 +10,7 @@ index from the records found there; the index is never edited by hand.
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from graphlab.runfolder import atomic_write_text, results_record, write_results
 from .registry import Task, TaskResult, TaskSkipped
 
 __all__ = ["RESULTS_DIR", "format_table", "print_row", "execute", "write_task_files",
-           "record_task", "write_index", "machine_line"]
+           "record_task", "write_index", "machine_line", "resumed_summary"]
 
 #: where ``--record`` keeps the one canonical file per registered task
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
@@ -78,6 +79,13 @@ def machine_line(machine: Any) -> str:
 
 
 # --------------------------------------------------------------------------- one task run
+def resumed_summary(resumed: str) -> str:
+    """:attr:`TaskResult.resumed` for a status line: the counts and folders without the
+    parenthesised lists of run names ("90 finished run(s) read back from runs/paper/sheaf-webkb";
+    the full text stays in the record's ``extra.resumed``)."""
+    return re.sub(r" \([^()]*\)", "", resumed).strip()
+
+
 def _status(result: TaskResult) -> str:
     if not result.rows:
         return "FAILED: the task returned no rows"
@@ -85,7 +93,7 @@ def _status(result: TaskResult) -> str:
     if result.skipped:
         status += " (skipped: " + "; ".join(result.skipped) + ")"
     if result.resumed:
-        status += f" [resumed: {result.resumed}]"
+        status += f" [resumed: {resumed_summary(result.resumed)}]"
     return status
 
 
@@ -215,6 +223,10 @@ def write_index(tasks: dict[str, Task], results_dir: Path = RESULTS_DIR) -> Path
         rec = json.loads(path.read_text())
         prov = rec["extra"].get("provenance")
         status = rec["summary"].get("status", "")
+        resumed = rec["extra"].get("resumed") or ""
+        if resumed:  # records written before statuses were summarised carry the whole list
+            status = status.replace(f"[resumed: {resumed}]",
+                                    f"[resumed: {resumed_summary(resumed)}]")
         if prov:
             status = (f"carried over, not re-recorded since {prov.get('commit')} "
                       f"(`python -m benchmarks --record {name}`)")
