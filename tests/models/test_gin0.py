@@ -25,13 +25,7 @@ def _forward_adj_t(m, b):
     return m(b.x, b.adj_t, b.batch, num_graphs=b.num_graphs)
 
 
-def _int32_edge_index(b: Batch) -> Batch:
-    b.edge_index = b.edge_index.int()
-    return b
-
-
-_BAD = {**EDGE_INDEX_MUTATIONS, **FEATURE_MUTATIONS, **INDEX_MUTATIONS,
-        "edge_index_int32": _int32_edge_index}
+_BAD = {**EDGE_INDEX_MUTATIONS, **FEATURE_MUTATIONS, **INDEX_MUTATIONS}  # int32 included
 CASES = [
     LayerCase(name="gin0", make_module=lambda: GIN0(8, 16, 3, num_layers=3),
               forward=_forward, levels=("graph",), bad_inputs=_BAD, fullgraph=True,
