@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch_geometric.nn.aggr import Aggregation
 
-from graphlab.aggr._segment import prepare_inputs, sort_segments
+from graphlab.aggr._segment import Workspace, prepare_inputs, sort_segments
 from graphlab.utils.validation import check_input_dtype
 
 __all__ = ["LCMAggregation", "TreePlan", "tree_plan", "tree_reduce"]
@@ -119,80 +119,84 @@ class _GRUPairs:
     r"""The symmetrised GRU operator on a block of pairs, with a hand-written backward.
 
     Both orders are one GRU step on stacked rows, inputs :math:`[a; b]` with hidden states
-    :math:`[b; a]`, so :math:`a \oplus b` is the mean of the two halves of the result. The
-    backward pass recomputes its block's gates (cheaper than storing them for every level).
+    :math:`[b; a]`, so :math:`a \oplus b` is the mean of the two halves of the result. One matrix
+    product gives both projections of every row, :math:`P = [W_i; W_h] x + [b_i; b_h]`; a row's
+    hidden-side terms are its partner's, i.e. the other half of :math:`P`. With ``store`` the
+    forward pass keeps, per operand row, the gates :math:`r, z, n` and the partner's
+    :math:`W_{hn} h + b_{hn}` (:math:`4C` values), so the backward pass is two matrix products
+    and a few elementwise passes per block, with no recomputation.
     """
 
     def __init__(self, weight: Tensor, bias: Tensor) -> None:
-        c = weight.size(1)
-        self.c = c
-        self.w_i, self.w_h = weight[:3 * c], weight[3 * c:]
-        self.b_i, self.b_h = bias[:3 * c], bias[3 * c:]
+        self.c = weight.size(1)
+        self.weight, self.bias = weight, bias
         self.params = (weight, bias)
+        self.saved: Tensor | None = None
         self.grads: list[Tensor] = []
+
+    def start(self, operand_rows: int, store: bool, like: Tensor, ws: Workspace) -> None:
+        """Before the forward pass: ``store`` keeps the activations of ``operand_rows`` rows."""
+        self.saved = ws.empty("saved", operand_rows, 4 * self.c, like) if store else None
 
     def reset(self) -> None:
         self.grads = []
 
-    def _gates(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(xs, gates, gh)``: the partners ``xs``, ``gates = [r, z, n]`` and the hidden
-        projection ``gh`` (its last third is the ``hn`` that ``n`` reads)."""
-        c, half = self.c, x.size(0) // 2
-        xs = torch.cat([x[half:], x[:half]])  # each row's partner is its hidden state
-        gates = torch.addmm(self.b_i, x, self.w_i.t())
-        gh = torch.addmm(self.b_h, xs, self.w_h.t())
-        gates[:, :2 * c].add_(gh[:, :2 * c]).sigmoid_()
-        # tanh(s) = 2 sigmoid(2 s) - 1: CPU sigmoid is ~4x faster than tanh
-        gates[:, 2 * c:].addcmul_(gates[:, :c], gh[:, 2 * c:]).mul_(2).sigmoid_().mul_(2).sub_(1)
-        return xs, gates, gh
-
-    def forward(self, x: Tensor, out: Tensor) -> None:
+    def forward(self, x: Tensor, out: Tensor, at: int) -> None:
         c, half = self.c, out.size(0)
-        xs, gates, _ = self._gates(x)
-        n = gates[:, 2 * c:]
-        g = torch.lerp(n, xs, gates[:, c:2 * c])  # (1 - z) n + z h
-        torch.add(g[:half], g[half:], out=out).mul_(0.5)
+        p = torch.addmm(self.bias, x, self.weight.t())  # [2h, 6C]: [W_i x + b_i | W_h x + b_h]
+        s = (self.saved[at:at + 2 * half] if self.saved is not None
+             else x.new_empty(2 * half, 4 * c))  # [r, z, n, the partner's W_hn h + b_hn]
+        for k in (0, 1):  # half k reads the hidden-side projections of the other half
+            mine, other = slice(k * half, (k + 1) * half), slice((1 - k) * half, (2 - k) * half)
+            torch.add(p[mine, :2 * c], p[other, 3 * c:5 * c], out=s[mine, :2 * c])
+            s[mine, 3 * c:] = p[other, 5 * c:]
+        s[:, :2 * c].sigmoid_()
+        n = torch.addcmul(p[:, 2 * c:3 * c], s[:, :c], s[:, 3 * c:], out=s[:, 2 * c:3 * c])
+        # tanh(s) = 2 sigmoid(2 s) - 1: CPU sigmoid is ~4x faster than tanh
+        n.mul_(2).sigmoid_().mul_(2).sub_(1)
+        z = s[:, c:2 * c]
+        # (1 - z) n + z h for both orders, h being the partner row
+        torch.lerp(n[:half], x[half:], z[:half], out=out)
+        out.add_(torch.lerp(n[half:], x[:half], z[half:])).mul_(0.5)
 
-    def backward(self, x: Tensor, grad: Tensor, out: Tensor) -> None:
-        """Write the gradient of the stacked operands ``x`` into ``out``; accumulate the
-        parameter gradients."""
+    def backward(self, x: Tensor, grad: Tensor, out: Tensor, at: int, work: Tensor) -> None:
+        """Write the gradient of the stacked operands ``x`` into ``out`` and accumulate the
+        parameter gradients; ``work`` is scratch space of at least ``[2h, 7C]``."""
         c, half = self.c, grad.size(0)
-        xs, gates, gh = self._gates(x)
-        r, z, n = gates[:, :c], gates[:, c:2 * c], gates[:, 2 * c:]
+        s = self.saved[at:at + 2 * half]
+        r, z, n, hn = s[:, :c], s[:, c:2 * c], s[:, 2 * c:3 * c], s[:, 3 * c:]
+        d_p = work[:2 * half, :6 * c]  # gradient of P: [d r, d z, d n | the partner's, swapped]
+        tmp = work[:2 * half, 6 * c:]
         gg = (0.5 * grad)[None]  # both orders contribute half; broadcast over [2, half, C]
 
         def halves(t: Tensor) -> Tensor:
             return t.view(2, half, t.size(-1))
 
-        d_xs = torch.mul(halves(z), gg).view(2 * half, c)
-        d_gates = torch.empty_like(gates)
-        d_r, d_z, d_n = d_gates[:, :c], d_gates[:, c:2 * c], d_gates[:, 2 * c:]
-        torch.mul(halves(xs - n), gg, out=halves(d_z))
-        torch.ops.aten.tanh_backward.grad_input(halves(gg - halves(d_xs)).view(2 * half, c), n,
-                                                grad_input=d_n)
-        torch.mul(d_n, gh[:, 2 * c:], out=d_r)
-        d_rz = d_gates[:, :2 * c]
-        torch.ops.aten.sigmoid_backward.grad_input(d_rz, gates[:, :2 * c], grad_input=d_rz)
-        d_hn = d_n * r
-        d_xs.addmm_(d_rz, self.w_h[:2 * c]).addmm_(d_hn, self.w_h[2 * c:])
+        for k in (0, 1):  # d z = gg (h - n), h being the partner row
+            mine, other = slice(k * half, (k + 1) * half), slice((1 - k) * half, (2 - k) * half)
+            torch.sub(x[other], n[mine], out=d_p[mine, c:2 * c])
+        halves(d_p[:, c:2 * c]).mul_(gg)
+        dz_h = torch.mul(halves(z), gg, out=halves(tmp)).view(2 * half, c)  # d h through z h
+        torch.sub(gg, halves(dz_h), out=halves(d_p[:, 2 * c:3 * c]))  # d n = (1 - z) gg
+        torch.ops.aten.tanh_backward.grad_input(d_p[:, 2 * c:3 * c], n,
+                                                grad_input=d_p[:, 2 * c:3 * c])
+        torch.mul(d_p[:, 2 * c:3 * c], hn, out=d_p[:, :c])
+        torch.ops.aten.sigmoid_backward.grad_input(d_p[:, :2 * c], s[:, :2 * c],
+                                                   grad_input=d_p[:, :2 * c])
+        for k in (0, 1):  # the hidden-side gradients belong to the partner row
+            mine, other = slice(k * half, (k + 1) * half), slice((1 - k) * half, (2 - k) * half)
+            d_p[other, 3 * c:5 * c] = d_p[mine, :2 * c]
+            torch.mul(d_p[mine, 2 * c:3 * c], r[mine], out=d_p[other, 5 * c:])
         if not self.grads:
-            self.grads = [torch.zeros_like(t) for t in (self.w_i, self.w_h, self.b_i, self.b_h)]
-        w_i, w_h, b_i, b_h = self.grads
-        w_i.addmm_(d_gates.t(), x)
-        w_h[:2 * c].addmm_(d_rz.t(), xs)
-        w_h[2 * c:].addmm_(d_hn.t(), xs)
-        b_i.add_(d_gates.sum(0))
-        b_h[2 * c:].add_(d_hn.sum(0))
-        out[:half] = d_xs[half:]
-        out[half:] = d_xs[:half]
-        out.addmm_(d_gates, self.w_i)
+            self.grads = [torch.zeros_like(self.weight), torch.zeros_like(self.bias)]
+        self.grads[0].addmm_(d_p.t(), x)
+        self.grads[1].add_(d_p.sum(0))
+        torch.mm(d_p, self.weight, out=out)
+        out[:half].add_(dz_h[half:])
+        out[half:].add_(dz_h[:half])
 
     def param_grads(self) -> list[Tensor | None]:
-        if not self.grads:
-            return [None, None]
-        w_i, w_h, b_i, b_h = self.grads
-        b_h[:2 * self.c] = b_i[:2 * self.c]  # r and z read the sum of both projections
-        return [torch.cat([w_i, w_h]), torch.cat([b_i, b_h])]
+        return self.grads if self.grads else [None, None]
 
 
 class _CallablePairs:
@@ -204,14 +208,17 @@ class _CallablePairs:
         self.params = params
         self.reset()
 
+    def start(self, operand_rows: int, store: bool, like: Tensor, ws: Workspace) -> None:
+        pass  # the backward pass recomputes its block
+
     def reset(self) -> None:
         self.grads: list[Tensor | None] = [None] * len(self.params)
 
-    def forward(self, x: Tensor, out: Tensor) -> None:
+    def forward(self, x: Tensor, out: Tensor, at: int) -> None:
         half = out.size(0)
         out.copy_(self.combine(x[:half], x[half:]))
 
-    def backward(self, x: Tensor, grad: Tensor, out: Tensor) -> None:
+    def backward(self, x: Tensor, grad: Tensor, out: Tensor, at: int, work: Tensor) -> None:
         half = grad.size(0)
         wanted = [i for i, p in enumerate(self.params) if p.requires_grad]
         with torch.enable_grad():
@@ -239,14 +246,18 @@ class _TreeReduce(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, identity: Tensor, rows: Tensor, plan: TreePlan, op,
-                project: bool, *params: Tensor) -> Tensor:
+                project: bool, store: bool, ws: Workspace, *params: Tensor) -> Tensor:
         rows[plan.num_rows] = identity  # the root of every empty segment
+        num_x = x.size(0)
+        # operand row 2 (p - E) + k of the operator's saved activations: pair p's k-th operand
+        op.start(2 * (plan.num_rows - num_x), store, rows, ws)
         for left, right, offset in zip(plan.left, plan.right, plan.offsets):
             for lo in range(0, left.numel(), BLOCK):
                 ids = torch.cat([left[lo:lo + BLOCK], right[lo:lo + BLOCK]])
                 op.forward(rows.index_select(0, ids),
-                           rows[offset + lo:offset + lo + ids.numel() // 2])
-        ctx.rows, ctx.plan, ctx.op, ctx.project = rows, plan, op, project
+                           rows[offset + lo:offset + lo + ids.numel() // 2],
+                           2 * (offset - num_x + lo))
+        ctx.rows, ctx.plan, ctx.op, ctx.project, ctx.ws = rows, plan, op, project, ws
         ctx.save_for_backward(x, *params[:2 if project else 0])
         return rows.index_select(0, plan.root)
 
@@ -260,8 +271,10 @@ class _TreeReduce(torch.autograd.Function):
         with torch.autocast(rows.device.type, enabled=False):
             grad_out = grad_out.to(rows.dtype)
             grad_identity = grad_out.t() @ plan.empty.to(rows.dtype)
-            grad = rows.new_empty(dim_size + 2 * (plan.num_rows - num_x), rows.size(1))
+            grad = ctx.ws.empty("grad", dim_size + 2 * (plan.num_rows - num_x), rows.size(1),
+                                rows)
             grad[:dim_size] = grad_out
+            work = ctx.ws.empty("work", 2 * BLOCK, 7 * rows.size(1), rows)  # operator scratch
             for left, right, offset in zip(reversed(plan.left), reversed(plan.right),
                                            reversed(plan.offsets)):
                 start = dim_size + 2 * (offset - num_x)
@@ -270,7 +283,8 @@ class _TreeReduce(torch.autograd.Function):
                     width = ids.numel() // 2
                     op.backward(rows.index_select(0, ids),
                                 grad.index_select(0, plan.source[offset + lo:offset + lo + width]),
-                                grad[start + 2 * lo:start + 2 * lo + ids.numel()])
+                                grad[start + 2 * lo:start + 2 * lo + ids.numel()],
+                                start - dim_size + 2 * lo, work)
             lin_grads: list[Tensor | None] = []
             if not ctx.project:
                 grad_x = grad.index_select(0, plan.source[:num_x]).to(x.dtype)
@@ -288,12 +302,14 @@ class _TreeReduce(torch.autograd.Function):
                     if grad_x is not None:
                         grad_x[lo:lo + step] = g @ weight
                 lin_grads = [grad_w, grad_b]
-        return (grad_x, grad_identity, None, None, None, None, *lin_grads, *op.param_grads())
+        return (grad_x, grad_identity, None, None, None, None, None, None, *lin_grads,
+                *op.param_grads())
 
 
 def _reduce(x: Tensor, index: Tensor, dim_size: int, op, identity: Tensor,
             lin: nn.Linear | None = None, order_key: Tensor | None = None,
-            key: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+            key: Tensor | None = None, ws: Workspace | None = None
+            ) -> tuple[Tensor, Tensor, Tensor]:
     """``(out, steps, h)``: the tree of ``op`` over ``h = ReLU(lin(x))`` (``x`` without
     ``lin``), keyed by ``key`` or by ``h @ order_key``; ``h`` carries no gradient."""
     # the tree runs in its parameters' dtype (x's without any), also under torch.autocast
@@ -302,7 +318,8 @@ def _reduce(x: Tensor, index: Tensor, dim_size: int, op, identity: Tensor,
     with torch.autocast(x.device.type, enabled=False):
         # sized for the largest tree (E - 1 combined rows) so that the projection can be written
         # in place before the key and the plan exist; pages past the real tree are never touched
-        rows = x.new_empty(2 * num_x + 1, identity.numel(), dtype=dtype)
+        ws = ws or Workspace()
+        rows = ws.empty("rows", 2 * num_x + 1, identity.numel(), x, dtype)
         with torch.no_grad():
             if lin is not None:
                 torch.addmm(lin.bias, x.to(dtype), lin.weight.t(), out=rows[:num_x]).relu_()
@@ -313,8 +330,11 @@ def _reduce(x: Tensor, index: Tensor, dim_size: int, op, identity: Tensor,
             key = h @ order_key.to(dtype)
         plan = tree_plan(index, dim_size, key)
         params = (lin.weight, lin.bias) if lin is not None else ()
-        out = _TreeReduce.apply(x, identity, rows, plan, op, lin is not None, *params,
-                                *op.params)
+        # keep the operator's activations only when a backward pass can follow
+        store = torch.is_grad_enabled() and any(
+            t.requires_grad for t in (x, identity, *params, *op.params))
+        out = _TreeReduce.apply(x, identity, rows, plan, op, lin is not None, store, ws,
+                                *params, *op.params)
     return out.to(x.dtype), plan.steps, h
 
 
@@ -448,6 +468,7 @@ class LCMAggregation(Aggregation):
         gen = torch.Generator().manual_seed(0)
         self.register_buffer("order_key", torch.randn(out_channels, generator=gen))
         self._last: Tensor | None = None
+        self._workspace = Workspace()  # CPU buffers reused between calls (see Workspace)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -501,8 +522,10 @@ class LCMAggregation(Aggregation):
             op = _GRUPairs(self.gru.weight, self.gru.bias)
         else:
             op = _CallablePairs(self.combine, tuple(self.mlp.parameters()))
+        self._last = None  # a view of the workspace: drop it so that the buffer can be reused
         out, _, h = _reduce(x, index, dim_size, op, self.identity, self.lin,
-                            self.order_key if self.order == "value" else None)
+                            self.order_key if self.order == "value" else None,
+                            ws=self._workspace)
         if self.training:
             self._last = h
         return out
