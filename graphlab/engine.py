@@ -36,9 +36,8 @@ API
 ---
 ``fit(model, optimizer, *, train_step, train_batches, epochs, evaluate=None,
 select=("valid", "max"), patience=None, min_epochs=None, run_dir=None, scheduler=None,
-scheduler_interval="epoch",
-progress=True, generator=None, env=None, clip_grad_norm=None, restore_best=False,
-on_epoch_end=None, desc="train") -> FitResult``
+scheduler_interval="epoch", progress=True, generator=None, env=None, clip_grad_norm=None,
+restore_best=False, on_epoch_end=None, desc="train") -> FitResult``
 
 * ``train_step(model, batch) -> Tensor``: the scalar loss of one batch. ``model`` is the module
   to call (the DDP wrapper when distributed). The engine zeroes gradients, calls ``backward``,
