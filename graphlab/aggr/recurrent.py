@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch_geometric.nn.aggr import Aggregation
 
-from graphlab.aggr._segment import prepare_inputs, sort_segments
+from graphlab.aggr._segment import Workspace, prepare_inputs, sort_segments
 from graphlab.utils.validation import check_input_dtype
 
 __all__ = ["RecurrentAggregation"]
@@ -75,6 +75,7 @@ class RecurrentAggregation(Aggregation):
         self.order = order
         rnn_cls = nn.LSTM if cell == "lstm" else nn.GRU
         self.rnn = rnn_cls(in_channels, out_channels)
+        self._workspace = Workspace()  # CPU buffers reused between calls (see Workspace)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -119,7 +120,8 @@ class RecurrentAggregation(Aggregation):
         # bfloat16 kernels are missing or slow on CPU); the output keeps x's dtype
         with torch.autocast(x.device.type, enabled=False):
             out = _Recurrence.apply(x.to(weight.dtype), time_major, steps, order, slot,
-                                    self.cell, rnn.weight_ih_l0, rnn.weight_hh_l0,
+                                    self.cell, self._workspace, rnn.weight_ih_l0,
+                                    rnn.weight_hh_l0,
                                     rnn.bias_ih_l0, rnn.bias_hh_l0)
         return out.to(x.dtype)
 
@@ -141,19 +143,21 @@ class _Recurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, time_major: Tensor, steps: list[int], order: Tensor,
-                slot: Tensor, cell: str, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor,
-                b_hh: Tensor) -> Tensor:
-        c = w_hh.size(1)
-        rows = x.index_select(0, time_major)
+                slot: Tensor, cell: str, ws: Workspace, w_ih: Tensor, w_hh: Tensor,
+                b_ih: Tensor, b_hh: Tensor) -> Tensor:
+        c, num_rows = w_hh.size(1), x.size(0)
+        rows = torch.index_select(x, 0, time_major,
+                                  out=ws.empty("rows", num_rows, x.size(1), x))
         lstm = cell == "lstm"
         ctx.save_for_backward(x, time_major, order, slot, w_ih, w_hh)
         if lstm:
             w_ih, w_hh, b_ih = w_ih[_ifog(c)], w_hh[_ifog(c)], (b_ih + b_hh)[_ifog(c)]
         # LSTM: pre-activations of [i, f, o, g]; GRU: input parts of [r, z, n]
-        gates = torch.addmm(b_ih, rows, w_ih.t())
-        hidden_in = rows.new_empty(rows.size(0), c)  # the state each step reads
+        gates = torch.addmm(b_ih, rows, w_ih.t(),
+                            out=ws.empty("gates", num_rows, w_ih.size(0), rows))
+        hidden_in = ws.empty("hidden_in", num_rows, c, rows)  # the state each step reads
         # LSTM: cell states; GRU: W_hn h + b_hn, which n reads through r
-        extra = rows.new_empty(rows.size(0), c)
+        extra = ws.empty("extra", num_rows, c, rows)
         final = rows.new_zeros(order.numel(), c)  # by decreasing length
         hidden_in[:steps[0]] = 0
         prev_state = None  # LSTM cell state of the previous step
@@ -187,7 +191,7 @@ class _Recurrence(torch.autograd.Function):
                         torch.lerp(g[part, 2 * c:], h[part], g[part, c:2 * c], out=out)
             start += n
         ctx.buffers = rows, gates, hidden_in, extra  # not inputs: kept out of save_for_backward
-        ctx.steps, ctx.lstm = steps, lstm
+        ctx.steps, ctx.lstm, ctx.ws = steps, lstm, ws
         return final.index_select(0, slot)
 
     @staticmethod
@@ -201,8 +205,8 @@ class _Recurrence(torch.autograd.Function):
         with torch.autocast(rows.device.type, enabled=False):
             grad_final = grad_out.to(rows.dtype).index_select(0, order)
             # the saved tensors stay intact (a retained graph may run backward again)
-            d_gates = torch.empty_like(gates)
-            d_hn = None if lstm else torch.empty_like(extra)  # GRU: of W_hn h + b_hn
+            d_gates = ctx.ws.empty("d_gates", *gates.shape, gates)
+            d_hn = None if lstm else ctx.ws.empty("d_hn", *extra.shape, extra)  # W_hn h + b_hn
             if lstm:
                 _lstm_backward(steps, grad_final, gates, extra, d_gates, w_hh)
             else:
@@ -220,7 +224,7 @@ class _Recurrence(torch.autograd.Function):
             if ctx.needs_input_grad[0]:
                 w_ih = w_ih[_ifog(c)] if lstm else w_ih  # the order of d_gates' columns
                 grad_x = torch.empty_like(x).index_copy_(0, time_major, d_gates @ w_ih)
-        return grad_x, None, None, None, None, None, d_w_ih, d_w_hh, d_b_ih, d_b_hh
+        return grad_x, None, None, None, None, None, None, d_w_ih, d_w_hh, d_b_ih, d_b_hh
 
 
 def _ifog(c: int) -> Tensor:
