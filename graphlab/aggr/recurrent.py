@@ -159,38 +159,51 @@ class _Recurrence(torch.autograd.Function):
         # LSTM: cell states; GRU: W_hn h + b_hn, which n reads through r
         extra = ws.empty("extra", num_rows, c, rows)
         final = rows.new_zeros(order.numel(), c)  # by decreasing length
+        # LSTM: tanh of the cell states, which the backward pass reads again
+        tanh_cs = ws.empty("tanh_c", num_rows, c, rows) if lstm else None
         hidden_in[:steps[0]] = 0
         prev_state = None  # LSTM cell state of the previous step
+        # column views made once: each step only slices rows (Python overhead per step is what
+        # the long sequential tail of a high-degree node costs)
+        w_hh_t, g_sig, g_i, g_f, g_o, g_g = (w_hh.t(), gates[:, :3 * c], gates[:, :c],
+                                             gates[:, c:2 * c], gates[:, 2 * c:3 * c],
+                                             gates[:, 3 * c:])
         start = 0
         for t, n in enumerate(steps):
-            h, g = hidden_in[start:start + n], gates[start:start + n]
+            end = start + n
+            h = hidden_in[start:end]
             # the new state goes straight to where it is read: the next step's first `done`
             # rows, and the segments of length t + 1 (which end here) to `final`
             done = steps[t + 1] if t + 1 < len(steps) else 0
-            targets = (hidden_in[start + n:start + n + done], final[done:n])
+            targets = (hidden_in[end:end + done], final[done:n])
             if lstm:  # gates reordered to [i, f, o, g]: one sigmoid and one tanh kernel
                 if t:  # h is zero at t = 0
-                    g.addmm_(h, w_hh.t())
-                g[:, :3 * c].sigmoid_()
-                g[:, 3 * c:].tanh_()
-                state = torch.mul(g[:, :c], g[:, 3 * c:], out=extra[start:start + n])
+                    gates[start:end].addmm_(h, w_hh_t)
+                g_sig[start:end].sigmoid_()
+                state = torch.mul(g_i[start:end], g_g[start:end].tanh_(), out=extra[start:end])
                 if t:
-                    state.addcmul_(prev_state[:n], g[:, c:2 * c])
+                    state.addcmul_(prev_state[:n], g_f[start:end])
                 prev_state = state
-                tanh_c, o = torch.tanh(state), g[:, 2 * c:3 * c]
+                tanh_c, o = torch.tanh(state, out=tanh_cs[start:end]), g_o[start:end]
+                if done == n:  # no segment ends here
+                    torch.mul(tanh_c, o, out=targets[0])
+                    start = end
+                    continue
                 for part, out in zip((slice(0, done), slice(done, n)), targets):
                     if out.numel():
                         torch.mul(tanh_c[part], o[part], out=out)
             else:
-                gh = torch.addmm(b_hh, h, w_hh.t())
+                g = gates[start:end]
+                gh = torch.addmm(b_hh, h, w_hh_t)
                 g[:, :2 * c].add_(gh[:, :2 * c]).sigmoid_()
                 extra[start:start + n] = gh[:, 2 * c:]
                 g[:, 2 * c:].addcmul_(g[:, :c], gh[:, 2 * c:]).tanh_()
                 for part, out in zip((slice(0, done), slice(done, n)), targets):
                     if out.numel():
                         torch.lerp(g[part, 2 * c:], h[part], g[part, c:2 * c], out=out)
-            start += n
-        ctx.buffers = rows, gates, hidden_in, extra  # not inputs: kept out of save_for_backward
+            start = end
+        # not inputs: kept out of save_for_backward
+        ctx.buffers = rows, gates, hidden_in, extra, tanh_cs
         ctx.steps, ctx.lstm, ctx.ws = steps, lstm, ws
         return final.index_select(0, slot)
 
@@ -198,7 +211,7 @@ class _Recurrence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
         x, time_major, order, slot, w_ih, w_hh = ctx.saved_tensors
-        rows, gates, hidden_in, extra = ctx.buffers
+        rows, gates, hidden_in, extra, tanh_cs = ctx.buffers
         steps, lstm, c = ctx.steps, ctx.lstm, w_hh.size(1)
         if lstm:
             w_hh = w_hh[_ifog(c)]
@@ -208,7 +221,7 @@ class _Recurrence(torch.autograd.Function):
             d_gates = ctx.ws.empty("d_gates", *gates.shape, gates)
             d_hn = None if lstm else ctx.ws.empty("d_hn", *extra.shape, extra)  # W_hn h + b_hn
             if lstm:
-                _lstm_backward(steps, grad_final, gates, extra, d_gates, w_hh)
+                _lstm_backward(steps, grad_final, gates, extra, tanh_cs, d_gates, w_hh)
             else:
                 _gru_backward(steps, grad_final, gates, extra, hidden_in, d_gates, d_hn, w_hh)
             # every weight gradient in one product over all steps
@@ -233,12 +246,19 @@ def _ifog(c: int) -> Tensor:
 
 
 def _lstm_backward(steps: list[int], grad_final: Tensor, gates: Tensor, state: Tensor,
-                   d_gates: Tensor, w_hh: Tensor) -> None:
+                   tanh_state: Tensor, d_gates: Tensor, w_hh: Tensor) -> None:
     """Backpropagation through time of the LSTM (gates [i, f, o, g]), writing each step's
     pre-activation gradients into ``d_gates``. The running gradients of h and c live in two
     buffers whose prefix is the live batch: no per-step concatenation."""
     c = w_hh.size(1)
     d_h, d_c = grad_final.new_empty(steps[0], c), grad_final.new_empty(steps[0], c)
+    # column views made once; each step slices rows only
+    g_sig, g_i, g_f, g_o, g_g = (gates[:, :3 * c], gates[:, :c], gates[:, c:2 * c],
+                                 gates[:, 2 * c:3 * c], gates[:, 3 * c:])
+    dg_sig, dg_i, dg_f, dg_o, dg_g = (d_gates[:, :3 * c], d_gates[:, :c], d_gates[:, c:2 * c],
+                                      d_gates[:, 2 * c:3 * c], d_gates[:, 3 * c:])
+    sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
+    tanh_backward = torch.ops.aten.tanh_backward
     end, done = gates.size(0), 0
     for t in range(len(steps) - 1, -1, -1):
         n = steps[t]
@@ -247,24 +267,22 @@ def _lstm_backward(steps: list[int], grad_final: Tensor, gates: Tensor, state: T
             d_h[done:n] = grad_final[done:n]
             d_c[done:n] = 0
         dh, dc = d_h[:n], d_c[:n]
-        g, dg = gates[start:end], d_gates[start:end]
-        tanh_c = torch.tanh(state[start:end])
-        dc.addcmul_(dh, torch.ops.aten.tanh_backward(g[:, 2 * c:3 * c], tanh_c))
-        torch.mul(dc, g[:, 3 * c:], out=dg[:, :c])  # i
+        tanh_c, g_gt = tanh_state[start:end], g_g[start:end]
+        dc.addcmul_(dh, tanh_backward(g_o[start:end], tanh_c))
+        torch.mul(dc, g_gt, out=dg_i[start:end])  # i
         if t:
             prev = start - steps[t - 1]
-            torch.mul(dc, state[prev:prev + n], out=dg[:, c:2 * c])  # f
+            torch.mul(dc, state[prev:prev + n], out=dg_f[start:end])  # f
         else:
-            dg[:, c:2 * c] = 0
-        torch.mul(dh, tanh_c, out=dg[:, 2 * c:3 * c])  # o
-        torch.mul(dc, g[:, :c], out=dg[:, 3 * c:])  # g
-        torch.ops.aten.sigmoid_backward.grad_input(dg[:, :3 * c], g[:, :3 * c],
-                                                   grad_input=dg[:, :3 * c])
-        torch.ops.aten.tanh_backward.grad_input(dg[:, 3 * c:], g[:, 3 * c:],
-                                                grad_input=dg[:, 3 * c:])
+            dg_f[start:end] = 0
+        torch.mul(dh, tanh_c, out=dg_o[start:end])  # o
+        dgg = torch.mul(dc, g_i[start:end], out=dg_g[start:end])  # g
+        dsig = dg_sig[start:end]
+        sigmoid_backward(dsig, g_sig[start:end], grad_input=dsig)
+        tanh_backward.grad_input(dgg, g_gt, grad_input=dgg)
         if t:
-            dc.mul_(g[:, c:2 * c])
-            torch.mm(dg, w_hh, out=dh)
+            dc.mul_(g_f[start:end])
+            torch.mm(d_gates[start:end], w_hh, out=dh)
         end, done = start, n
 
 
