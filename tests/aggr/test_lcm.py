@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -354,3 +355,19 @@ def test_autocast_bfloat16_in_a_stock_conv():
 
 def test_runs_in_stock_pyg_convs(stock_conv_check):
     stock_conv_check(lambda: LCMAggregation(8, 8), seed=10)
+
+
+def test_workspace_reuse_never_overwrites_a_live_graph():
+    # the CPU workspace is handed out again only when no autograd graph still views it: two
+    # forward passes before either backward give the gradients of two separate modules
+    torch.manual_seed(23)
+    aggr = LCMAggregation(5, 5).double()
+    twin = copy.deepcopy(aggr)
+    index = [torch.randint(0, 7, (60,)), torch.randint(0, 4, (30,))]
+    xs = [torch.randn(i.numel(), 5, dtype=torch.float64, requires_grad=True) for i in index]
+    outs = [aggr(x, i, dim_size=8) for x, i in zip(xs, index)]
+    got = [torch.autograd.grad(o.pow(2).sum(), [x, aggr.gru.weight]) for o, x in zip(outs, xs)]
+    for x, i, g in zip(xs, index, got):
+        fresh = copy.deepcopy(twin)
+        want = torch.autograd.grad(fresh(x, i, dim_size=8).pow(2).sum(), [x, fresh.gru.weight])
+        assert all(torch.equal(a, b) for a, b in zip(g, want))

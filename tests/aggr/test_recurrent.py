@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 from torch_geometric.nn.aggr import LSTMAggregation
@@ -226,3 +228,22 @@ def test_repr_like_pyg():
 
 def test_runs_in_stock_pyg_convs(stock_conv_check):
     stock_conv_check(lambda: RecurrentAggregation(8, 8), seed=5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_workspace_reuse_never_overwrites_a_live_graph(cell):
+    # the CPU workspace is handed out again only when no autograd graph still views it: two
+    # forward passes before either backward give the gradients of two separate modules
+    torch.manual_seed(24)
+    aggr = RecurrentAggregation(4, 5, cell=cell).double()
+    twin = copy.deepcopy(aggr)
+    index = [torch.randint(0, 7, (60,)), torch.randint(0, 4, (30,))]
+    xs = [torch.randn(i.numel(), 4, dtype=torch.float64, requires_grad=True) for i in index]
+    outs = [aggr(x, i, dim_size=8) for x, i in zip(xs, index)]
+    got = [torch.autograd.grad(o.pow(2).sum(), [x, aggr.rnn.weight_hh_l0])
+           for o, x in zip(outs, xs)]
+    for x, i, g in zip(xs, index, got):
+        fresh = copy.deepcopy(twin)
+        want = torch.autograd.grad(fresh(x, i, dim_size=8).pow(2).sum(),
+                                   [x, fresh.rnn.weight_hh_l0])
+        assert all(torch.equal(a, b) for a, b in zip(g, want))
