@@ -17,7 +17,13 @@ with neuron permutations and sine sign flips for every torch model):
         [--models mlp,statnn,...] [--configs 3] [--seeds 0,1,2] [--epochs 40] [--size N]
 
 Quick: a 150-INR zoo fitted in the run, 1 configuration, 1 seed, a few epochs (a smoke test of
-the pipeline, not a result). Full: the 1,797-INR zoo (GRAPHLAB_ZOO_ROOT reuses a built one).
+the pipeline, not a result). Full: the 1,797-INR zoo (w0 = 5, built in ~2 CPU-minutes;
+GRAPHLAB_ZOO_ROOT reuses a built one), sized to ~60 CPU-minutes at one thread, the same budget
+for every torch model: 2 configurations per model (StatNN's gradient boosting too), the
+selected one's first seed reused and 2 more seeds (3 in all), at most 12 epochs (patience 4) at
+batch 16 (1,258 training INRs: ~79 steps per epoch). The metanet rows are NeuralGraphEncoder and
+GMN on the weights alone, NeuralGraphEncoder with standardised probe features, and NFN HNP / NP;
+GMN with probe features runs with ``--models`` (it would add ~15 CPU-minutes).
 
 Paper numbers for context (28x28 MNIST INRs of DWSNets' data, not comparable in absolute
 terms): NG-GNN 91.4%, DWSNets 85.7%, NFN-HNP 79.1% (on the DWSNets data), MLP ~17.5%.
@@ -163,18 +169,19 @@ def run(quick: bool, out: Path, models: list[str] | None = None, n_configs: int 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(1 if quick else 2)
+    torch.set_num_threads(1)
     root = Path(os.environ.get("GRAPHLAB_ZOO_ROOT", out / "zoos"))
     size = size or (150 if quick else 1797)
     # quick: one model per code path (flat, statistics, neural view + probes, parameter view,
     # the nfn package)
     models = models or (["mlp", "statnn", "neural_probe", "gmn", "nfn_hnp"] if quick
-                        else list(WEIGHT_MODELS))
-    # full: 3 configurations per model and a 40-epoch cap keep the four graph-metanet rows
-    # (1,258 training graphs of 1,120 edges each, ~20-40 s per epoch on 2 CPU cores) to hours
-    n_configs = n_configs or (1 if quick else 3)
+                        else [m for m in WEIGHT_MODELS if m != "gmn_probe"])
+    # full: a graph-metanet epoch over 1,258 training graphs of 1,120 edges costs ~15-20
+    # CPU-seconds, so 2 configurations x 12 epochs (4 fits per model) keep the run to ~1 hour
+    n_configs = n_configs or (1 if quick else 2)
     seeds = seeds or ([0] if quick else [0, 1, 2])
-    epochs = epochs or (2 if quick else 40)
+    epochs = epochs or (2 if quick else 12)
+    batch_size = 16
     zoo, build_s = _zoo(root, size, quick)
     parts = zoo.split_parts("id")
     ws = WeightSpace(zoo.module(zoo.indices[0]), zoo.example_input(zoo.indices[0]))
@@ -183,7 +190,7 @@ def run(quick: bool, out: Path, models: list[str] | None = None, n_configs: int 
     split = {p: [pos[i] for i in parts[p]] for p in ("train", "val", "test")}
     y = torch.tensor([int(zoo.record(i)["config"]["label"]) for i in zoo.indices])
     rows = classify_weights(ws, flat, y, split, models=models, n_configs=n_configs, seeds=seeds,
-                            epochs=epochs, patience=5 if quick else 10,
+                            epochs=epochs, patience=5 if quick else 4, batch_size=batch_size,
                             num_symmetries=4 if quick else 64,
                             log=lambda m: print(m, flush=True))
     diag = diagnostics(zoo, ws, flat, y, split)
@@ -194,8 +201,10 @@ def run(quick: bool, out: Path, models: list[str] | None = None, n_configs: int 
     ours = ", ".join(f"{k} {v:.3f}" for k, v in done.items())
     notes = (f"Protocol: {n_configs} configurations per model (the same number for StatNN's "
              "gradient boosting), selected on the validation part, then "
-             f"{len(seeds)} seed(s) on test; torch models: AdamW, up to {epochs} epochs with "
-             "early stopping on validation accuracy, weights divided by one scale per tensor, "
+             f"{len(seeds)} seed(s) on test (the selected search run is the first); torch "
+             f"models: AdamW, batch {batch_size}, up to {epochs} epochs with early stopping on "
+             "validation accuracy, weights divided by one scale per tensor, probe features "
+             "standardised per symmetry orbit on the training INRs, "
              "a random neuron permutation + sine sign flip per training example. StatNN's "
              "gradient boosting is deterministic given its configuration, so its std is ~0."
              + (" QUICK: a smoke test of the pipeline (tiny zoo, 1 config, few epochs); not a "
@@ -204,7 +213,8 @@ def run(quick: bool, out: Path, models: list[str] | None = None, n_configs: int 
                       skipped=[f"{r['model']}: {r['skipped']}" for r in rows if "skipped" in r],
                       figures=[fig] if fig else [], markdown=tables(rows, build_s, len(flat), diag),
                       config={"size": len(flat), "models": models, "n_configs": n_configs,
-                              "seeds": seeds, "epochs": epochs, "zoo_root": str(root)},
+                              "seeds": seeds, "epochs": epochs, "batch_size": batch_size,
+                              "zoo_root": str(root)},
                       extra={"curves": {r["model"]: r.get("curve") for r in rows},
                              "search": {r["model"]: r.get("search") for r in rows},
                              "per_seed": {r["model"]: r.get("per_seed") for r in rows},

@@ -47,7 +47,7 @@ __all__ = ["ZOO_VERSION", "Zoo", "load_zoo", "phase_labels", "save_state_dict_sa
 # 2: the healthy presets (digits-mlp / arch-family by steps, digits-cnn resampled) and
 # digits-inr; a version-1 folder is refused by build_zoo (its members were sampled differently)
 # and still loads
-ZOO_VERSION = 2
+ZOO_VERSION = 3  # 3: digits-inr at w0 = 5 (500 steps)
 # temporary files of the atomic writes of graphlab <= 0.x zoos (tempfile's
 # ".<name>.XXXXXXXX[.safetensors]"); today's writes use graphlab.runfolder's ".<name>.XXXX.tmp"
 _LEGACY_ORPHAN = re.compile(r"^\.(?:\d+\.(?:json|safetensors)|zoo\.json|splits\.json)\..+$")

@@ -822,7 +822,8 @@ def classify_weights(space: Any, flat: Tensor, y: Tensor, split: dict[str, Seque
     :data:`TORCH_SPACE`, :data:`GRAPH_SPACE` for the graph metanets or :data:`GBM_SPACE` for
     StatNN), each trained with seed
     ``seeds[0]`` on ``split["train"]`` and scored on ``split["val"]``; the best validation
-    accuracy picks the configuration, which is then retrained with every seed and scored once
+    accuracy picks the configuration, whose ``seeds[0]`` run is kept and which is retrained
+    with every other seed, each scored once
     on ``split["test"]``. Torch models train through :func:`fit_classifier` (epoch selection on
     validation, early stopping) on weights divided by :func:`tensor_scales` and, if ``augment``,
     with a random symmetry per training example (``num_symmetries`` neuron permutations and
@@ -830,7 +831,9 @@ def classify_weights(space: Any, flat: Tensor, y: Tensor, split: dict[str, Seque
     NFN and Neural Graphs recipes do). The ``*_probe`` graph models add Neural Graphs' probe
     features: every neuron's activations at ``probe_points`` fixed random inputs in
     :math:`[-1, 1]^{d}` (the network is *run*, so these models see its function, not only its
-    weights). The NFN rows are skipped, with the reason, when the ``nfn`` package is absent.
+    weights), standardised per symmetry orbit on the training networks
+    (:meth:`~graphlab.metanets.weightspace.WeightSpace.probe_stats`). The NFN rows are
+    skipped, with the reason, when the ``nfn`` package is absent.
 
     Returns:
         one row per model: ``model``, ``input``, ``test_acc_mean`` / ``_std`` over seeds,
@@ -858,6 +861,10 @@ def classify_weights(space: Any, flat: Tensor, y: Tensor, split: dict[str, Seque
     in_dim = space.layers(flat[:1])[0][0].size(-1)
     probe = torch.rand(probe_points, in_dim, generator=torch.Generator().manual_seed(
         search_seed)) * 2 - 1
+    # probe features standardised per symmetry orbit on the training networks: raw, the
+    # output neuron's (the label's) features were too faint to learn from (probe_stats)
+    pstats = space.probe_stats(flat[tr], probe) if any(m.endswith("_probe")
+                                                       for m in models) else None
     rows: list[dict[str, Any]] = []
     for name in models:
         t0 = time.perf_counter()
@@ -888,35 +895,41 @@ def classify_weights(space: Any, flat: Tensor, y: Tensor, split: dict[str, Seque
                     w = space.augment(w, gen, pool)
                 if view is None:
                     return w / scale
-                return space.graphs(w, view, probe=probe if name.endswith("_probe") else None,
-                                    scale=scale)
+                if not name.endswith("_probe"):
+                    return space.graphs(w, view, scale=scale)
+                return space.graphs(w, view, probe=probe, scale=scale, probe_stats=pstats)
 
             def make(c: dict[str, Any], name: str = name) -> nn.Module:
                 return _torch_model(name, space, num_classes, c, probe)
 
-            search = []
+            search, first = [], []
             space_ = GRAPH_SPACE if name in _GRAPH_VIEW else TORCH_SPACE
             for cfg in sample_configs(space_, n_configs, search_seed):
-                _, res = fit_classifier(make, inputs, y, tr, va, cfg, seeds[0], epochs,
-                                        patience, batch_size)
+                aug_gen.manual_seed(1000 + seeds[0])
+                model, res = fit_classifier(make, inputs, y, tr, va, cfg, seeds[0], epochs,
+                                            patience, batch_size)
                 search.append({"config": cfg, "valid_acc": res.best["valid_acc"],
                                "epochs": res.epochs, "best_epoch": res.best_epoch,
                                "seconds": round(res.seconds, 1)})
+                # the search's runs are the first seed's: the selected one is reused, not rerun
+                first.append((float((predict_classes(model, inputs, te) == y[te]).float()
+                                    .mean()), res))
                 settings = " ".join(f"{k}={v}" for k, v in cfg.items())
                 say(f"[{name}] {settings}: valid {res.best['valid_acc']:.3f} "
                     f"({res.epochs} epochs, {res.seconds:.0f} s)")
-            best = max(search, key=lambda r: r["valid_acc"])
-            per_seed, epochs_run, curve = [], [], []
-            for s in seeds:
+            pick = max(range(len(search)), key=lambda k: search[k]["valid_acc"])
+            best = search[pick]
+            acc0, res0 = first[pick]
+            per_seed, epochs_run = [acc0], [res0.epochs]
+            curve = [{k: r.get(k) for k in ("epoch", "loss", "valid_acc", "valid_loss")}
+                     for r in res0.history]
+            for s in seeds[1:]:
                 aug_gen.manual_seed(1000 + s)
                 model, res = fit_classifier(make, inputs, y, tr, va, best["config"], s, epochs,
                                             patience, batch_size)
                 per_seed.append(float((predict_classes(model, inputs, te) == y[te]).float()
                                       .mean()))
                 epochs_run.append(res.epochs)
-                if not curve:
-                    curve = [{k: r.get(k) for k in ("epoch", "loss", "valid_acc", "valid_loss")}
-                             for r in res.history]
         row.update({"test_acc_mean": float(np.mean(per_seed)),
                     "test_acc_std": float(np.std(per_seed)), "valid_acc": best["valid_acc"],
                     "config": best["config"], "n_configs": len(search), "search": search,

@@ -151,3 +151,32 @@ def test_probe_features_are_the_neurons_activations(view):
     index, sign = ws.symmetries(3, seed=4)
     twin = ws.activations(flat[:, index[2]] * sign[2].double(), probe)
     assert torch.allclose(twin.abs().sort(1).values, acts.abs().sort(1).values)
+
+
+def test_probe_stats_standardise_per_orbit_and_keep_the_symmetries():
+    """probe_stats: input/output neurons get their own mean and std, a hidden layer one shared
+    RMS and no shift, so the standardised features of a symmetric twin are the original's,
+    permuted and sign-flipped like its neurons."""
+    nets = [siren(s) for s in range(8)]
+    ws = WeightSpace(nets[0], X[:2])
+    flat = ws.flatten(nets).double()
+    probe = X[:5]
+    mean, std = ws.probe_stats(flat, probe)
+    assert mean.shape == std.shape == (2 + 6 + 6 + 1, 5)
+    z = (ws.activations(flat, probe) - mean) / std
+    # the output neuron: standardised per position
+    assert torch.allclose(z[:, -1].mean(0), torch.zeros(5, dtype=torch.float64), atol=1e-10)
+    assert torch.allclose(z[:, -1].std(0), torch.ones(5, dtype=torch.float64))
+    assert torch.equal(mean[2:14], torch.zeros(12, 5, dtype=torch.float64))  # hidden: no shift
+    for a, b in ((2, 8), (8, 14)):  # one RMS per hidden layer and probe point
+        assert torch.allclose(z[:, a:b].pow(2).mean((0, 1)), torch.ones(5, dtype=torch.float64))
+        assert torch.equal(std[a:b], std[a].expand(b - a, -1))
+    assert z[:, :2].abs().max() < 1e-12 and torch.equal(std[:2], torch.ones(2, 5, dtype=torch.float64))
+    index, sign = ws.symmetries(3, seed=1)
+    twin = flat[:, index[2]] * sign[2].double()
+    g, gt = (ws.graphs(f, "neural", probe=probe, probe_stats=(mean, std)) for f in (flat, twin))
+    assert torch.allclose(g.x[:, -5:].abs().reshape(8, 15, 5).sort(1).values,
+                          gt.x[:, -5:].abs().reshape(8, 15, 5).sort(1).values)
+    assert torch.allclose(g.x[14::15, -5:], gt.x[14::15, -5:])  # the output node is invariant
+    with pytest.raises(ValueError, match="at least 2"):
+        ws.probe_stats(flat[:1], probe)

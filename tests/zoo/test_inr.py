@@ -39,7 +39,7 @@ def test_members_reconstruct_their_images(inr_zoo: Path):
         m = rec["metrics"]
         assert m["psnr"] > 40 and m["mse"] < 1e-3 * m["mse_init"]
         net = zoo.module(i)
-        assert type(net) is SIREN and net.w0 == 30.0
+        assert type(net) is SIREN and net.w0 == 5.0
         with torch.no_grad():
             mse = float((net(coords).view(8, 8) - images[i]).pow(2).mean())
         assert mse == pytest.approx(m["mse"], rel=1e-3, abs=1e-9)
