@@ -165,7 +165,13 @@ def test_gin0_is_the_paper_architecture_with_only_protocol_deviations():
     assert not architecture & {d.split(":")[0] for d in p.deviations}
     social = resolve_preset("gin-0", "COLLAB")
     assert social.model_kwargs["hidden_channels"] == 64 and social.paper_result == "80.2 ± 1.9"
-    assert any("one-hot node degrees" in d for d in social.deviations)
+    # --degree_as_tag on IMDB and COLLAB: one-hot degrees up to the dataset's largest
+    assert social.model_kwargs["one_hot_degree"] == 491
+    assert resolve_preset("gin-0", "IMDB-BINARY").model_kwargs["one_hot_degree"] == 135
+    assert any(d.startswith("node features: one-hot degrees") for d in social.deviations)
+    reddit = resolve_preset("gin-0", "REDDIT-BINARY")  # a constant feature, as the paper
+    assert "one_hot_degree" not in reddit.model_kwargs
+    assert not any(d.startswith("node features") for d in reddit.deviations)
     # the model the preset names builds the paper's architecture
     from graphlab.models import GIN0, build_model
 
@@ -175,6 +181,19 @@ def test_gin0_is_the_paper_architecture_with_only_protocol_deviations():
     eps = p.train_config(model_kwargs={"train_eps": True})
     assert eps.preset["deviations"][-1] == ("train_eps=True instead of the preset's False "
                                             "(user override)")
+
+
+def test_gin0_degree_features_reach_training(tmp_path):
+    """The social preset's one-hot degrees are the model's pre-transform: train() applies it."""
+    config = resolve_preset("gin-0", "IMDB-BINARY").train_config(
+        out=str(tmp_path), progress=False, epochs=1, seeds=1, steps_per_epoch=2,
+        model_kwargs={"one_hot_degree": 3, "hidden_channels": 8})  # ring graphs: degree 2
+    record = train(config, tu_bundle("IMDB-BINARY"))
+    assert record["runs"][0]["epochs"] == 1
+    too_small = config.model_kwargs | {"one_hot_degree": 1}
+    with pytest.raises(ValueError, match="one_hot_degree=1 is below a graph's degree 2"):
+        train(TrainConfig(**{**config.__dict__, "out": None, "model_kwargs": too_small}),
+              tu_bundle("IMDB-BINARY"))
 
 
 def test_gin_preset_config_is_unchanged():

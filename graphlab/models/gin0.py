@@ -8,7 +8,9 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.nn import GINConv
 from torch_geometric.nn.models import MLP
+from torch_geometric.transforms import OneHotDegree
 from torch_geometric.typing import Adj, OptTensor
+from torch_geometric.utils import degree
 
 from graphlab.datasets.spec import TaskSpec
 from graphlab.models._common import (
@@ -23,7 +25,7 @@ from graphlab.models._common import (
     resolve_act,
     resolve_readout,
 )
-from graphlab.models.registry import register_model
+from graphlab.models.registry import DataModel, register_model
 from graphlab.utils.validation import check_adj, check_batch_vector, check_node_features
 
 __all__ = ["GIN0"]
@@ -178,13 +180,40 @@ class GIN0(nn.Module):
 
 
 @register_model("gin-0")
-def _gin0(spec: TaskSpec, hidden_channels: int = 64, num_layers: int = 4, **kw: Any) -> GIN0:
+def _gin0(spec: TaskSpec, hidden_channels: int = 64, num_layers: int = 4,
+          one_hot_degree: int | None = None, **kw: Any) -> GIN0 | DataModel:
     """``graphlab train --model gin-0``: :class:`GIN0` (``model_kwargs={"train_eps": True}`` for
-    GIN-eps); float node features and graph classification only, as in the paper."""
+    GIN-eps); float node features and graph classification only, as in the paper.
+
+    ``one_hot_degree=D`` replaces the node features by one-hot degrees ``0..D`` (PyG's
+    ``OneHotDegree``, applied to every graph once before training): the authors'
+    ``--degree_as_tag`` for IMDB and COLLAB. ``D`` must be at least the dataset's largest
+    degree."""
     if spec.level != "graph":
         raise ValueError(f"gin-0 is the GIN paper's graph classifier; this task is "
                          f"{spec.level}-level (use --model gin)")
     if spec.molecular:
         raise ValueError("gin-0 takes float node features (the paper's one-hot labels), not "
                          "OGB's atom categories; use --model gin for OGB molecules")
-    return GIN0(spec.in_channels, hidden_channels, spec.out_channels, num_layers, **kw)
+    if one_hot_degree is None:
+        return GIN0(spec.in_channels, hidden_channels, spec.out_channels, num_layers, **kw)
+    if isinstance(one_hot_degree, bool) or not isinstance(one_hot_degree, int) \
+            or one_hot_degree < 1:
+        raise ValueError(f"one_hot_degree must be a positive integer (the largest degree), got "
+                         f"{one_hot_degree!r}")
+    model = GIN0(one_hot_degree + 1, hidden_channels, spec.out_channels, num_layers, **kw)
+    return DataModel(model, transform=_CheckedOneHotDegree(one_hot_degree, cat=False))
+
+
+class _CheckedOneHotDegree(OneHotDegree):
+    """PyG's ``OneHotDegree`` with a clear error for a degree above ``max_degree`` (PyG's
+    raises ``one_hot``'s "Class values must be smaller than num_classes")."""
+
+    def forward(self, data: Data) -> Data:
+        if data.edge_index.numel():  # runs once per graph before training: the read is cheap
+            largest = int(degree(data.edge_index[1 if self.in_degree else 0],
+                                 data.num_nodes).max())
+            if largest > self.max_degree:
+                raise ValueError(f"one_hot_degree={self.max_degree} is below a graph's degree "
+                                 f"{largest}; pass the dataset's largest degree")
+        return super().forward(data)

@@ -143,3 +143,19 @@ def test_reset_parameters_restores_eps_and_heads():
     model.reset_parameters()
     assert all(float(conv.eps) == 0.0 for conv in model.convs)
     assert not torch.equal(before, model.heads[1].weight)
+
+
+def test_one_hot_degree_option_replaces_the_features():
+    """The authors' --degree_as_tag (IMDB, COLLAB): one-hot degrees as node features."""
+    spec = TaskSpec("graph", 1, 2, "ce", "acc")  # a constant feature in the data
+    wrapped = build_model("gin-0", spec, hidden_channels=8, one_hot_degree=4)
+    assert wrapped.model.in_channels == 5 and wrapped.transform is not None
+    star = Data(x=torch.ones(4, 1), edge_index=torch.tensor([[0, 0, 0, 1, 2, 3],
+                                                             [1, 2, 3, 0, 0, 0]]))
+    g = wrapped.transform(star.clone())
+    assert g.x.tolist() == [[0, 0, 0, 1, 0], [0, 1, 0, 0, 0], [0, 1, 0, 0, 0], [0, 1, 0, 0, 0]]
+    assert wrapped.eval()(Batch.from_data_list([g])).shape == (1, 2)
+    with pytest.raises(ValueError, match="one_hot_degree=2 is below a graph's degree 3"):
+        build_model("gin-0", spec, one_hot_degree=2).transform(star.clone())
+    with pytest.raises(ValueError, match="one_hot_degree must be a positive integer"):
+        build_model("gin-0", spec, one_hot_degree=0)
