@@ -102,20 +102,26 @@ def statnn_features(zoo: Zoo, indices: Sequence[int]) -> np.ndarray:
 
 _ARCHS = ("mlp", "resmlp", "conv1d", "cnn2d")
 _ACTS = ("relu", "tanh", "sigmoid", "gelu", "silu")
+_INITS = ("default", "xavier", "he", "orthogonal", "normal")
+_OPTIMIZERS = ("sgd", "adam")
 
 
 def hparam_features(zoo: Zoo, indices: Sequence[int]) -> np.ndarray:
-    """Numeric encoding of each member's configuration (arch/act one-hot, width, depth, log lr,
-    batch, weight decay, epochs, train fraction, norm, residual, init scale)."""
+    """Numeric encoding of each member's configuration: arch / activation / init / optimizer
+    one-hot, width, depth, log lr, batch, weight decay, epochs, training steps, train fraction,
+    dropout, norm, residual, pooling, init scale (a knob a preset does not sample is 0)."""
     rows = []
     for i in indices:
         c = zoo.record(i)["config"]
         row = [float(c.get("arch") == a) for a in _ARCHS] + [float(c.get("act") == a)
                                                              for a in _ACTS]
+        row += [float(c.get("init") == a) for a in _INITS]
+        row += [float(c.get("optimizer") == a) for a in _OPTIMIZERS]
         row += [c["width"], c["depth"], np.log10(c.get("lr", 1.0)), c.get("batch_size", 0),
-                c.get("weight_decay", 0.0), c.get("epochs", 0), c.get("train_fraction", 0.0),
+                c.get("weight_decay", 0.0), c.get("epochs", 0), c.get("steps", 0),
+                c.get("train_fraction", 0.0), c.get("dropout", 0.0),
                 float(c.get("norm", False)), float(c.get("residual", False)),
-                c.get("init_scale", 0.0)]
+                float(c.get("pool", False)), c.get("init_scale", 0.0)]
         rows.append(row)
     return np.asarray(rows, dtype=np.float64)
 

@@ -276,3 +276,28 @@ def test_classify_weights_tiny_inr_fixture():
         assert (r["curve"] == []) == (r["model"] == "statnn")
     with pytest.raises(ValueError, match="unknown models"):
         classify_weights(ws, flat, torch.tensor(labels), split, models=["nope"])
+
+
+def test_hparam_features_see_every_knob_of_the_cnn_presets():
+    """Members that differ in one training knob of the digits-cnn presets (init, optimizer,
+    dropout, steps, pooling) get different configuration features."""
+    from graphlab.zoo.presets import member_config
+    from graphlab.zoo.tasks import hparam_features
+
+    base = member_config("digits-cnn", 0, 0)
+
+    class Records:  # hparam_features reads only zoo.record(i)["config"]
+        def __init__(self, configs):
+            self.configs = configs
+
+        def record(self, i):
+            return {"config": self.configs[i]}
+
+    others = {"init": "orthogonal" if base["init"] != "orthogonal" else "he",
+              "optimizer": "sgd", "dropout": base["dropout"] + 0.2,
+              "steps": base["steps"] * 2, "pool": not base["pool"]}
+    configs = [base] + [base | {k: v} for k, v in others.items()]
+    X = hparam_features(Records(configs), range(len(configs)))
+    assert X.shape[0] == len(configs) and np.isfinite(X).all()
+    for k in range(1, len(configs)):
+        assert not np.array_equal(X[0], X[k]), list(others)[k - 1]
