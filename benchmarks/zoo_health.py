@@ -45,7 +45,9 @@ NOTES = ("Sizes per preset (quick / full): " + ", ".join(f"{k} {a}/{b}" for k, (
          "a chance classifier on the 540 test digits); diverged members count as not above. "
          "`s/member` is the training time recorded with each member (batched presets: its "
          "share of its batch), on a shared, loaded CPU: compare presets only within one run. "
-         "The INR zoo is fitted as one batched model per chunk of 512 images.")
+         "The INR zoo is fitted as one batched model per chunk of 512 images. Builds resume: "
+         "members already in a zoo folder (same preset, seed and format) are kept, so "
+         "`build_s` is the wall time of what remained to build, `s/member` each member's own.")
 
 
 def build_and_report(preset: str, size: int, root: Path, out: Path, workers: int
