@@ -421,3 +421,62 @@ def test_simple_path_distances_read_off_the_paths_equal_breadth_first_distances(
         keys, dist = shortest_path_distances(ei, n, 3)
         for p, d in zip(paths.nodes, paths.dists):
             assert torch.equal(d, lookup_distance(keys, dist, p[:, -1:] * n + p))
+
+
+@pytest.mark.parametrize("kind", ["all_simple", "all_shortest", "shortest"])
+def test_small_graph_kernel_equals_the_tensor_growth(monkeypatch, kind):
+    """CPU graphs of at most 64 nodes take the NumPy small-graph kernel (bit sets of the path
+    nodes, dense distance matrix); it returns the tensor growth's tensors exactly (values,
+    order, dtype, contiguity), with and without distances, on directed multigraphs with
+    self-loops, isolated nodes, the empty graph and a 64-node graph (the int64 sign bit)."""
+    import graphlab.utils.paths as paths_mod
+
+    gen = torch.Generator().manual_seed(7)
+    ring = torch.arange(64)
+    graphs = [_random_multigraph(seed, undirected=seed % 3 == 0) for seed in range(12)]
+    graphs += [(torch.empty(2, 0, dtype=torch.long), 0), (torch.empty(2, 0, dtype=torch.long), 3),
+               (torch.stack([ring, ring.roll(-1)]), 64),
+               (torch.cat([torch.stack([ring, ring.roll(-1)]), torch.randint(0, 64, (2, 40),
+                                                                              generator=gen)], 1), 64)]
+    for ei, n in graphs:
+        for de in (False, True):
+            key = torch.arange(n) % 2
+            small = enumerate_paths(ei, n, 4, kind=kind, distance_encoding=de, node_key=key)
+            monkeypatch.setattr(paths_mod, "_SMALL_NODES", -1)
+            general = enumerate_paths(ei, n, 4, kind=kind, distance_encoding=de, node_key=key)
+            monkeypatch.setattr(paths_mod, "_SMALL_NODES", 64)
+            _same_paths(small, general)
+            for t in small.nodes + small.edges + (small.dists or []):
+                assert t.dtype == torch.long and t.is_contiguous()
+
+
+def test_small_graph_kernel_leaves_the_input_alone_and_checks_it():
+    """The kernel reads a NumPy view of ``edge_index`` (no copy) and never writes it; node ids
+    out of range are the same one-line ValueError as on the tensor path."""
+    ei = torch.tensor([[0, 1, 1, 2, 2, 0], [1, 0, 2, 1, 0, 2]])
+    before = ei.clone()
+    paths = enumerate_paths(ei, 3, 3, distance_encoding=True)
+    assert torch.equal(ei, before)
+    assert paths.counts() == [6, 6, 0]
+    paths.nodes[0].add_(1)  # outputs own their memory
+    assert torch.equal(ei, before)
+    for bad in (torch.tensor([[0, 3], [1, 0]]), torch.tensor([[0, -1], [1, 0]])):
+        with pytest.raises(ValueError, match="outside the valid range"):
+            enumerate_paths(bad, 3, 2)
+
+
+def test_small_graph_kernel_defers_to_the_exact_cap():
+    """A growth step over ``max_paths`` candidate slots hands the small graph to the tensor
+    growth, which counts the exact rows: within the cap it returns the same paths, above it
+    it raises PathCapError naming the hub."""
+    from graphlab.utils.paths import PathCapError
+
+    leaves = torch.arange(1, 9)
+    star = torch.cat([torch.stack([leaves, torch.zeros_like(leaves)]),
+                      torch.stack([torch.zeros_like(leaves), leaves])], 1)
+    full = enumerate_paths(star, 9, 2)
+    assert full.counts() == [16, 56]
+    # 16 length-1 paths x 8 slots = 128 candidates, 16 + 56 exact rows: the fallback fits
+    _same_paths(enumerate_paths(star, 9, 2, max_paths=100), full)
+    with pytest.raises(PathCapError, match="node 0"):
+        enumerate_paths(star, 9, 2, max_paths=50)
