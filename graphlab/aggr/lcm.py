@@ -407,6 +407,10 @@ class LCMAggregation(Aggregation):
     The projection and the tree run under one autograd function (:func:`tree_reduce`): levels
     in blocks of pairs gathered from one buffer, the symmetrised GRU with a hand-written
     backward, no full-size zero-filled gradients, time and memory linear in :math:`|\mathcal{E}|`.
+    With gradients, the forward pass keeps every pair's gates (:math:`8C` values per pair) so
+    that the backward pass recomputes nothing. On the CPU the large buffers (rows, gates,
+    gradients) stay allocated between calls and are reused, since mapping fresh memory costs as
+    much as several passes over it; the module thus holds about one call's working set.
     Under ``torch.compile`` that function (its depth and level sizes depend on the degrees) runs
     eagerly: the one graph break, with shape-polymorphic graphs around it. Under
     ``torch.autocast`` it runs in the parameters' dtype and returns ``x``'s dtype.

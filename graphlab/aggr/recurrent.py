@@ -39,7 +39,9 @@ class RecurrentAggregation(Aggregation):
     and reads the zero padding of short neighbourhoods), memory is
     :math:`\mathcal{O}(|\mathcal{E}| C)`, the output of a node depends only on its own
     neighbourhood, and ``index`` need not be sorted. Empty neighbourhoods return
-    :math:`\mathbf{0}`.
+    :math:`\mathbf{0}`. On the CPU the large buffers (time-major rows, gates, states and their
+    gradients) stay allocated between calls and are reused, since mapping fresh memory costs as
+    much as several passes over it; the module thus holds about one call's working set.
 
     Under ``torch.compile`` the recurrence (whose number of steps and batch sizes depend on the
     degrees) is the one graph break and runs eagerly; the graph around it is shape-polymorphic,
