@@ -418,8 +418,8 @@ def _small_graph_paths(ei: np.ndarray, n: int, max_length: int, kind: str,
     per operation: about 1 us in NumPy against 3-10 us for a torch op (dispatch, autograd and
     TensorIterator set-up). So the same vectorised algorithm runs on zero-copy views of the
     tensors, and the results come back as tensors without a copy (``torch.from_numpy``): about
-    130 NumPy calls for AP with distances up to 4 edges (the torch growth makes 140 torch
-    calls), none per node or path, a third of the time.
+    130 NumPy calls for AP with distances up to 4 edges (the tensor growth makes 140 torch
+    calls), none per node or path, in a third of the time.
 
     * A path lives in one row ``[u_0, ~e_0, u_1, ~e_1, ..., u_L]`` (node ids interleaved with
       bit-inverted edge ids). Extending all paths is one gather of their first node's slots
@@ -427,9 +427,9 @@ def _small_graph_paths(ei: np.ndarray, n: int, max_length: int, kind: str,
       rule rejects), one test per candidate and one concatenation of the kept ones in front.
     * The simple-path rule tests ``w`` against a bit set of the path's nodes (an int64 per
       path, hence at most 64 nodes): one ``&`` instead of a comparison with every column.
-    * Distances (the shortest-path rule, AP's distance encoding) come from one dense matrix,
-      :math:`D_{vu} = \\#\\{k \\le L : ((I + A)^k)_{vu} = 0\\} = \\min(d(u \\to v), L + 1)`:
-      ``max_length - 1`` products of ``[N, N]`` matrices.
+    * The shortest-path rule reads one dense matrix, :math:`D_{vu} = \\#\\{k \\le L :
+      ((I + A)^k)_{vu} = 0\\} = \\min(d(u \\to v), L + 1)` (``max_length - 1`` products of
+      ``[N, N]`` matrices); AP's distances are read off the paths (:func:`_simple_distances`).
 
     Rows come out in the order of the tensor growth (last node, then the in-edge rank of every
     further node, CSR order), so the outputs are identical. Returns ``None`` when a growth step
@@ -445,16 +445,15 @@ def _small_graph_paths(ei: np.ndarray, n: int, max_length: int, kind: str,
     simple = kind == "all_simple"
     ids = np.arange(n)
     src_sorted = src.take(perm)
-    if simple:  # slots (w, ~e, bit of w)
-        table = np.repeat(np.stack((ids, ids, np.left_shift(1, ids)), 1), width, 0)
-        table = table.reshape(n, width, 3)
-        table[tgt_sorted, rank] = np.stack((src_sorted, ~perm, np.left_shift(1, src_sorted)), 1)
-    else:  # slots (w, ~e)
-        table = np.repeat(ids, 2 * width).reshape(n, width, 2)
-        table[tgt_sorted, rank] = np.stack((src_sorted, ~perm), 1)
+    table = np.zeros((n, width, 3 if simple else 2), dtype=np.int64)  # (w, ~e[, bit of w])
+    table[:, :, 0] = ids[:, None]  # a free slot of u holds u (so its edge is never picked)
+    table[tgt_sorted, rank, 0] = src_sorted
+    table[tgt_sorted, rank, 1] = ~perm
+    if simple:
+        table[:, :, 2] = np.left_shift(1, table[:, :, 0])
 
     dist = None
-    if not simple or simple_distances:
+    if not simple:
         step = np.eye(n)
         step[tgt, src] = 1.0  # step[v, x] = 1 for an edge x -> v: step = I + A
         # only the zero pattern of step^k matters: clamp where the products could overflow
@@ -490,8 +489,14 @@ def _small_graph_paths(ei: np.ndarray, n: int, max_length: int, kind: str,
     edges = [torch.from_numpy(~r[:, 1::2]) for r in grown]
     dists = None
     if simple and simple_distances:
-        assert dist is not None
-        dists = [torch.from_numpy(dist.take(p + p[:, -1:] * n)) for p in nodes]
+        # as in _simple_distances: the shortest route from a path node to v is an enumerated
+        # simple path, so d(u -> v) is the fewest edges of an enumerated path from u to v
+        keys = [p + p[:, -1:] * n for p in nodes]  # pairs (v, u); column 0: (v, u_0)
+        dist = np.full(n * n, -1, dtype=np.int64)
+        for length in range(max_length, 0, -1):  # shorter paths overwrite longer ones
+            dist[keys[length - 1][:, 0]] = length
+        dist[ids * (n + 1)] = 0
+        dists = [torch.from_numpy(dist.take(k)) for k in keys]
     return [torch.from_numpy(p) for p in nodes], edges, dists
 
 
