@@ -41,12 +41,26 @@ class PRMPNN(nn.Module):
     candidate non-edges and existing edges; a :class:`~graphlab.rewiring.ProbabilisticRewirer`
     samples :math:`k_{+}` additions and :math:`k_{-}` deletions per graph and sample; a
     :class:`~graphlab.conv.WeightedGINEConv` stack runs on all rewired copies at once, and the
-    graph readouts are averaged over the :math:`S` samples:
+    copies are combined by averaging:
 
     .. math::
-        \hat{y}_G = \mathrm{MLP}\Big(\frac{1}{S}\sum_{s=1}^{S}
-        \mathrm{READOUT}\big(\mathrm{MPNN}(X, \tilde{A}^{(s)})\big)\Big),\qquad
-        \tilde{A}^{(s)} \sim p_\theta(\cdot \mid A).
+        \hat{y}_G = \mathrm{MLP}_{\mathrm{inter}}\Big(\frac{1}{PS}\sum_{p=1}^{P}
+        \sum_{s=1}^{S} \mathrm{MLP}_{\mathrm{intra}}\big(\mathrm{READOUT}
+        (\mathrm{MPNN}(X, \tilde{A}^{(p,s)}))\big)\Big),\qquad
+        \tilde{A}^{(p,s)} \sim p_{\theta_p}(\cdot \mid A),
+
+    or, with ``average="logits"``, :math:`\hat{y}_G = \frac{1}{PS}\sum_{p,s}
+    \mathrm{MLP}_{\mathrm{inter}}(\mathrm{MLP}_{\mathrm{intra}}(\dots))`: every copy predicts
+    and the logits are averaged, the ensemble prediction of the authors' trainer
+    (``pred.reshape(-1, num_graphs, C).mean`` over the copies in ``Trainer.inference``, the
+    ``val_metric_ensemble`` their TU configs select on). :math:`P` is ``num_priors`` (the
+    authors' ``ensemble``: the upstream emits :math:`P` logits per pair, each prior is
+    sampled :math:`S` times), :math:`\mathrm{MLP}_{\mathrm{intra}}` has ``intra_layers``
+    layers (``0``: identity) and :math:`\mathrm{MLP}_{\mathrm{inter}}` ``inter_layers``
+    layers (the authors' ``mlp_layers_intragraph`` / ``mlp_layers_intergraph``). All
+    :math:`P S` copies of every graph run as one disjoint batch, in one downstream pass.
+    The authors' training loss averages the per-copy losses; here the loss sees the averaged
+    prediction (one output per graph, as every graphlab model).
 
     Added edges carry a learned "new edge" embedding instead of edge features.
 
@@ -85,6 +99,17 @@ class PRMPNN(nn.Module):
         readout_norm (bool): batch-normalise the graph embedding before the head (sum readouts
             of near-regular graphs reach large, nearly equal norms that stall training).
         molecular (bool): embed OGB atom/bond categories.
+        num_priors (int): independent priors of the upstream (each is sampled ``num_samples`` /
+            ``num_eval_samples`` times). (default: ``1``)
+        intra_layers (int): layers of the per-copy MLP after the readout (``0``: none; its last
+            layer is linear). (default: ``0``)
+        inter_layers (int): layers of the MLP that maps the combined copies to the output.
+            (default: ``2``)
+        average (str): where the copies are averaged: ``"readout"`` (before
+            :math:`\mathrm{MLP}_{\mathrm{inter}}`) or ``"logits"`` (after it). (default:
+            ``"readout"``)
+        last_bias (bool): bias of the last layer of the intra- and inter-graph MLPs (the
+            authors' TU code has none). (default: ``True``)
         act_kwargs, norm_kwargs (dict, optional): passed to the resolvers.
 
     Shapes:
@@ -104,11 +129,20 @@ class PRMPNN(nn.Module):
                  num_candidates: int | None = 100, heuristic: str = "distance",
                  estimator: str = "simple", rewire: bool = True,
                  upstream_candidates: bool = False, readout_norm: bool = False,
-                 molecular: bool = False, act_kwargs: dict[str, Any] | None = None,
+                 molecular: bool = False, num_priors: int = 1, intra_layers: int = 0,
+                 inter_layers: int = 2, average: str = "readout", last_bias: bool = True,
+                 act_kwargs: dict[str, Any] | None = None,
                  norm_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if num_priors < 1 or intra_layers < 0 or inter_layers < 1:
+            raise ValueError(f"need num_priors >= 1, intra_layers >= 0 and inter_layers >= 1, "
+                             f"got {num_priors}, {intra_layers}, {inter_layers}")
+        if average not in ("readout", "logits"):
+            raise ValueError(f"average must be 'readout' or 'logits', got {average!r}")
+        self.num_priors = num_priors
+        self.average = average
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.out_channels = out_channels
@@ -134,11 +168,13 @@ class PRMPNN(nn.Module):
         self.transform = EdgeCandidates(num_candidates, heuristic) if rewire else None
         if rewire:
             scorer = EdgeScorer(hidden_channels, hidden_channels, upstream_layers,
-                                edge_dim=None, candidate_messages=upstream_candidates)
+                                edge_dim=None, candidate_messages=upstream_candidates,
+                                num_priors=num_priors)
             self.rewirer = ProbabilisticRewirer(scorer, k_add, k_delete, num_samples, estimator,
                                                 num_candidates=num_candidates,
                                                 heuristic=heuristic,
-                                                num_eval_samples=num_eval_samples)
+                                                num_eval_samples=num_eval_samples,
+                                                num_priors=num_priors)
         self.convs = nn.ModuleList(
             WeightedGINEConv(MLP([hidden_channels, 2 * hidden_channels, hidden_channels],
                                  act=act, act_kwargs=act_kwargs, norm=norm,
@@ -146,8 +182,13 @@ class PRMPNN(nn.Module):
             for _ in range(num_layers))
         self.act = resolve_act(act, act_kwargs)
         self.readout_norm = nn.BatchNorm1d(hidden_channels) if readout_norm else None
-        self.head = MLP([hidden_channels, hidden_channels, out_channels], act=act,
-                        act_kwargs=act_kwargs, norm=None)
+        # the authors' MLPs: linear layers with the activation between them, no normalisation
+        self.intra = MLP([hidden_channels] * (intra_layers + 1), act=act, act_kwargs=act_kwargs,
+                         norm=None, bias=[True] * (intra_layers - 1) + [last_bias]) \
+            if intra_layers else None
+        self.head = MLP([hidden_channels] * inter_layers + [out_channels], act=act,
+                        act_kwargs=act_kwargs, norm=None,
+                        bias=[True] * (inter_layers - 1) + [last_bias])
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -197,15 +238,21 @@ class PRMPNN(nn.Module):
             h = nn.functional.dropout(h, self.dropout, self.training)
 
         if self.root_readout:
-            out = h[root_mask.repeat(S)].view(S, num_graphs, h.size(-1)).mean(0)
+            out = h[root_mask.repeat(S)]
         elif self.readout is None:
-            out = h.view(S, num_nodes, h.size(-1)).mean(0)
+            out = h
         else:
             out = self.readout(h, b, dim_size=S * num_graphs)
-            out = out.view(S, num_graphs, h.size(-1)).mean(0)
-        if self.readout_norm is not None:
-            out = self.readout_norm(out)
-        return self.head(out)
+        if self.intra is not None:
+            out = self.intra(out)                       # per copy
+        out = out.view(S, -1, out.size(-1))             # [copies, graphs (or nodes), C]
+        if self.average == "logits":
+            return self.head(self._norm(out.flatten(0, 1))).view(S, -1, self.out_channels) \
+                .mean(0)
+        return self.head(self._norm(out.mean(0)))
+
+    def _norm(self, out: Tensor) -> Tensor:
+        return out if self.readout_norm is None else self.readout_norm(out)
 
     def forward_data(self, data: Data, generator: torch.Generator | None = None) -> Tensor:
         """``forward`` on a (batched) ``Data`` (``x``, ``edge_index``, ``edge_attr``, ``batch``,
@@ -220,7 +267,7 @@ class PRMPNN(nn.Module):
         readout = "root" if self.root_readout else readout_name(self.readout)
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
                 f"{self.out_channels}, num_layers={self.num_layers}, readout={readout}, "
-                f"rewirer={rw})")
+                f"num_priors={self.num_priors}, average={self.average!r}, rewirer={rw})")
 
 
 @register_model("prmpnn")

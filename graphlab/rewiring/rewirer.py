@@ -21,7 +21,9 @@ __all__ = ["ProbabilisticRewirer", "RewiredGraph"]
 class RewiredGraph(NamedTuple):
     """The rewired batch: ``num_samples`` copies of every graph, as one disjoint union.
 
-    Copy ``s`` of graph ``g`` is graph ``s * G + g``; its node ``i`` is ``s * N + i``.
+    Copy ``s`` of graph ``g`` is graph ``s * G + g``; its node ``i`` is ``s * N + i``. With
+    several priors, copy ``s = p * S + j`` is sample ``j`` of prior ``p`` (``num_samples`` is
+    then priors times samples per prior).
     """
 
     edge_index: Tensor      #: ``[2, E']`` over ``num_samples * N`` nodes
@@ -30,7 +32,7 @@ class RewiredGraph(NamedTuple):
     batch: Tensor           #: ``[S * N]``: graph id ``s * G + g``
     edge_origin: Tensor     #: ``[E']``: id of the original edge, or ``-1`` for an added edge
     num_graphs: int         #: ``S * G``
-    num_samples: int        #: ``S``
+    num_samples: int        #: ``S`` (all priors' samples)
 
 
 def _dense_rows(group: Tensor, num_groups: int) -> tuple[Tensor, Tensor, int]:
@@ -58,7 +60,11 @@ class ProbabilisticRewirer(nn.Module):
         A^{+} \sim p_{\theta^{+}}(\cdot \mid |A^{+}| = k_{+}), \qquad
         A^{-} \sim p_{\theta^{-}}(\cdot \mid |A^{-}| = k_{-}),
 
-    and the rewired graph has edge weights :math:`1 - A^{-}_{uv}` on existing and
+    With ``num_priors`` :math:`P > 1` the scorer returns :math:`P` logits per pair (the
+    authors' ``ensemble``), each prior is sampled independently, and the batch holds
+    :math:`P \cdot S` rewired copies per graph, prior-major.
+
+    The rewired graph has edge weights :math:`1 - A^{-}_{uv}` on existing and
     :math:`A^{+}_{uv}` on added pairs (both directions). Samples and gradients come from
     :class:`KSubsetSampler`. All graphs and samples are laid out by index arithmetic in one
     disjoint union, never by (un)collating ``Data`` objects. Variable candidate counts per graph
@@ -82,19 +88,24 @@ class ProbabilisticRewirer(nn.Module):
         tau (float): noise scale / temperature of :class:`KSubsetSampler`.
         num_candidates (int, optional): candidates per graph when ``cand_index`` is not given.
         heuristic (str): candidate heuristic when ``cand_index`` is not given.
+        num_priors (int): logits per pair returned by ``scorer`` (``1``: flat ``[C]`` /
+            ``[P]`` logits; more: ``[C, num_priors]`` / ``[P, num_priors]``).
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F)`, edge indices
           :math:`(2, |\mathcal{E}|)`, batch :math:`(|\mathcal{V}|)` *(optional; need not be
           sorted)*, edge features
           *(optional)*, candidate pairs :math:`(2, C)` *(optional)*
-        - **output:** a :class:`RewiredGraph` over :math:`S |\mathcal{V}|` nodes
+        - **output:** a :class:`RewiredGraph` over :math:`P S |\mathcal{V}|` nodes
     """
 
     def __init__(self, scorer: nn.Module, k_add: int, k_delete: int, num_samples: int = 1,
                  estimator: str = "simple", tau: float = 1.0, num_candidates: int | None = None,
-                 heuristic: str = "all", num_eval_samples: int = 1) -> None:
+                 heuristic: str = "all", num_eval_samples: int = 1,
+                 num_priors: int = 1) -> None:
         super().__init__()
+        if num_priors < 1:
+            raise ValueError(f"num_priors must be >= 1, got {num_priors}")
         if k_add < 0 or k_delete < 0:
             raise ValueError(f"k_add and k_delete must be non-negative, got {k_add}, {k_delete}")
         if heuristic not in HEURISTICS:
@@ -106,6 +117,7 @@ class ProbabilisticRewirer(nn.Module):
         self.num_eval_samples = num_eval_samples
         self.num_candidates = num_candidates
         self.heuristic = heuristic
+        self.num_priors = num_priors
         self.add_sampler = KSubsetSampler(k_add, estimator, num_samples, tau,
                                           num_eval_samples=num_eval_samples)
         self.delete_sampler = KSubsetSampler(k_delete, estimator, num_samples, tau,
@@ -117,17 +129,31 @@ class ProbabilisticRewirer(nn.Module):
 
     def _sample(self, sampler: KSubsetSampler, logits: Tensor, group: Tensor, num_graphs: int,
                 generator: torch.Generator | None) -> Tensor:
-        """Per-graph exactly-k samples of flat ``logits`` grouped by ``group``: ``[S, len]``."""
+        """Per-graph exactly-k samples of ``logits`` (``[len]``, or ``[len, P]`` for ``P``
+        priors) grouped by ``group``: ``[P * S, len]``, prior-major."""
         row, col, width = _dense_rows(group, num_graphs)
-        dense = logits.new_zeros(num_graphs, width)
         mask = torch.zeros(num_graphs, width, dtype=torch.bool, device=logits.device)
-        dense = dense.index_put((row, col), logits)
         mask[row, col] = True
+        if logits.dim() == 1:
+            dense = logits.new_zeros(num_graphs, width).index_put((row, col), logits)
+        else:  # every prior is one more leading row of the sampler: [P, G, W]
+            dense = logits.new_zeros(num_graphs, width, logits.size(1))
+            dense = dense.index_put((row, col), logits).permute(2, 0, 1)
+            mask = mask.expand_as(dense)
         # k is clipped per graph to its candidates (a -inf logit removes a candidate)
         present = mask & (dense != float("-inf"))
         k = torch.clamp(present.sum(-1), max=sampler.k)
-        samples = sampler(dense, mask, k=k, generator=generator, max_k=sampler.k)  # [S, G, W]
-        return samples[:, row, col]
+        samples = sampler(dense, mask, k=k, generator=generator, max_k=sampler.k)
+        if logits.dim() == 1:
+            return samples[:, row, col]                                  # [S, len]
+        samples = samples[:, :, row, col]                                # [S, P, len]
+        return samples.transpose(0, 1).reshape(-1, logits.size(0))
+
+    def _check_logits(self, logits: Tensor, count: int, name: str) -> None:
+        want = [count] if self.num_priors == 1 else [count, self.num_priors]
+        if list(logits.shape) != want:
+            raise ValueError(f"the scorer's {name} logits must have shape {want} "
+                             f"(num_priors={self.num_priors}), got {list(logits.shape)}")
 
     def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None,
                 edge_attr: Tensor | None = None, cand_index: Tensor | None = None,
@@ -156,8 +182,10 @@ class ProbabilisticRewirer(nn.Module):
 
         add_logits, delete_logits = self.scorer(x, edge_index, edge_attr, cand_index,
                                                 delete_pairs)
-        S = self.num_samples if self.training else self.num_eval_samples
         num_edges, num_cand = edge_index.size(1), cand_index.size(1)
+        self._check_logits(add_logits, num_cand, "add")
+        self._check_logits(delete_logits, delete_pairs.size(1), "delete")
+        S = self.num_priors * (self.num_samples if self.training else self.num_eval_samples)
 
         if self.k_add > 0 and num_cand > 0:
             add = self._sample(self.add_sampler, add_logits, batch[cand_index[0]], num_graphs,
@@ -194,4 +222,4 @@ class ProbabilisticRewirer(nn.Module):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(k_add={self.k_add}, k_delete={self.k_delete}, "
                 f"num_samples={self.num_samples}, num_eval_samples={self.num_eval_samples}, "
-                f"estimator={self.add_sampler.estimator!r})")
+                f"num_priors={self.num_priors}, estimator={self.add_sampler.estimator!r})")

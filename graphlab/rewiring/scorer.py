@@ -24,7 +24,9 @@ class EdgeScorer(nn.Module):
     .. math::
         \theta_{uv} = \mathrm{MLP}\big([\,h_u + h_v \,\Vert\, h_u \odot h_v\,]\big),
 
-    one head for candidate pairs to add and one for existing pairs to delete.
+    one head for candidate pairs to add and one for existing pairs to delete. With
+    ``num_priors`` :math:`P > 1` each head ends in :math:`P` outputs, one logit per prior (the
+    authors' ``ensemble``: the priors share the GINE stack and the hidden layer of the heads).
 
     With ``candidate_messages=True`` the GINE layers also pass messages along the candidate pairs
     (both directions, marked by a learned edge-type embedding), so the scores can depend on the
@@ -38,17 +40,23 @@ class EdgeScorer(nn.Module):
             map).
         edge_dim (int, optional): edge feature width.
         candidate_messages (bool): message passing over existing and candidate pairs.
+        num_priors (int): logits per pair (independent priors). (default: ``1``)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F)`, edge indices
           :math:`(2, |\mathcal{E}|)`, edge features *(optional)*, candidate pairs
           :math:`(2, C)`, existing pairs :math:`(2, P)`
-        - **output:** add logits :math:`(C)`, delete logits :math:`(P)`
+        - **output:** add logits :math:`(C)`, delete logits :math:`(P)`; with ``num_priors > 1``
+          :math:`(C, \text{num\_priors})` and :math:`(P, \text{num\_priors})`
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, num_layers: int = 2,
-                 edge_dim: int | None = None, candidate_messages: bool = False) -> None:
+                 edge_dim: int | None = None, candidate_messages: bool = False,
+                 num_priors: int = 1) -> None:
         super().__init__()
+        if num_priors < 1:
+            raise ValueError(f"num_priors must be >= 1, got {num_priors}")
+        self.num_priors = num_priors
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.num_layers = num_layers
@@ -61,8 +69,8 @@ class EdgeScorer(nn.Module):
             WeightedGINEConv(MLP([hidden_channels, hidden_channels, hidden_channels], norm=None),
                              edge_dim=edge_dim, train_eps=True)
             for _ in range(num_layers))
-        self.add_head = MLP([2 * hidden_channels, hidden_channels, 1], norm=None)
-        self.delete_head = MLP([2 * hidden_channels, hidden_channels, 1], norm=None)
+        self.add_head = MLP([2 * hidden_channels, hidden_channels, num_priors], norm=None)
+        self.delete_head = MLP([2 * hidden_channels, hidden_channels, num_priors], norm=None)
 
     def reset_parameters(self) -> None:
         self.lin_in.reset_parameters()
@@ -94,12 +102,13 @@ class EdgeScorer(nn.Module):
         return self._score(self.add_head, h, add_pairs), \
             self._score(self.delete_head, h, delete_pairs)
 
-    @staticmethod
-    def _score(head: nn.Module, h: Tensor, pairs: Tensor) -> Tensor:
+    def _score(self, head: nn.Module, h: Tensor, pairs: Tensor) -> Tensor:
         hu, hv = h[pairs[0]], h[pairs[1]]
-        return head(torch.cat([hu + hv, hu * hv], dim=-1)).squeeze(-1)
+        out = head(torch.cat([hu + hv, hu * hv], dim=-1))
+        return out.squeeze(-1) if self.num_priors == 1 else out
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
-                f"num_layers={self.num_layers}, candidate_messages={self.candidate_messages})")
+                f"num_layers={self.num_layers}, candidate_messages={self.candidate_messages}, "
+                f"num_priors={self.num_priors})")
 

@@ -291,3 +291,47 @@ def test_prmpnn_accepts_an_unsorted_batch_vector():
         ref = model(batch.x, batch.edge_index, batch=batch.batch)
         out = model(batch.x[perm], inv[batch.edge_index], batch=batch.batch[perm])
     torch.testing.assert_close(out, ref)
+
+
+class _FixedScorer(nn.Module):
+    """Prior ``p`` prefers candidate ``p`` (one graph; logits ``[C, P]``)."""
+
+    def __init__(self, priors: int, shape_bug: bool = False) -> None:
+        super().__init__()
+        self.priors, self.shape_bug = priors, shape_bug
+        self.w = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, edge_index, edge_attr, add_pairs, delete_pairs):
+        P = self.priors
+        add = torch.full((add_pairs.size(1), P), -5.0) + self.w
+        add[torch.arange(P), torch.arange(P)] = 5.0
+        dele = torch.zeros(delete_pairs.size(1), P) + self.w
+        return (add[:, 0], dele) if self.shape_bug else (add, dele)
+
+
+def test_priors_are_sampled_independently_and_laid_out_prior_major():
+    batch = Batch.from_data_list(_graphs([8]))
+    P, S = 3, 2
+    rew = ProbabilisticRewirer(_FixedScorer(P), 1, 0, num_samples=S, num_eval_samples=S,
+                               num_priors=P)
+    with torch.no_grad():
+        out = _run(rew.eval(), batch, torch.Generator().manual_seed(0))
+    N = batch.num_nodes
+    assert out.num_samples == P * S and out.num_graphs == P * S
+    added = out.edge_origin < 0
+    copy_of = out.edge_index[0, added] // N
+    pairs = out.edge_index[:, added] % N
+    for copy in range(P * S):  # copy p * S + s adds prior p's preferred candidate
+        want = batch.cand_index[:, copy // S]
+        got = pairs[:, copy_of == copy]
+        assert {tuple(c) for c in got.t().tolist()} == {tuple(want.tolist()),
+                                                        tuple(want.flip(0).tolist())}
+
+
+def test_prior_count_must_match_the_scorer():
+    batch = Batch.from_data_list(_graphs([8]))
+    rew = ProbabilisticRewirer(_FixedScorer(3, shape_bug=True), 1, 0, num_priors=3)
+    with pytest.raises(ValueError, match="num_priors=3"):
+        _run(rew, batch)
+    with pytest.raises(ValueError, match="num_priors"):
+        ProbabilisticRewirer(_FixedScorer(1), 1, 0, num_priors=0)
