@@ -15,10 +15,12 @@ the first 2,000. Also reports paths/second and the peak resident-memory growth o
 ``gasmichel/PathNNs_expressive``, never copied here): on the first 2,000 molecules (``--quick``:
 150), one graph at a time as a dataset pre-transform runs, the interleaved rounds time
 
-* the *kernel*: :func:`enumerate_paths` per graph against the authors' ``fast_generate_paths2``
-  (``benchmarks/utils.py``: igraph ``get_all_simple_paths`` / ``get_all_shortest_paths`` per
-  node, distances for AP) on igraph graphs built *outside* the timed region, lists out (which
-  favours the anchor: our side returns tensors and edge ids);
+* the *kernel*: :func:`enumerate_paths` per graph (a molecule of at most 64 nodes takes the
+  NumPy small-graph growth, ``graphlab.utils.paths._small_graph_paths``; larger ones the tensor
+  growth) against the authors' ``fast_generate_paths2`` (``benchmarks/utils.py``: igraph
+  ``get_all_simple_paths`` / ``get_all_shortest_paths`` per node, distances for AP) on igraph
+  graphs built *outside* the timed region, lists out (which favours the anchor: our side
+  returns tensors and edge ids);
 * the *pre-transform*: ``AddPaths`` per graph against the authors' ``PathTransform``
   (``benchmarks/preprocess_data.py``: networkx -> igraph, ``fast_generate_paths2``, tensors),
   both ``Data`` in, ``Data`` with path tensors out;
