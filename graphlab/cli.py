@@ -121,7 +121,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 #: ``graphlab train`` budget flags and their values without a preset
-_TRAIN_DEFAULTS = {"epochs": 100, "seeds": 1, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0}
+_TRAIN_DEFAULTS = {"epochs": 100, "seeds": 1, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0,
+                   "min_epochs": None}
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
@@ -166,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None,
                    help="number of runs (seed i on split/fold i of the dataset's protocol; "
                    "default 1)")
+    p.add_argument("--min-epochs", type=int, default=None,
+                   help="early stopping never ends a run before this many epochs (default: any "
+                        "time)")
     p.add_argument("--batch-size", type=int, default=None, help="default 32")
     p.add_argument("--lr", type=float, default=None, help="default 1e-3")
     p.add_argument("--weight-decay", type=float, default=None, help="default 0")

@@ -110,6 +110,9 @@ class PRMPNN(nn.Module):
             ``"readout"``)
         last_bias (bool): bias of the last layer of the intra- and inter-graph MLPs (the
             authors' TU code has none). (default: ``True``)
+        add_weight (str): message weight of a sampled added edge, ``"sample"`` (1) or
+            ``"marginal"`` (its marginal probability, the authors' ``weight_edges: marginals``;
+            see :class:`~graphlab.rewiring.ProbabilisticRewirer`). (default: ``"sample"``)
         act_kwargs, norm_kwargs (dict, optional): passed to the resolvers.
 
     Shapes:
@@ -131,6 +134,7 @@ class PRMPNN(nn.Module):
                  upstream_candidates: bool = False, readout_norm: bool = False,
                  molecular: bool = False, num_priors: int = 1, intra_layers: int = 0,
                  inter_layers: int = 2, average: str = "readout", last_bias: bool = True,
+                 add_weight: str = "sample",
                  act_kwargs: dict[str, Any] | None = None,
                  norm_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -174,7 +178,7 @@ class PRMPNN(nn.Module):
                                                 num_candidates=num_candidates,
                                                 heuristic=heuristic,
                                                 num_eval_samples=num_eval_samples,
-                                                num_priors=num_priors)
+                                                num_priors=num_priors, add_weight=add_weight)
         self.convs = nn.ModuleList(
             WeightedGINEConv(MLP([hidden_channels, 2 * hidden_channels, hidden_channels],
                                  act=act, act_kwargs=act_kwargs, norm=norm,

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from graphlab.rewiring.candidates import HEURISTICS, edge_candidates
+from graphlab.rewiring.k_subset import k_subset_marginals
 from graphlab.rewiring.sampler import KSubsetSampler
 from graphlab.utils.validation import (
     check_batch_vector,
@@ -65,7 +66,10 @@ class ProbabilisticRewirer(nn.Module):
     :math:`P \cdot S` rewired copies per graph, prior-major.
 
     The rewired graph has edge weights :math:`1 - A^{-}_{uv}` on existing and
-    :math:`A^{+}_{uv}` on added pairs (both directions). Samples and gradients come from
+    :math:`A^{+}_{uv}` on added pairs (both directions); with ``add_weight="marginal"`` an
+    added pair weighs :math:`\mu^{+}_{uv} A^{+}_{uv}`, its exact marginal
+    :math:`p_{\theta^{+}}(uv \in A^{+})` where sampled (the authors' ``weight_edges:
+    marginals`` with ``marginals_mask``; gradients flow through both factors). Samples and gradients come from
     :class:`KSubsetSampler`. All graphs and samples are laid out by index arithmetic in one
     disjoint union, never by (un)collating ``Data`` objects. Variable candidate counts per graph
     are handled by masks. In training every candidate and existing edge is kept (weights 0 or 1,
@@ -90,6 +94,8 @@ class ProbabilisticRewirer(nn.Module):
         heuristic (str): candidate heuristic when ``cand_index`` is not given.
         num_priors (int): logits per pair returned by ``scorer`` (``1``: flat ``[C]`` /
             ``[P]`` logits; more: ``[C, num_priors]`` / ``[P, num_priors]``).
+        add_weight (str): weight of a sampled added pair, ``"sample"`` (1) or ``"marginal"``
+            (its marginal, one more exact-marginal pass over the add logits).
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F)`, edge indices
@@ -102,10 +108,13 @@ class ProbabilisticRewirer(nn.Module):
     def __init__(self, scorer: nn.Module, k_add: int, k_delete: int, num_samples: int = 1,
                  estimator: str = "simple", tau: float = 1.0, num_candidates: int | None = None,
                  heuristic: str = "all", num_eval_samples: int = 1,
-                 num_priors: int = 1) -> None:
+                 num_priors: int = 1, add_weight: str = "sample") -> None:
         super().__init__()
         if num_priors < 1:
             raise ValueError(f"num_priors must be >= 1, got {num_priors}")
+        if add_weight not in ("sample", "marginal"):
+            raise ValueError(f"add_weight must be 'sample' or 'marginal', got {add_weight!r}")
+        self.add_weight = add_weight
         if k_add < 0 or k_delete < 0:
             raise ValueError(f"k_add and k_delete must be non-negative, got {k_add}, {k_delete}")
         if heuristic not in HEURISTICS:
@@ -128,9 +137,10 @@ class ProbabilisticRewirer(nn.Module):
             self.scorer.reset_parameters()
 
     def _sample(self, sampler: KSubsetSampler, logits: Tensor, group: Tensor, num_graphs: int,
-                generator: torch.Generator | None) -> Tensor:
+                generator: torch.Generator | None, marginal: bool = False) -> Tensor:
         """Per-graph exactly-k samples of ``logits`` (``[len]``, or ``[len, P]`` for ``P``
-        priors) grouped by ``group``: ``[P * S, len]``, prior-major."""
+        priors) grouped by ``group``: ``[P * S, len]``, prior-major; ``marginal`` multiplies
+        each sample by the exact marginals."""
         row, col, width = _dense_rows(group, num_graphs)
         mask = torch.zeros(num_graphs, width, dtype=torch.bool, device=logits.device)
         mask[row, col] = True
@@ -144,6 +154,8 @@ class ProbabilisticRewirer(nn.Module):
         present = mask & (dense != float("-inf"))
         k = torch.clamp(present.sum(-1), max=sampler.k)
         samples = sampler(dense, mask, k=k, generator=generator, max_k=sampler.k)
+        if marginal:
+            samples = samples * k_subset_marginals(dense, k, mask, max_k=sampler.k)
         if logits.dim() == 1:
             return samples[:, row, col]                                  # [S, len]
         samples = samples[:, :, row, col]                                # [S, P, len]
@@ -189,7 +201,7 @@ class ProbabilisticRewirer(nn.Module):
 
         if self.k_add > 0 and num_cand > 0:
             add = self._sample(self.add_sampler, add_logits, batch[cand_index[0]], num_graphs,
-                               generator)
+                               generator, marginal=self.add_weight == "marginal")
         else:
             add = add_logits.new_zeros(S, num_cand) + 0 * add_logits.sum()
         if self.k_delete > 0 and delete_pairs.size(1) > 0:
@@ -222,4 +234,5 @@ class ProbabilisticRewirer(nn.Module):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(k_add={self.k_add}, k_delete={self.k_delete}, "
                 f"num_samples={self.num_samples}, num_eval_samples={self.num_eval_samples}, "
-                f"num_priors={self.num_priors}, estimator={self.add_sampler.estimator!r})")
+                f"num_priors={self.num_priors}, add_weight={self.add_weight!r}, "
+                f"estimator={self.add_sampler.estimator!r})")

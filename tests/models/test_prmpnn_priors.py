@@ -11,7 +11,7 @@ from graphlab.testing.graphs import random_graph
 
 #: the authors' TU configuration of the head and the ensemble (proteins/edge_candidate)
 PAPER_HEAD = {"num_priors": 3, "intra_layers": 3, "inter_layers": 1, "average": "logits",
-              "last_bias": False}
+              "last_bias": False, "add_weight": "marginal"}
 
 
 def _model(**kw) -> PRMPNN:
@@ -127,6 +127,7 @@ def test_paper_head_layers():
 @pytest.mark.parametrize("kw,match", [
     ({"num_priors": 0}, "num_priors"), ({"intra_layers": -1}, "intra_layers"),
     ({"inter_layers": 0}, "inter_layers"), ({"average": "median"}, "average"),
+    ({"add_weight": "logits"}, "add_weight"),
 ])
 def test_bad_options_are_value_errors(kw, match):
     with pytest.raises(ValueError, match=match):

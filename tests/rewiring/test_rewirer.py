@@ -335,3 +335,34 @@ def test_prior_count_must_match_the_scorer():
         _run(rew, batch)
     with pytest.raises(ValueError, match="num_priors"):
         ProbabilisticRewirer(_FixedScorer(1), 1, 0, num_priors=0)
+
+
+def test_marginal_add_weights_are_the_exact_marginals_of_the_sampled_pairs():
+    from graphlab.rewiring import k_subset_marginals
+
+    batch = Batch.from_data_list(_graphs([8]))
+    torch.manual_seed(0)
+    scorer = EdgeScorer(8, 16, num_layers=1).double()
+    rew = ProbabilisticRewirer(scorer, 3, 0, num_samples=2, add_weight="marginal")
+    x = batch.x.double()
+    add_logits, _ = scorer(x, batch.edge_index, None, batch.cand_index,
+                           torch.empty(2, 0, dtype=torch.long))
+    mu = k_subset_marginals(add_logits.detach().unsqueeze(0), 3)[0]
+    with torch.no_grad():
+        out = rew.eval()(x, batch.edge_index, batch.batch, None, batch.cand_index)
+    added = out.edge_origin < 0
+    weight = {tuple(e): float(w) for e, w in zip(out.edge_index[:, added].t().tolist(),
+                                                 out.edge_weight[added])}
+    assert len(weight) == 2 * 3  # top-3, both directions
+    for c, (u, v) in enumerate(batch.cand_index.t().tolist()):
+        if (u, v) in weight:
+            assert weight[u, v] == weight[v, u] == pytest.approx(float(mu[c]))
+    # training: the weights carry gradients of both the sample and the marginal
+    out = rew.train()(x, batch.edge_index, batch.batch, None, batch.cand_index,
+                      generator=torch.Generator().manual_seed(0))
+    w = out.edge_weight[out.edge_origin < 0]
+    assert ((w == 0) | ((w > 0) & (w < 1))).all()
+    w.sum().backward()
+    assert scorer.add_head.lins[-1].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="add_weight"):
+        ProbabilisticRewirer(scorer, 3, 0, add_weight="logits")
