@@ -121,16 +121,30 @@ class Workspace:
     storage (e.g. an autograd graph that has not run backward yet keeps it), so reuse never
     overwrites live data. Accelerators keep plain allocation (their caching allocators already
     reuse memory). Copies and pickles of a module start with an empty workspace.
+
+    The buffers live as long as the workspace (i.e. its module) or until :meth:`release`;
+    with ``keep=False`` nothing is kept and every call allocates afresh.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
         self._buffers: dict[str, Tensor] = {}
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held between calls."""
+        return sum(b.untyped_storage().nbytes() for b in self._buffers.values())
+
+    def release(self) -> None:
+        """Drop the kept buffers (memory still viewed by a live autograd graph is freed with
+        it); the next call allocates afresh."""
+        self._buffers.clear()
 
     def empty(self, name: str, rows: int, cols: int, like: Tensor,
               dtype: torch.dtype | None = None) -> Tensor:
         """An uninitialised ``[rows, cols]`` tensor on ``like``'s device (``dtype`` or its)."""
         dtype = dtype or like.dtype
-        if like.device.type != "cpu" or _use_count is None:
+        if not self.keep or like.device.type != "cpu" or _use_count is None:
             return like.new_empty(rows, cols, dtype=dtype)
         buf = self._buffers.get(name)
         # one reference from the cache, one from the temporary storage object of the check
@@ -141,10 +155,32 @@ class Workspace:
         return buf[:rows]
 
     def __deepcopy__(self, memo: dict) -> Workspace:
-        return Workspace()
+        return Workspace(self.keep)
 
     def __getstate__(self) -> dict:
-        return {"_buffers": {}}
+        return {"keep": self.keep, "_buffers": {}}
+
+    def __setstate__(self, state: dict) -> None:
+        self.keep = state.get("keep", True)
+        self._buffers = {}
+
+
+class WorkspaceMixin:
+    """:meth:`release_workspace` and :attr:`workspace_bytes` for a module holding a
+    :class:`Workspace` as ``self._workspace``."""
+
+    _workspace: Workspace
+
+    @property
+    def workspace_bytes(self) -> int:
+        """Bytes of CPU scratch memory this module holds between calls."""
+        return self._workspace.nbytes
+
+    def release_workspace(self) -> None:
+        """Free the CPU scratch buffers kept between calls (e.g. after training, before
+        inference on other graphs); the next call allocates them again. Construct the module
+        with ``keep_workspace=False`` to never keep them."""
+        self._workspace.release()
 
 
 _use_count = getattr(torch._C, "_storage_Use_Count", None)

@@ -11,7 +11,8 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch_geometric.nn.aggr import Aggregation
 
-from graphlab.aggr._segment import Workspace, prepare_inputs, sort_segments
+from graphlab.aggr import _lcm_fused
+from graphlab.aggr._segment import Workspace, WorkspaceMixin, prepare_inputs, sort_segments
 from graphlab.utils.validation import check_input_dtype
 
 __all__ = ["LCMAggregation", "TreePlan", "tree_plan", "tree_reduce"]
@@ -127,9 +128,10 @@ class _GRUPairs:
     and a few elementwise passes per block, with no recomputation.
     """
 
-    def __init__(self, weight: Tensor, bias: Tensor) -> None:
+    def __init__(self, weight: Tensor, bias: Tensor, fused: bool = False) -> None:
         self.c = weight.size(1)
         self.weight, self.bias = weight, bias
+        self.fused = fused  # elementwise work as the compiled kernels of _lcm_fused
         self.params = (weight, bias)
         self.saved: Tensor | None = None
         self.grads: list[Tensor] = []
@@ -143,6 +145,10 @@ class _GRUPairs:
 
     def forward(self, x: Tensor, out: Tensor, at: int) -> None:
         c, half = self.c, out.size(0)
+        if self.fused:
+            _lcm_fused.run("forward", x, self.weight, self.bias, out,
+                           self.saved[at:at + 2 * half] if self.saved is not None else None)
+            return
         p = torch.addmm(self.bias, x, self.weight.t())  # [2h, 6C]: [W_i x + b_i | W_h x + b_h]
         s = (self.saved[at:at + 2 * half] if self.saved is not None
              else x.new_empty(2 * half, 4 * c))  # [r, z, n, the partner's W_hn h + b_hn]
@@ -164,6 +170,11 @@ class _GRUPairs:
         parameter gradients; ``work`` is scratch space of at least ``[2h, 7C]``."""
         c, half = self.c, grad.size(0)
         s = self.saved[at:at + 2 * half]
+        if not self.grads:  # the weight's gradient transposed: x^T d_p is ~15% faster here
+            self.grads = [self.weight.new_zeros(c, 6 * c), torch.zeros_like(self.bias)]
+        if self.fused:  # the elementwise work in one loop, around the same BLAS products
+            _lcm_fused.run("backward", grad, x, s, self.weight, *self.grads, out)
+            return
         r, z, n, hn = s[:, :c], s[:, c:2 * c], s[:, 2 * c:3 * c], s[:, 3 * c:]
         d_p = work[:2 * half, :6 * c]  # gradient of P: [d r, d z, d n | the partner's, swapped]
         tmp = work[:2 * half, 6 * c:]
@@ -187,8 +198,6 @@ class _GRUPairs:
             mine, other = slice(k * half, (k + 1) * half), slice((1 - k) * half, (2 - k) * half)
             d_p[other, 3 * c:5 * c] = d_p[mine, :2 * c]
             torch.mul(d_p[mine, 2 * c:3 * c], r[mine], out=d_p[other, 5 * c:])
-        if not self.grads:  # the weight's gradient transposed: x^T d_p is ~15% faster here
-            self.grads = [self.weight.new_zeros(c, 6 * c), torch.zeros_like(self.bias)]
         self.grads[0].addmm_(x.t(), d_p)
         self.grads[1].add_(d_p.sum(0))
         torch.mm(d_p, self.weight, out=out)
@@ -376,7 +385,7 @@ def tree_reduce(x: Tensor, index: Tensor, dim_size: int, combine: Combine, ident
     return (out, steps) if return_steps else out
 
 
-class LCMAggregation(Aggregation):
+class LCMAggregation(WorkspaceMixin, Aggregation):
     r"""The learnable commutative monoid aggregation from the `"Learnable Commutative Monoids
     for Graph Neural Networks" <https://arxiv.org/abs/2212.08541>`_ paper (Ong & Veličković,
     LoG 2022), reduced *within each segment* by a balanced binary tree.
@@ -412,7 +421,13 @@ class LCMAggregation(Aggregation):
     With gradients, the forward pass keeps every pair's gates (:math:`8C` values per pair) so
     that the backward pass recomputes nothing. On the CPU the large buffers (rows, gates,
     gradients) stay allocated between calls and are reused, since mapping fresh memory costs as
-    much as several passes over it; the module thus holds about one call's working set.
+    much as several passes over it; the module thus holds about one call's working set (~250 MB
+    at 250k edges and 32 channels), freed with the module, by :meth:`release_workspace`, or never
+    kept with ``keep_workspace=False``.
+    With ``fused=True`` (``combine="gru"``) each block's elementwise GRU work and its backward
+    run as two loops compiled by ``torch.compile`` (Inductor; see
+    :mod:`graphlab.aggr._lcm_fused`) around the BLAS products, with the same values and
+    gradients.
     Under ``torch.compile`` that function (its depth and level sizes depend on the degrees) runs
     eagerly: the one graph break, with shape-polymorphic graphs around it. Under
     ``torch.autocast`` it runs in the parameters' dtype and returns ``x``'s dtype.
@@ -431,6 +446,16 @@ class LCMAggregation(Aggregation):
             a fixed random projection of the projected rows, which makes the output invariant
             to the order of the input rows even though :math:`\oplus` is only approximately
             associative; ``"input"`` keeps the input order (stable). (default: ``"value"``)
+        fused (bool, optional): run the GRU operator's elementwise work (gates, state update
+            and their backward) as kernels fused by ``torch.compile``. Opt-in, as for
+            :class:`~graphlab.aggr.GNPAggregation`: the first call compiles (~15-20 s on a CPU,
+            once per channel count and dtype, and it needs a C++ compiler), while the gain is
+            small, the block being bound by its sigmoids and matrix products (0.95-1.0x the
+            eager time on one CPU thread); if compilation fails it warns once and runs the
+            eager path. Ignored with ``combine="mlp"``. (default: ``False``)
+        keep_workspace (bool, optional): keep the CPU scratch buffers between calls (faster:
+            no fresh pages to fault in); ``False`` allocates them per call and holds nothing
+            between calls. (default: ``True``)
 
     Shapes:
         - **input:** rows :math:`(E, F_{in})`, segment index :math:`(E,)` (any order) or
@@ -439,7 +464,8 @@ class LCMAggregation(Aggregation):
     """
 
     def __init__(self, in_channels: int, out_channels: int, project: bool = True,
-                 combine: str = "gru", identity: str = "learned", order: str = "value") -> None:
+                 combine: str = "gru", identity: str = "learned", order: str = "value",
+                 fused: bool = False, keep_workspace: bool = True) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -460,6 +486,7 @@ class LCMAggregation(Aggregation):
         self.combine_type = combine
         self.identity_type = identity
         self.order = order
+        self.fused = fused
         self.lin = nn.Linear(in_channels, out_channels) if project else None
         if combine == "gru":
             # One matrix gives both GRU projections of an operand: [W_ih; W_hh] x + [b_ih; b_hh].
@@ -474,7 +501,7 @@ class LCMAggregation(Aggregation):
         gen = torch.Generator().manual_seed(0)
         self.register_buffer("order_key", torch.randn(out_channels, generator=gen))
         self._last: Tensor | None = None
-        self._workspace = Workspace()  # CPU buffers reused between calls (see Workspace)
+        self._workspace = Workspace(keep_workspace)  # CPU buffers reused between calls
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -525,7 +552,8 @@ class LCMAggregation(Aggregation):
     def _tree(self, x: Tensor, index: Tensor, dim_size: int) -> Tensor:
         """The projection and the tree, under one autograd function (see :func:`tree_reduce`)."""
         if self.combine_type == "gru":
-            op = _GRUPairs(self.gru.weight, self.gru.bias)
+            op = _GRUPairs(self.gru.weight, self.gru.bias,
+                           fused=self.fused and _lcm_fused.available())
         else:
             op = _CallablePairs(self.combine, tuple(self.mlp.parameters()))
         self._last = None  # a view of the workspace: drop it so that the buffer can be reused
@@ -567,4 +595,5 @@ class LCMAggregation(Aggregation):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
                 f"project={self.project}, combine={self.combine_type!r}, "
-                f"identity={self.identity_type!r}, order={self.order!r})")
+                f"identity={self.identity_type!r}, order={self.order!r}"
+                f"{', fused=True' if self.fused else ''})")
