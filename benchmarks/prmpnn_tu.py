@@ -3,16 +3,23 @@
 Paper (Qian et al., ICLR 2024, Table 2): MUTAG 98.4, PROTEINS 80.7 (accuracy %, 10-fold CV; no
 std in the preset's source). Each dataset trains the ``paper`` preset of ``prmpnn``
 (:func:`graphlab.presets.resolve_preset`: the authors' PROTEINS configuration, backup branch:
-add 10 / delete 10 of 1,024 longest-path candidates, SIMPLE with 5 training / 5 evaluation
-samples, 8 upstream and 4 downstream GINE layers of 32, batch 128, Adam 1e-3 with a plateau
-schedule, early stopping after 50 epochs, at most 1,000 epochs; MUTAG has no configuration of
-its own and uses it, as the preset's deviations say) with :func:`graphlab.train.train`: one run
-folder per fold (``OUT/<dataset>/prmpnn/run_<k>/``, engine checkpoints), so a killed run
-continues where it stopped and the results say which folds were read back or continued.
+add 10 / delete 10 of 1,024 longest-path candidates, an ensemble of 3 priors each sampled 5 times
+in training and 5 times in evaluation (15 rewired copies per graph, one disjoint batch, their
+predictions averaged), SIMPLE, added edges weighted by their marginals, 8 upstream and 4
+downstream GINE layers of 32, intra- / inter-graph MLPs of 3 / 1 layers, batch 128, Adam 1e-3
+with a plateau schedule, early stopping after 50 epochs without a better validation accuracy but
+never before ``min_epochs`` = 200, at most 1,000 epochs; MUTAG has no configuration of its own
+and uses it, as the preset's deviations say) with :func:`graphlab.train.train`: one run folder
+per fold (``OUT/<dataset>/prmpnn/run_<k>/``, engine checkpoints), so a killed run continues
+where it stopped and the results say which folds were read back or continued.
 
-PROTEINS (1,113 graphs, ~1-2 CPU-minutes per epoch on one core) is a "budget" part: the whole
-task trains it only when named (``--datasets PROTEINS``); otherwise its row shows a timed
-one-epoch probe and the projected CPU time.
+Cost (one thread, CPU time per epoch incl. evaluation, ``(cpu(3 epochs) - cpu(1 epoch)) / 2`` of
+this preset, interleaved with the one-prior preset it replaced): MUTAG 2.6 s (the one-prior
+preset: 0.47 s; ratio median 8.3, range 5.6-10.0 over 3 rounds), PROTEINS 61 s (12 s; ratio 5.0,
+one round). A fold runs 200 (``min_epochs``) to 1,000 epochs, so 10 folds take 1.5-7.3 CPU-hours
+on MUTAG and 34-169 on PROTEINS (one run per fold; the authors' 3 runs per fold triple it).
+PROTEINS is a "budget" part: the whole task trains it only when named (``--datasets PROTEINS``);
+otherwise its row shows a timed one-epoch probe and the projected CPU time.
 
     python -m benchmarks.prmpnn_tu --quick
     python -m benchmarks.prmpnn_tu --datasets MUTAG --out runs/paper/prmpnn-tu

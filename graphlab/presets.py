@@ -662,25 +662,46 @@ _PRMPNN_COMMON_DEVIATIONS = (
     "the plateau scheduler and early stopping watch the validation metric of the evaluation "
     "ensemble, as in the authors' configs; the authors' separate upstream optimiser "
     "(emb_optim) is folded into the one Adam (same lr 1e-3, no weight decay)",
+    "training loss: the authors' trainer scores every rewired copy (labels repeated) and "
+    "averages the per-copy losses; graphlab's engine takes one loss of the copies' averaged "
+    "prediction per graph (a lower bound of theirs for cross-entropy, by Jensen)",
 )
+#: the backup branch's TU model code, beyond what PRMPNN's options express
+_PRMPNN_TU_MODEL_DEVIATIONS = (
+    "upstream head: the authors score [h_u || h_v] with a batch-normed 2-layer MLP; "
+    "graphlab's EdgeScorer scores the symmetric [h_u + h_v || h_u * h_v] without batch norm",
+    "GINE stacks (upstream and downstream): graphlab's WeightedGINEConv layers (ReLU, batch "
+    "norm inside each GINE MLP, no residual); the authors' BaseGINE (models/my_convs.py; "
+    "config residual: True, bn: True) puts a batch norm and an activation (GELU in the "
+    "indexed versions) after each layer, with residual connections",
+)
+#: one run per fold: the authors' 3 runs per fold triple the CPU time; one-thread CPU s/epoch of
+#: this preset measured by runs/h5/probe2.py ((cpu(3 epochs) - cpu(1 epoch)) / 2), projected over
+#: 10 folds of 200 (min_epochs) to 1,000 epochs
+_PRMPNN_TU_COST = {"MUTAG": "2.6 CPU s/epoch, 1.5-7.3 CPU-hours per run of 10 folds",
+                   "PROTEINS": "61 CPU s/epoch, 34-169 CPU-hours per run of 10 folds"}
+
+
+def _prmpnn_runs_deviation(name: str) -> str:
+    cost = _PRMPNN_TU_COST.get(name)
+    why = (f"at {cost} on one thread, 3 runs do not fit a ~3 CPU-hour budget" if cost
+           else f"3 x the CPU time of one run, not measured on {name}")
+    return f"one run per fold; the config's num_runs is 3 ({why})"
 
 
 @_register(["prmpnn"], "tu", ("PROTEINS", "MUTAG", "NCI1", "NCI109", "PTC_MR"))
 def _prmpnn_tu(model: str, dataset: str) -> TrainingPreset:
     name = _canonical(dataset, _PRMPNN_TU)
     deviations = [
-        "priors: the config samples from 3 priors (ensemble: 3); graphlab's PRMPNN has one "
-        "prior",
-        "one run per fold; the config's num_runs is 3",
-        "head: the config's intra- / inter-graph MLPs have 3 / 1 layers; graphlab's head is "
-        "one 2-layer MLP",
+        _prmpnn_runs_deviation(name),
+        *_PRMPNN_TU_MODEL_DEVIATIONS,
         *_PRMPNN_COMMON_DEVIATIONS,
     ]
     if name != "PROTEINS":
         deviations.insert(0, f"no {name} configuration in {_PRMPNN_REPO} (HEAD or the indexed "
                              "history of the backup branch): the PROTEINS configuration is "
                              "used")
-    return _prmpnn_preset(
+    preset = _prmpnn_preset(
         model, "PROTEINS", hidden=32, layers=4, k_delete=10, candidates=1024, upstream=8,
         batch=128, plateau=30, min_epochs=200,
         protocol="10-fold CV; per fold, test accuracy at the best-validation epoch; mean ± std "
@@ -688,10 +709,17 @@ def _prmpnn_tu(model: str, dataset: str) -> TrainingPreset:
         source=(f"Qian et al., 'Probabilistically Rewired Message-Passing Neural Networks', "
                 f"ICLR 2024, Table 2; configs/proteins/edge_candidate/best_config.yaml@"
                 f"{_PRMPNN_REPO} (backup branch; add 10 / delete 10 of 1024 longest-path "
-                f"candidates, 5 train / 5 eval samples, SIMPLE, upstream 8 GINE layers of 32, "
-                f"downstream 4 layers of 32, dropout 0.1, batch 128, lr 1e-3, plateau 0.5 / 30, "
-                f"early stop 50, 200-1000 epochs)"),
+                f"candidates, 3 priors (ensemble: 3) with 5 train / 5 eval samples each, "
+                f"SIMPLE, upstream 8 GINE layers of 32, downstream 4 layers of 32, intra- / "
+                f"inter-graph MLPs of 3 / 1 layers (models/nn_modules.py MLP: ReLU between "
+                f"layers, no bias on the last), added edges weighted by their marginals "
+                f"(weight_edges: marginals), predictions averaged over the copies "
+                f"(training/trainer.py, val_metric_ensemble), dropout 0.1, batch 128, lr 1e-3, "
+                f"plateau 0.5 / 30, early stop 50, 200-1000 epochs)"),
         paper_result=_PRMPNN_TU.get(name), deviations=deviations)
+    kwargs = {**preset.model_kwargs, "num_priors": 3, "intra_layers": 3, "inter_layers": 1,
+              "average": "logits", "last_bias": False, "add_weight": "marginal"}
+    return replace(preset, model_kwargs=kwargs)
 
 
 def _prmpnn_preset(model: str, key: str, *, hidden: int, layers: int, k_delete: int,
@@ -726,8 +754,10 @@ def _prmpnn_ogb(model: str, dataset: str) -> TrainingPreset:
         "16)",
         "include_original_graph: the config also reads out the un-rewired graph and "
         "concatenates it (inter_graph_pooling cat); graphlab averages the rewired copies only",
-        "head: the config's intra- / inter-graph MLPs have 2 / 2 layers; graphlab's head is "
-        "one 2-layer MLP",
+        "head: the config's intra- / inter-graph MLPs have 2 / 2 layers (PyG MLPs with batch "
+        "norm, the intra-graph one activated after its last layer, the inter-graph one over "
+        "the concatenation with the original graph); graphlab's head is one 2-layer MLP "
+        "(intra_layers 0, inter_layers 2) on the averaged readouts",
         "one run per seed over 10 seeds; the config's num_runs is 3",
         *_PRMPNN_COMMON_DEVIATIONS,
     ]

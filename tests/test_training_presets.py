@@ -295,15 +295,33 @@ def test_prmpnn_matches_the_authors_configs():
     assert (p.lr, p.batch_size, p.epochs, p.patience, p.min_epochs) == (1e-3, 128, 1000, 50,
                                                                          200)
     assert p.scheduler == {"name": "plateau", "factor": 0.5, "patience": 30}
+    # ensemble: 3; mlp_layers_intragraph: 3, mlp_layers_intergraph: 1 (inter_graph_pooling cat
+    # of the one rewired graph: a single linear map); predictions averaged over the copies
+    assert (kw["num_priors"], kw["intra_layers"], kw["inter_layers"]) == (3, 3, 1)
+    assert (kw["average"], kw["last_bias"], kw["add_weight"]) == ("logits", False, "marginal")
     assert p.paper_result == "80.7" and resolve_preset("prmpnn", "MUTAG").paper_result == "98.4"
-    assert any("PROTEINS configuration is used" in d
-               for d in resolve_preset("prmpnn", "MUTAG").deviations)
+    mutag = resolve_preset("prmpnn", "MUTAG")
+    assert any("PROTEINS configuration is used" in d for d in mutag.deviations)
+    assert mutag.model_kwargs == kw
+    for preset in (p, mutag):  # the model options now carry what these deviations said
+        assert not any(d.startswith(("priors:", "head:")) for d in preset.deviations)
+        assert sum("num_runs is 3" in d for d in preset.deviations) == 1
+    # the preset builds the model it describes
+    from graphlab.models.prmpnn import PRMPNN
+    from graphlab.models.registry import build_model
+
+    model = build_model("prmpnn", tu_bundle("PROTEINS").spec, **kw).model
+    assert isinstance(model, PRMPNN) and model.num_priors == 3
+    assert len(model.intra.lins) == 3 and len(model.head.lins) == 1
+    assert model.head.lins[0].bias is None
     # configs/ogbg-molhiv/best.yaml (HEAD)
     hiv = resolve_preset("prmpnn", "ogbg-molhiv")
     assert (hiv.model_kwargs["hidden_channels"], hiv.model_kwargs["num_layers"]) == (128, 5)
     assert (hiv.model_kwargs["k_add"], hiv.model_kwargs["k_delete"]) == (10, 0)
     assert (hiv.batch_size, hiv.patience, hiv.scheduler["patience"]) == (56, 50, 20)
     assert hiv.min_epochs == 50  # min_epochs: 50
+    assert "num_priors" not in hiv.model_kwargs  # ensemble: 1
+    assert any(d.startswith("head:") for d in hiv.deviations)  # PyG MLPs over a cat
     for preset in (p, hiv):
         assert not any("no min_epochs" in d for d in preset.deviations)
         assert preset.train_config().min_epochs == preset.min_epochs
@@ -496,3 +514,25 @@ def test_cli_trains_a_preset_and_records_overrides(tmp_path, monkeypatch, capsys
     assert config["scheduler"] == {"name": "step", "step_size": 50, "gamma": 0.5}
     # rerunning the same command resumes (the preset is part of the folder's identity)
     assert main(argv) == 0
+
+
+def test_cli_min_epochs_reaches_the_config(tmp_path, monkeypatch, capsys):
+    import graphlab.train
+
+    seen = []
+
+    def capture(config, **kwargs):
+        seen.append(config)
+        raise SystemExit(0)  # the config is all this test needs
+
+    monkeypatch.setattr(graphlab.train, "train", capture)
+    base = ["train", "--dataset", "MUTAG", "--model", "gin", "--epochs", "3", "--no-progress"]
+    for extra in ([], ["--min-epochs", "2"], ["--preset", "paper", "--min-epochs", "7"]):
+        with pytest.raises(SystemExit):
+            main([*base, *extra, "--out", str(tmp_path / str(len(seen)))])
+    assert [c.min_epochs for c in seen] == [None, 2, 7]
+    assert "min_epochs=7 instead of the preset's None (user override)" in \
+        seen[2].preset["deviations"]
+    assert main([*base, "--min-epochs", "0", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "min_epochs must be a positive integer" in err and "Traceback" not in err
