@@ -23,8 +23,8 @@ backward pass, ``[r, z, n, P'_hn]`` per operand row (``4C`` values) into the cal
 
 What it saves is bounded: the block is dominated by its transcendentals (``6C`` sigmoids per
 pair, the tanh computed as :math:`2\\sigma(2y) - 1` as in the eager path) and its three matrix
-products, not by memory passes; on one CPU thread the whole call is 0.95-1.0x the eager path's
-time (see ``benchmarks/aggr_speed.py``).
+products, not by memory passes, and each compiled call adds ~0.1 ms of dispatch: on one CPU
+thread the whole call takes 0.96-1.03x the eager path's time (``benchmarks/aggr_speed.py``).
 
 If compilation fails (e.g. no C++ compiler), :func:`run` warns once and runs the same functions
 eagerly; :func:`available` then tells ``LCMAggregation`` to use its in-place eager path.
