@@ -137,6 +137,13 @@ def diagnostics(zoo: Any, ws: Any, flat: torch.Tensor, y: torch.Tensor,
     return rows
 
 
+def _cell(value: Any) -> str:
+    """A table cell: a per-tensor mapping as ``name value`` pairs, not a Python dict."""
+    if isinstance(value, dict):
+        return ", ".join(f"{name} {v}" for name, v in value.items())
+    return str(value)
+
+
 def tables(rows: list[dict], build_s: float, size: int, diag: list[dict] | None = None) -> str:
     lines = [f"## INR classification on digits-inr ({size} SIRENs 2-32-32-1; zoo ready in "
              f"{build_s:.0f} s)", "",
@@ -154,7 +161,7 @@ def tables(rows: list[dict], build_s: float, size: int, diag: list[dict] | None 
     if diag:
         lines += ["", "## Where the label is: linear probes on the same split (no search)", "",
                   "| input | logistic-regression test acc |", "|---|---|"]
-        lines += [f"| {d['probe']} | {d.get('change', d['logreg_acc'])} |" for d in diag]
+        lines += [f"| {d['probe']} | {_cell(d.get('change', d['logreg_acc']))} |" for d in diag]
     return "\n".join(lines) + "\n"
 
 
