@@ -150,8 +150,8 @@ def iso_test(dataset: str, model_name: str, graphs: list[Data], pairs: list[tupl
         smallest.append(_smallest_pairs(pairs, dist))
         # progress (long SR25 runs): what one init gave, recoverable from the log
         print(f"{model_name} seed {seed}: {int((dist > TOL).sum())}/{len(pairs)} separated, "
-              f"noise floor {iso:.1e}, {time.perf_counter() - t0:.0f} s, smallest "
-              f"{smallest[-1]}", flush=True)
+              f"noise floor {iso:.1e}, {time.perf_counter() - t0:.0f} s, closest pairs "
+              + ", ".join(f"{a}-{b} {d:.2e}" for a, b, d in smallest[-1][:3]), flush=True)
     return {"dataset": dataset, "model": model_name,
             "separated": f"{int(separated_all.sum())}/{len(pairs)}",
             "paper": PAPER.get((dataset, model_name), "-"),
