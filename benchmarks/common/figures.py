@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["bar_chart", "line_chart"]
+__all__ = ["bar_chart", "contact_sheet", "line_chart"]
 
 
 def _pyplot():
@@ -69,3 +69,23 @@ def line_chart(path: Path, series: dict[str, Sequence[tuple[float, float]]], *, 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def contact_sheet(path: Path, images: Sequence[Path], columns: int = 3) -> Path | None:
+    """The PNGs ``images`` tiled into one figure, each titled with its file name (a recorded
+    task keeps one figure, however many its run drew)."""
+    plt = _pyplot()
+    if plt is None or not images:
+        return None
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, min(columns, len(images)), squeeze=False,
+                             figsize=(4.5 * min(columns, len(images)), 3.6 * rows))
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image in zip(axes.flat, images):
+        ax.imshow(plt.imread(image))
+        ax.set_title(Path(image).stem, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

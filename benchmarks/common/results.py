@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from graphlab.runfolder import atomic_write_text, results_record, write_results
 
+from .figures import contact_sheet
 from .registry import Task, TaskResult, TaskSkipped
 
 __all__ = ["RESULTS_DIR", "format_table", "print_row", "execute", "write_task_files",
@@ -197,14 +197,14 @@ def record_task(record: dict[str, Any], out: Path, results_dir: Path = RESULTS_D
     import json
 
     results_dir.mkdir(parents=True, exist_ok=True)
-    figures = record["extra"].get("figures") or []
     old = results_dir / f"{record['task']}.json"
-    if old.exists():  # figures of the replaced record that this run did not draw again
+    if old.exists():  # figures of the replaced record (older records kept several)
         for fig in json.loads(old.read_text())["extra"].get("figures") or []:
-            if fig not in figures:
-                (results_dir / fig).unlink(missing_ok=True)
-    for fig in figures:
-        shutil.copy2(out / fig, results_dir / fig)
+            (results_dir / fig).unlink(missing_ok=True)
+    # one figure per task: the run's figures (all still in ``out``) tiled into <task>.png
+    drawn = [out / fig for fig in record["extra"].get("figures") or []]
+    sheet = contact_sheet(results_dir / f"{record['task']}.png", drawn) if drawn else None
+    record["extra"]["figures"] = [sheet.name] if sheet else []
     return write_task_files(results_dir, record)[0]
 
 
