@@ -149,28 +149,3 @@ def test_recorded_files_are_results_records():
         prov = record["extra"].get("provenance")
         if prov:  # carried over: names where its numbers come from
             assert prov["commit"] == record["commit"] and prov["files"], path.name
-
-
-def test_a_record_keeps_one_figure_per_task(tmp_path):
-    """Results are one file per task: a run's several PNGs are tiled into ``<task>.png`` and
-    the figures of the record it replaces are removed."""
-    pytest.importorskip("matplotlib")
-    from benchmarks.common.figures import bar_chart
-    from benchmarks.common.results import record_task
-
-    out, results = tmp_path / "out", tmp_path / "results"
-    out.mkdir()
-    results.mkdir()
-    drawn = [bar_chart(out / f"{name}.png", ["a"], {"s": [1.0]}, ylabel="y", title=name).name
-             for name in ("first", "second")]
-    (results / "old-figure.png").write_bytes(b"png")
-    old = {"task": "demo-task", "extra": {"figures": ["old-figure.png"]}}
-    (results / "demo-task.json").write_text(json.dumps(old))
-    record = {"schema": "graphlab.results/1", "task": "demo-task", "config": {"quick": False},
-              "summary": {"status": "ok"}, "runs": [{"x": 1}], "timings": {},
-              "extra": {"figures": drawn}}
-    record_task(record, out, results)
-    assert sorted(p.name for p in results.glob("*.png")) == ["demo-task.png"]
-    assert json.loads((results / "demo-task.json").read_text())["extra"]["figures"] == \
-        ["demo-task.png"]
-    assert "![demo-task.png](demo-task.png)" in (results / "demo-task.md").read_text()
