@@ -206,6 +206,16 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _memory(value: float | None) -> str:
+    """A peak-memory ratio; at or below zero (ours grew the peak resident set by nothing, within
+    noise) it reads "<0.01", and small ratios keep two significant digits."""
+    if value is None:
+        return "-"
+    if value <= 0:
+        return "<0.01"
+    return f"{value:.2g}" if value < 0.01 else f"{value:.2f}"
+
+
 def _ratio(row: dict[str, Any]) -> str:
     if row.get("ratio_median") is None:
         return "-"
@@ -243,7 +253,7 @@ def markdown_table(rows: list[dict]) -> str:
             "workload": row["workload"], "graphlab ms": _fmt(row.get("graphlab_ms")),
             "anchor": row["anchor"], "anchor ms": _fmt(row.get("anchor_ms")),
             "ratio median [min-max]": _ratio(row),
-            "vs Sum [min-max]": vs_sum, "memory ratio": _fmt(row.get("memory_ratio")),
+            "vs Sum [min-max]": vs_sum, "memory ratio": _memory(row.get("memory_ratio")),
             "exponent (ours / anchor)": exponent, "at or below target?": verdict,
             "max abs diff": (f"{row['max_abs_diff']:.2g}" if isinstance(row.get("max_abs_diff"),
                                                                          float)

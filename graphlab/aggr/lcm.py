@@ -54,8 +54,19 @@ def tree_plan(index: Tensor, dim_size: int, key: Tensor | None = None) -> TreePl
     Segments are visited by decreasing size, so the segments still alive at level :math:`l`
     (size :math:`> 2^l`) are a prefix and level :math:`l` costs only what is left of the tree,
     :math:`\mathcal{O}(E)` over all levels. Two host reads in all (the depth, then every level's
-    size), whatever the depth.
+    size), whatever the depth. On the CPU the same plan is built with NumPy
+    (:mod:`graphlab.aggr._tree_plan_cpu`), where torch's per-op overhead dominates.
     """
+    if index.device.type == "cpu":
+        # imported here: that module imports TreePlan from this one
+        from graphlab.aggr._tree_plan_cpu import tree_plan_cpu
+
+        return tree_plan_cpu(index, dim_size, key, BLOCK)
+    return _tree_plan_torch(index, dim_size, key)
+
+
+def _tree_plan_torch(index: Tensor, dim_size: int, key: Tensor | None = None) -> TreePlan:
+    """:func:`tree_plan` with torch ops, on any device."""
     seg = sort_segments(index, dim_size, key)
     device = index.device
     num_rows = index.numel()
@@ -143,8 +154,22 @@ class _GRUPairs:
         self.grads: list[Tensor] = []
 
     def start(self, operand_rows: int, store: bool, like: Tensor, ws: Workspace) -> None:
-        """Before the forward pass: ``store`` keeps the activations of ``operand_rows`` rows."""
+        """Before the forward pass: ``store`` keeps the activations of ``operand_rows`` rows.
+        The per-block temporaries are workspace buffers too: a fresh multi-megabyte temporary
+        per block is page-faulted anew (as costly as the block's matrix product)."""
         self.saved = ws.empty("saved", operand_rows, 4 * self.c, like) if store else None
+        self.proj = ws.empty("proj", 2 * BLOCK, 6 * self.c, like)
+        self.pair_tmp = ws.empty("pair_tmp", BLOCK, self.c, like)
+        # without a backward pass the gates of one block at a time suffice
+        self.gates = None if store else ws.empty("gates", 2 * BLOCK, 4 * self.c, like)
+
+    def finish(self) -> Tensor | None:
+        """After the forward pass: hand the stored activations to the caller (which saves them
+        for backward) and drop every workspace view, so that the buffers are free again once
+        the graph is (e.g. while a training loop still holds the previous loss)."""
+        saved, self.saved = self.saved, None
+        self.proj = self.pair_tmp = self.gates = None
+        return saved
 
     def reset(self) -> None:
         self.grads = []
@@ -155,13 +180,16 @@ class _GRUPairs:
             _lcm_fused.run("forward", x, self.weight, self.bias, out,
                            self.saved[at:at + 2 * half] if self.saved is not None else None)
             return
-        p = torch.addmm(self.bias, x, self.weight.t())  # [2h, 6C]: [W_i x + b_i | W_h x + b_h]
-        s = (self.saved[at:at + 2 * half] if self.saved is not None
-             else x.new_empty(2 * half, 4 * c))  # [r, z, n, the partner's W_hn h + b_hn]
-        for k in (0, 1):  # half k reads the hidden-side projections of the other half
-            mine, other = slice(k * half, (k + 1) * half), slice((1 - k) * half, (2 - k) * half)
-            torch.add(p[mine, :2 * c], p[other, 3 * c:5 * c], out=s[mine, :2 * c])
-            s[mine, 3 * c:] = p[other, 5 * c:]
+        # [2h, 6C]: [W_i x + b_i | W_h x + b_h]
+        p = torch.addmm(self.bias, x, self.weight.t(), out=self.proj[:2 * half])
+        # [r, z, n, the partner's W_hn h + b_hn]
+        s = self.saved[at:at + 2 * half] if self.saved is not None else self.gates[:2 * half]
+        p_a, p_b, s_a, s_b = p[:half], p[half:], s[:half], s[half:]
+        # each half reads the hidden-side projections of the other half
+        torch.add(p_a[:, :2 * c], p_b[:, 3 * c:5 * c], out=s_a[:, :2 * c])
+        torch.add(p_b[:, :2 * c], p_a[:, 3 * c:5 * c], out=s_b[:, :2 * c])
+        s_a[:, 3 * c:] = p_b[:, 5 * c:]
+        s_b[:, 3 * c:] = p_a[:, 5 * c:]
         s[:, :2 * c].sigmoid_()
         n = torch.addcmul(p[:, 2 * c:3 * c], s[:, :c], s[:, 3 * c:], out=s[:, 2 * c:3 * c])
         # tanh(s) = 2 sigmoid(2 s) - 1: CPU sigmoid is ~4x faster than tanh
@@ -169,7 +197,7 @@ class _GRUPairs:
         z = s[:, c:2 * c]
         # (1 - z) n + z h for both orders, h being the partner row
         torch.lerp(n[:half], x[half:], z[:half], out=out)
-        out.add_(torch.lerp(n[half:], x[:half], z[half:])).mul_(0.5)
+        out.add_(torch.lerp(n[half:], x[:half], z[half:], out=self.pair_tmp[:half])).mul_(0.5)
 
     def backward(self, x: Tensor, grad: Tensor, out: Tensor, at: int, work: Tensor) -> None:
         """Write the gradient of the stacked operands ``x`` into ``out`` and accumulate the
@@ -184,15 +212,15 @@ class _GRUPairs:
         r, z, n, hn = s[:, :c], s[:, c:2 * c], s[:, 2 * c:3 * c], s[:, 3 * c:]
         d_p = work[:2 * half, :6 * c]  # gradient of P: [d r, d z, d n | the partner's, swapped]
         tmp = work[:2 * half, 6 * c:]
-        gg = (0.5 * grad)[None]  # both orders contribute half; broadcast over [2, half, C]
+        gg = grad.mul_(0.5)[None]  # both orders contribute half (grad is the caller's scratch)
 
         def halves(t: Tensor) -> Tensor:
             return t.view(2, half, t.size(-1))
 
-        for k in (0, 1):  # d z = gg (h - n), h being the partner row
-            mine, other = slice(k * half, (k + 1) * half), slice((1 - k) * half, (2 - k) * half)
-            torch.sub(x[other], n[mine], out=d_p[mine, c:2 * c])
-        halves(d_p[:, c:2 * c]).mul_(gg)
+        d_z = d_p[:, c:2 * c]  # d z = gg (h - n), h being the partner row
+        torch.sub(x[half:], n[:half], out=d_z[:half])
+        torch.sub(x[:half], n[half:], out=d_z[half:])
+        halves(d_z).mul_(gg)
         dz_h = torch.mul(halves(z), gg, out=halves(tmp)).view(2 * half, c)  # d h through z h
         torch.sub(gg, halves(dz_h), out=halves(d_p[:, 2 * c:3 * c]))  # d n = (1 - z) gg
         torch.ops.aten.tanh_backward.grad_input(d_p[:, 2 * c:3 * c], n,
@@ -200,10 +228,11 @@ class _GRUPairs:
         torch.mul(d_p[:, 2 * c:3 * c], hn, out=d_p[:, :c])
         torch.ops.aten.sigmoid_backward.grad_input(d_p[:, :2 * c], s[:, :2 * c],
                                                    grad_input=d_p[:, :2 * c])
-        for k in (0, 1):  # the hidden-side gradients belong to the partner row
-            mine, other = slice(k * half, (k + 1) * half), slice((1 - k) * half, (2 - k) * half)
-            d_p[other, 3 * c:5 * c] = d_p[mine, :2 * c]
-            torch.mul(d_p[mine, 2 * c:3 * c], r[mine], out=d_p[other, 5 * c:])
+        d_a, d_b = d_p[:half], d_p[half:]  # the hidden-side gradients belong to the partner
+        d_b[:, 3 * c:5 * c] = d_a[:, :2 * c]
+        d_a[:, 3 * c:5 * c] = d_b[:, :2 * c]
+        torch.mul(d_a[:, 2 * c:3 * c], r[:half], out=d_b[:, 5 * c:])
+        torch.mul(d_b[:, 2 * c:3 * c], r[half:], out=d_a[:, 5 * c:])
         self.grads[0].addmm_(x.t(), d_p)
         self.grads[1].add_(d_p.sum(0))
         torch.mm(d_p, self.weight, out=out)
@@ -227,6 +256,9 @@ class _CallablePairs:
 
     def start(self, operand_rows: int, store: bool, like: Tensor, ws: Workspace) -> None:
         pass  # the backward pass recomputes its block
+
+    def finish(self) -> None:
+        return None
 
     def reset(self) -> None:
         self.grads: list[Tensor | None] = [None] * len(self.params)
@@ -268,21 +300,25 @@ class _TreeReduce(torch.autograd.Function):
         num_x = x.size(0)
         # operand row 2 (p - E) + k of the operator's saved activations: pair p's k-th operand
         op.start(2 * (plan.num_rows - num_x), store, rows, ws)
+        gathered = ws.empty("gather", 2 * BLOCK, rows.size(1), rows)
         for left, right, offset in zip(plan.left, plan.right, plan.offsets):
             for lo in range(0, left.numel(), BLOCK):
                 ids = torch.cat([left[lo:lo + BLOCK], right[lo:lo + BLOCK]])
-                op.forward(rows.index_select(0, ids),
+                op.forward(torch.index_select(rows, 0, ids, out=gathered[:ids.numel()]),
                            rows[offset + lo:offset + lo + ids.numel() // 2],
                            2 * (offset - num_x + lo))
-        ctx.rows, ctx.plan, ctx.op, ctx.project, ctx.ws = rows, plan, op, project, ws
-        ctx.save_for_backward(x, *params[:2 if project else 0])
+        del gathered
+        ctx.plan, ctx.op, ctx.project, ctx.ws = plan, op, project, ws
+        # the workspace views go through save_for_backward (not ctx attributes), so autograd
+        # frees them after a backward pass that does not retain the graph
+        ctx.save_for_backward(x, rows, op.finish(), *params[:2 if project else 0])
         return rows.index_select(0, plan.root)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        rows, plan, op = ctx.rows, ctx.plan, ctx.op
-        x, *lin = ctx.saved_tensors
+        plan, op = ctx.plan, ctx.op
+        x, rows, op.saved, *lin = ctx.saved_tensors
         dim_size, num_x = grad_out.size(0), x.size(0)
         op.reset()  # a retained graph may run backward again
         with torch.autocast(rows.device.type, enabled=False):
@@ -292,14 +328,18 @@ class _TreeReduce(torch.autograd.Function):
                                 rows)
             grad[:dim_size] = grad_out
             work = ctx.ws.empty("work", 2 * BLOCK, 7 * rows.size(1), rows)  # operator scratch
+            gathered = ctx.ws.empty("gather", 2 * BLOCK, rows.size(1), rows)
+            gathered_grad = ctx.ws.empty("gather_grad", 8 * BLOCK, rows.size(1), rows)
             for left, right, offset in zip(reversed(plan.left), reversed(plan.right),
                                            reversed(plan.offsets)):
                 start = dim_size + 2 * (offset - num_x)
                 for lo in range(0, left.numel(), BLOCK):
                     ids = torch.cat([left[lo:lo + BLOCK], right[lo:lo + BLOCK]])
                     width = ids.numel() // 2
-                    op.backward(rows.index_select(0, ids),
-                                grad.index_select(0, plan.source[offset + lo:offset + lo + width]),
+                    op.backward(torch.index_select(rows, 0, ids, out=gathered[:2 * width]),
+                                torch.index_select(grad, 0,
+                                                   plan.source[offset + lo:offset + lo + width],
+                                                   out=gathered_grad[:width]),
                                 grad[start + 2 * lo:start + 2 * lo + ids.numel()],
                                 start - dim_size + 2 * lo, work)
             lin_grads: list[Tensor | None] = []
@@ -311,16 +351,21 @@ class _TreeReduce(torch.autograd.Function):
                 grad_w, grad_b = torch.zeros_like(weight), weight.new_zeros(weight.size(0))
                 step, h, source = 8 * BLOCK, rows[:num_x], plan.source[:num_x]
                 for lo in range(0, num_x, step):
-                    g = grad.index_select(0, source[lo:lo + step])
+                    g = torch.index_select(grad, 0, source[lo:lo + step],
+                                           out=gathered_grad[:min(step, num_x - lo)])
                     torch.ops.aten.threshold_backward.grad_input(g, h[lo:lo + step], 0,
                                                                  grad_input=g)
                     grad_w.addmm_(g.t(), x[lo:lo + step].to(g.dtype))
                     grad_b.add_(g.sum(0))
-                    if grad_x is not None:
+                    if grad_x is not None and grad_x.dtype == g.dtype:
+                        torch.mm(g, weight, out=grad_x[lo:lo + step])
+                    elif grad_x is not None:  # x in another dtype (autocast)
                         grad_x[lo:lo + step] = g @ weight
                 lin_grads = [grad_w, grad_b]
+        param_grads = op.param_grads()
+        op.saved = None  # the graph (if retained) keeps its own reference
         return (grad_x, grad_identity, None, None, None, None, None, None, *lin_grads,
-                *op.param_grads())
+                *param_grads)
 
 
 def _reduce(x: Tensor, index: Tensor, dim_size: int, op, identity: Tensor,

@@ -153,10 +153,10 @@ class _Recurrence(torch.autograd.Function):
                 slot: Tensor, cell: str, ws: Workspace, w_ih: Tensor, w_hh: Tensor,
                 b_ih: Tensor, b_hh: Tensor) -> Tensor:
         c, num_rows = w_hh.size(1), x.size(0)
+        inputs = (x, time_major, order, slot, w_ih, w_hh)  # before the LSTM's gate reorder
         rows = torch.index_select(x, 0, time_major,
                                   out=ws.empty("rows", num_rows, x.size(1), x))
         lstm = cell == "lstm"
-        ctx.save_for_backward(x, time_major, order, slot, w_ih, w_hh)
         if lstm:
             w_ih, w_hh, b_ih = w_ih[_ifog(c)], w_hh[_ifog(c)], (b_ih + b_hh)[_ifog(c)]
         # LSTM: pre-activations of [i, f, o, g]; GRU: input parts of [r, z, n]
@@ -209,16 +209,18 @@ class _Recurrence(torch.autograd.Function):
                     if out.numel():
                         torch.lerp(g[part, 2 * c:], h[part], g[part, c:2 * c], out=out)
             start = end
-        # not inputs: kept out of save_for_backward
-        ctx.buffers = rows, gates, hidden_in, extra, tanh_cs
+        # the workspace views go through save_for_backward (not ctx attributes), so autograd
+        # frees them after a backward pass that does not retain the graph, and the next call
+        # reuses the buffers even while a training loop still holds the previous loss
+        ctx.save_for_backward(*inputs, rows, gates, hidden_in, extra, tanh_cs)
         ctx.steps, ctx.lstm, ctx.ws = steps, lstm, ws
         return final.index_select(0, slot)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        x, time_major, order, slot, w_ih, w_hh = ctx.saved_tensors
-        rows, gates, hidden_in, extra, tanh_cs = ctx.buffers
+        x, time_major, order, slot, w_ih, w_hh, rows, gates, hidden_in, extra, tanh_cs = (
+            ctx.saved_tensors)
         steps, lstm, c = ctx.steps, ctx.lstm, w_hh.size(1)
         if lstm:
             w_hh = w_hh[_ifog(c)]

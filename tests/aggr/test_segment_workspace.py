@@ -100,3 +100,34 @@ def test_workspace_hands_out_the_same_buffer_only_when_unused():
     off = Workspace(keep=False)
     off.empty("a", 4, 2, like)
     assert off.nbytes == 0
+
+
+@pytest.mark.parametrize("name", MODULES)
+@pytest.mark.parametrize("training", [True, False])
+def test_buffers_are_reused_while_a_loop_still_holds_the_previous_loss(name, training):
+    # `loss = ...; loss.backward()` keeps the last graph alive into the next forward pass: once
+    # that graph ran backward, the tree's buffers must be free again (saved for backward, not
+    # kept as attributes), or every step would map and page-fault them afresh
+    torch.manual_seed(44)
+    module = MODULES[name](True).train(training)
+    index = torch.randint(0, 9, (300,))
+    x = torch.randn(300, 6, requires_grad=True)
+    loss = module(x, index, dim_size=10).pow(2).sum()
+    loss.backward()
+    before = dict(module._workspace._buffers)  # the same tensor objects: no extra storage ref
+    loss = module(x, index, dim_size=10).pow(2).sum()  # the previous loss is still alive here
+    loss.backward()
+    after = module._workspace._buffers
+    assert before and before.keys() == after.keys()
+    assert all(after[name] is buffer for name, buffer in before.items())
+
+
+def test_a_retained_graph_runs_backward_twice_with_the_same_gradients():
+    torch.manual_seed(45)
+    module = LCMAggregation(6, 6).double()
+    index = torch.randint(0, 7, (90,))
+    x = torch.randn(90, 6, dtype=torch.float64, requires_grad=True)
+    out = module(x, index, dim_size=8).pow(2).sum()
+    first = torch.autograd.grad(out, [x, module.gru.weight], retain_graph=True)
+    second = torch.autograd.grad(out, [x, module.gru.weight])
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
