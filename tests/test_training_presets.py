@@ -536,3 +536,22 @@ def test_cli_min_epochs_reaches_the_config(tmp_path, monkeypatch, capsys):
     assert main([*base, "--min-epochs", "0", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
     assert "min_epochs must be a positive integer" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("dataset", ["ogbg-molesol", "ogbg-molfreesolv", "ogbg-mollipo"])
+def test_regression_presets_never_select_the_highest_error(dataset):
+    # a preset written for a scored task (e.g. PathNN's and PR-MPNN's molhiv configs, "highest
+    # validation ROC-AUC") applied to an RMSE set must select the lowest error instead
+    from graphlab.presets import _REGISTRY  # noqa: PLC2701 - every registered builder
+
+    checked = 0
+    for (name, model), entries in sorted(_REGISTRY.items()):
+        for _key, datasets, _build in entries:
+            if name != "paper" or dataset not in datasets:
+                continue
+            preset = resolve_preset(model, dataset)
+            assert ("valid", "max") not in preset.select, (model, preset.select)
+            checked += 1
+    assert checked >= 10
+    assert resolve_preset("pathnn-sp", "ogbg-molhiv").select == (("valid", "max"),)
+    assert resolve_preset("prmpnn", "ogbg-molhiv").select == (("valid", "max"),)
