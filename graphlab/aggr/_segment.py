@@ -88,11 +88,11 @@ def sort_segments(index: Tensor, dim_size: int, key: Tensor | None = None,
     Two stable sorts (key first, then segment) give the lexicographic order without building a
     combined integer key, so ``key`` may be any real-valued tensor.
     """
+    combined = combined_sort_key(index, dim_size, key, descending)
     if key is None:
         perm = torch.argsort(index, stable=True)
-    elif key.dtype in (torch.float32, torch.float16, torch.bfloat16) and dim_size < 2 ** 31:
-        # one stable sort of index * 2^32 + (a 32-bit integer with the order of the float key)
-        perm = torch.argsort((index << 32) | _ordered_bits(key, descending), stable=True)
+    elif combined is not None:
+        perm = torch.argsort(combined, stable=True)
     else:
         by_key = torch.argsort(key, stable=True, descending=descending)
         perm = by_key[torch.argsort(index[by_key], stable=True)]
@@ -101,6 +101,17 @@ def sort_segments(index: Tensor, dim_size: int, key: Tensor | None = None,
     start = torch.cumsum(count, 0) - count
     rank = torch.arange(index.numel(), device=index.device) - start[sorted_index]
     return Segments(perm, sorted_index, rank, count, start)
+
+
+def combined_sort_key(index: Tensor, dim_size: int, key: Tensor | None,
+                      descending: bool = False) -> Tensor | None:
+    """One int64 key whose stable sort is the order by ``(index, key)``: ``index * 2^32`` plus a
+    32-bit integer with the order of a float32 (or narrower) ``key``; ``None`` where no such key
+    exists (no key, a wider or integer key, or ``dim_size >= 2^31``)."""
+    if key is None or key.dtype not in (torch.float32, torch.float16, torch.bfloat16) \
+            or dim_size >= 2 ** 31:
+        return None
+    return (index << 32) | _ordered_bits(key, descending)
 
 
 def _ordered_bits(key: Tensor, descending: bool) -> Tensor:

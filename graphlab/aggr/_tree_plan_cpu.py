@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from graphlab.aggr._segment import sort_segments
+from graphlab.aggr._segment import combined_sort_key, sort_segments
 from graphlab.aggr.lcm import TreePlan
 
 _U16 = 1 << 16
@@ -150,16 +150,9 @@ def _sort_rows(index: Tensor, idx: np.ndarray, dim_size: int, key: Tensor | None
         if presorted:
             return np.arange(idx.size, dtype=np.int64)
         return torch.argsort(index, stable=True).numpy()
-    if key.dtype in (torch.float32, torch.float16, torch.bfloat16) and dim_size < 2 ** 31:
-        # sort_segments' combined key: index * 2^32 + the float32 order of the key as uint32
-        # (in place: sign-magnitude bits b to b + 2^31, and -b for negative b)
-        value = key.detach().float().numpy().view(np.int32).astype(np.int64)
-        negative = value < 0
-        value += 2 ** 31
-        np.subtract(2 ** 31, value, out=value, where=negative)
-        combined = idx << 32
-        combined |= value
+    combined = combined_sort_key(index, dim_size, key)  # sort_segments' own single sort key
+    if combined is not None:
         if presorted:  # timsort: linear on the sorted runs of index (torch's sort is not)
-            return np.argsort(combined, kind="stable")
-        return torch.argsort(torch.from_numpy(combined), stable=True).numpy()
+            return np.argsort(combined.numpy(), kind="stable")
+        return torch.argsort(combined, stable=True).numpy()
     return sort_segments(index, dim_size, key).perm.numpy()
