@@ -1,30 +1,31 @@
 """Fused kernels of :class:`~graphlab.aggr.LCMAggregation` (``LCMAggregation(..., fused=True)``).
 
-Per block of ``h`` pairs, the eager GRU combine of ``_GRUPairs`` is one matrix product
-:math:`P = [W_i; W_h] x + [b_i; b_h]` (``[2h, 6C]``) and ~10 elementwise passes (gate sums,
-sigmoids, the candidate's tanh, the two state updates); its backward pass is two matrix products
-and another ~10 passes. Here each is one pure tensor function, products included, compiled lazily
-by ``torch.compile`` (Inductor): the elementwise work becomes one flat loop over the pairs
-between the BLAS calls, the number of pairs ``h`` is dynamic and the channel count static
-(Inductor vectorises the channel loop without tails), so there is one compilation per channel
-count, dtype and function.
+Per block of ``h`` pairs, the GRU combine of ``_GRUPairs`` is two matrix products (the r and z
+gates of both orders from the rows :math:`[a_j | b_j]` and :math:`[b_j | a_j]`, and
+:math:`2 [W_{in}; W_{hn}]` of the operands), written straight into the stored activations,
+then ~8 elementwise passes; its backward pass is ~12 elementwise passes, then four matrix
+products. Here each group of elementwise passes is one pure tensor function, compiled lazily by
+``torch.compile`` (Inductor) into a few flat loops over the pairs, working in place on the
+caller's buffers; the number of pairs ``h`` is dynamic and the channel count static, so there
+is one compilation per channel count, dtype and function.
 
-Notation (rows ``0..h-1`` are the left operands ``a``, ``h..2h-1`` the right operands ``b``; a
-row's *partner* is the other operand of its pair): for every operand row, as input of a GRU step
-whose hidden state is its partner,
+Notation: in the ``[2h, 2C]`` views, row ``2j`` is the order :math:`(a_j, b_j)` (input
+:math:`a_j`, hidden state :math:`b_j`) and row ``2j + 1`` the order :math:`(b_j, a_j)`; a row's
+*partner* row is the other one of its pair. Per order,
 
 .. math::
-    r = \\sigma(P_{ir} + P'_{hr}),\\quad z = \\sigma(P_{iz} + P'_{hz}),\\quad
-    n = \\tanh(P_{in} + r \\odot P'_{hn}),\\quad
+    r, z = \\sigma([x | h] W_{rz} + b_{rz}),\\quad
+    n = \\tanh(i + r \\odot g'),\\quad
     a \\oplus b = \\tfrac12\\left[(1 - z_a) n_a + z_a b + (1 - z_b) n_b + z_b a\\right],
 
-primes denoting the partner's row of :math:`P`. The forward pass writes the result and, for the
-backward pass, ``[r, z, n, P'_hn]`` per operand row (``4C`` values) into the caller's buffers.
+with :math:`[i, g] = [W_{in}; W_{hn}] x + [b_{in}; b_{hn}]` of the order's input :math:`x` and
+:math:`g'` the partner's :math:`g`. The forward pass writes the result and, for the backward
+pass, ``[r, z]`` and ``[n, 2 g]`` per order (``4C`` values) over the products in the caller's
+buffers. The backward's terms carry the scale factors of ``_GRUPairs.backward`` (twice the true
+gradients, four times for r).
 
-What it saves is bounded: the block is dominated by its transcendentals (``6C`` sigmoids per
-pair, the tanh computed as :math:`2\\sigma(2y) - 1` as in the eager path) and its three matrix
-products, not by memory passes, and each compiled call adds ~0.1 ms of dispatch: on one CPU
-thread the whole call takes 0.96-1.03x the eager path's time (``benchmarks/aggr_speed.py``).
+They are used on accelerators only (:func:`pays`): on the CPU the block is bound by its
+sigmoids and products, and the eager passes are faster.
 
 If compilation fails (e.g. no C++ compiler), :func:`run` warns once and runs the same functions
 eagerly; :func:`available` then tells ``LCMAggregation`` to use its in-place eager path.
@@ -41,63 +42,63 @@ from torch import Tensor
 
 from graphlab.aggr._gnp_fused import _dynamic_rows
 
-__all__ = ["available", "backward", "forward", "run"]
+__all__ = ["available", "backward", "forward", "pays", "run"]
 
 
-def forward(x: Tensor, weight: Tensor, bias: Tensor, out: Tensor, saved: Tensor | None) -> None:
-    """Write ``a ⊕ b`` of the block into ``out`` ``[h, C]`` and, unless ``saved`` is ``None``,
-    ``[r, z, n, P'_hn]`` into ``saved`` ``[2h, 4C]``, from the stacked operands ``x = [a; b]``
-    ``[2h, C]`` and the GRU's ``weight = [W_i; W_h]`` ``[6C, C]`` and ``bias``."""
+def _swap(t: Tensor) -> Tensor:
+    """``[2h, k]`` rows swapped within each pair: every order's row gets its partner's."""
+    return t.view(-1, 2, t.size(-1)).flip(1).reshape(t.shape)
+
+
+def forward(x: Tensor, rz: Tensor, ng: Tensor, out: Tensor) -> None:
+    """From the products the caller wrote into ``rz`` (the gates' pre-activations) and ``ng``
+    (``2 [i, g]``), ``[h, 4C]`` each, and the operands gathered as rows ``a, b, b, a`` per pair
+    (``x``, ``[4h, C]``): write ``a ⊕ b`` into ``out`` ``[h, C]`` and the activations ``[r, z]``
+    and ``[n, 2 g]`` over ``rz`` and ``ng``, in place."""
     c, h = x.size(1), out.size(0)
-    p = torch.addmm(bias, x, weight.t())  # [2h, 6C]: [W_i x + b_i | W_h x + b_h]
-    # the two halves as separate row ranges: every term of pair j sits in row j of one of them,
-    # so Inductor emits one flat loop over the pairs (a [2, h] view with a flip does not fuse)
-    p_a, p_b, x_a, x_b = p[:h], p[h:], x[:h], x[h:]
-
-    def step(p: Tensor, q: Tensor, partner: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        rz = torch.sigmoid(p[:, :2 * c] + q[:, 3 * c:5 * c])
-        # tanh(y) = 2 sigmoid(2 y) - 1, as in the eager path: Inductor's vectorised tanh costs
-        # ~2.3 times its sigmoid here (the block is bound by transcendentals, not memory)
-        n = 2 * torch.sigmoid(2 * (p[:, 2 * c:3 * c] + rz[:, :c] * q[:, 5 * c:])) - 1
-        return n + rz[:, c:] * (partner - n), rz, n  # (1 - z) n + z h, h being the partner
-
-    y_a, rz_a, n_a = step(p_a, p_b, x_b)
-    y_b, rz_b, n_b = step(p_b, p_a, x_a)
-    out.copy_(0.5 * (y_a + y_b))
-    if saved is not None:
-        saved[:h].copy_(torch.cat([rz_a, n_a, p_b[:, 5 * c:]], dim=1))
-        saved[h:].copy_(torch.cat([rz_b, n_b, p_a[:, 5 * c:]], dim=1))
+    pairs = x.view(2 * h, 2 * c)  # rows [a | b], [b | a]
+    rz2, ng2 = rz.view(2 * h, 2 * c), ng.view(2 * h, 2 * c)
+    gates = torch.sigmoid(rz2)  # [r, z] per order
+    # tanh(y) = 2 sigmoid(2 y) - 1, as in the eager path: Inductor's vectorised tanh costs
+    # ~2.3 times its sigmoid here (the block is bound by transcendentals, not memory)
+    n = 2 * torch.sigmoid(ng2[:, :c] + gates[:, :c] * _swap(ng2[:, c:])) - 1
+    y = n + gates[:, c:] * (pairs[:, c:] - n)  # (1 - z) n + z h, h being the partner
+    out.copy_(0.5 * (y[::2] + y[1::2]))
+    rz2.copy_(gates)
+    ng2[:, :c].copy_(n)
 
 
-def backward(grad: Tensor, x: Tensor, saved: Tensor, weight: Tensor, grad_weight_t: Tensor,
-             grad_bias: Tensor, out: Tensor) -> None:
-    r"""From ``grad`` ``[h, C]`` (of ``a ⊕ b``) and the forward's ``saved`` ``[2h, 4C]``, write the
-    gradient of the stacked operands ``x`` into ``out`` ``[2h, C]`` and add the parameters'
-    gradients to ``grad_weight_t`` (transposed, ``[C, 6C]``: :math:`x^\top \partial P` is the
-    faster product here) and ``grad_bias``."""
-    c, h = x.size(1), grad.size(0)
-    gg = 0.5 * grad  # both orders contribute half
-
-    def terms(s: Tensor, partner: Tensor) -> tuple[Tensor, ...]:
-        r, z, n, hn = s[:, :c], s[:, c:2 * c], s[:, 2 * c:3 * c], s[:, 3 * c:]
-        d_z = gg * (partner - n) * z * (1 - z)
-        d_n = gg * (1 - z) * (1 - n * n)
-        d_r = d_n * hn * r * (1 - r)
-        return d_r, d_z, d_n, r * d_n, z * gg
-
-    t_a, t_b = terms(saved[:h], x[h:]), terms(saved[h:], x[:h])
-    # the gradient of P; the hidden-side gradients ([d r, d z, r d n] of a row) and the direct
-    # term z gg belong to its partner
-    d_p = torch.cat([torch.cat([*t_a[:3], t_b[0], t_b[1], t_b[3]], dim=1),
-                     torch.cat([*t_b[:3], t_a[0], t_a[1], t_a[3]], dim=1)])
-    grad_weight_t.add_(x.t() @ d_p)
-    grad_bias.add_(d_p.sum(0))
-    out.copy_(torch.cat([t_b[4], t_a[4]]) + d_p @ weight)
+def backward(grad: Tensor, x: Tensor, rz: Tensor, ng: Tensor, d_rz: Tensor, d_ng: Tensor,
+             zg: Tensor) -> None:
+    r"""From ``grad`` ``[2h, C]`` (the gradient of ``a ⊕ b``, each row twice), the operands
+    ``x`` (rows ``a, b``, ``[2h, C]``) and the forward's ``rz`` and ``ng``, write the
+    (scaled, see ``_GRUPairs.backward``) gradients of the gates' pre-activations into ``d_rz``,
+    of ``[i, g]`` into ``d_ng`` (``[2h, 2C]`` each) and :math:`z \odot` ``grad`` into ``zg``;
+    the caller's matrix products take it from there."""
+    c, h2 = x.size(1), grad.size(0)
+    rz2, ng2 = rz.view(h2, 2 * c), ng.view(h2, 2 * c)
+    r, z, n = rz2[:, :c], rz2[:, c:], ng2[:, :c]
+    d_z = grad * (_swap(x) - n) * z * (1 - z)
+    z_grad = z * grad
+    d_s = (grad - z_grad) * (1 - n * n)
+    d_rz.copy_(torch.cat([d_s * _swap(ng2[:, c:]) * r * (1 - r), d_z], dim=1))
+    d_ng.copy_(torch.cat([d_s, _swap(r * d_s)], dim=1))  # d g' = r d s belongs to the partner
+    zg.copy_(z_grad)
 
 
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _FAILED: list[str] = []
 _FUNCTIONS = {"forward": forward, "backward": backward}
+
+
+def pays(device: torch.device) -> bool:
+    """Whether the compiled functions are used on ``device``: not on the CPU, where the eager
+    passes are faster (one 2,048-pair block on one thread, forward 0.79 ms eager against 1.43
+    ms compiled, where the partner swap defeats Inductor's vectorisation and the eager
+    products write straight into the stored activations; backward 0.47 against 0.49 ms, plus
+    ~0.1 ms dispatch per compiled call). On accelerators they fuse ~10 and ~12 kernel
+    launches per block into one each."""
+    return device.type != "cpu"
 
 
 def available() -> bool:

@@ -23,9 +23,8 @@ from graphlab.aggr.lcm import TreePlan
 _U16 = 1 << 16
 
 
-def tree_plan_cpu(index: Tensor, dim_size: int, key: Tensor | None, block: int) -> TreePlan:
-    """:func:`~graphlab.aggr.lcm.tree_plan` for CPU tensors, with ``block`` pairs per gradient
-    block (``lcm.BLOCK``, passed in so that its current value is used).
+def tree_plan_cpu(index: Tensor, dim_size: int, key: Tensor | None) -> TreePlan:
+    """:func:`~graphlab.aggr.lcm.tree_plan` for CPU tensors.
 
     Temporaries are few and updated in place: a fresh multi-megabyte array is page-faulted on
     first touch, which costs more than the arithmetic on it.
@@ -114,26 +113,16 @@ def tree_plan_cpu(index: Tensor, dim_size: int, key: Tensor | None, block: int) 
     multi_root = pair_start[cell_start[steps[order] - 1] + np.arange(order.size)] + num_rows
     root[order] = multi_root
 
-    # gradient buffer: [roots (dim_size); per level, per block: left operands, right operands]
+    # gradient buffer: [roots (dim_size); per pair (of all levels, in order): its left operand's
+    # gradient, its right operand's] (the operands as interleaved in a block of the operator)
     source = np.empty(num_all, dtype=np.int64)
     source[single_root] = single
     source[multi_root] = order
+    at = np.arange(dim_size, dim_size + 2 * total, 2, dtype=np.int64)
+    source[left] = at
+    at += 1
+    source[right] = at
     splits = level_pairs.tolist()
-    for level, n in enumerate(splits):
-        # pair q = lo + i of the level (lo: its block's first pair) writes its left operand's
-        # gradient at dim_size + 2 (level_first + lo) + i, the right's one block width further
-        first_pair = int(level_first[level])
-        at = np.arange(n, dtype=np.int64)
-        at += dim_size + 2 * first_pair
-        full = n // block * block
-        if full > block:  # q + lo: each block shifted by the blocks before it
-            at[:full].reshape(-1, block)[1:] += np.arange(block, full, block)[:, None]
-        at[full:] += full
-        source[left[first_pair:first_pair + n]] = at
-        at += block
-        tail = (n - 1) // block * block  # the last block, of n - tail pairs
-        at[tail:] -= block - (n - tail)
-        source[right[first_pair:first_pair + n]] = at
 
     lefts = list(torch.from_numpy(left).split(splits)) if depth else []
     rights = list(torch.from_numpy(right).split(splits)) if depth else []

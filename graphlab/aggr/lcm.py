@@ -33,8 +33,8 @@ class TreePlan(NamedTuple):
     ``l``'s pairs, whose results are rows ``offsets[l]`` onwards. Every row is the operand of
     exactly one pair or the root of its segment, so the backward pass needs no accumulation: the
     gradients of a block's operands are written contiguously into one buffer (segment roots
-    first, then the operands of every level in order) and ``source`` says where each row's
-    gradient lies in it.
+    first, then, pair after pair of every level in order, its left and its right operand's) and
+    ``source`` says where each row's gradient lies in it.
     """
 
     left: list[Tensor]
@@ -61,7 +61,7 @@ def tree_plan(index: Tensor, dim_size: int, key: Tensor | None = None) -> TreePl
         # imported here: that module imports TreePlan from this one
         from graphlab.aggr._tree_plan_cpu import tree_plan_cpu
 
-        return tree_plan_cpu(index, dim_size, key, BLOCK)
+        return tree_plan_cpu(index, dim_size, key)
     return _tree_plan_torch(index, dim_size, key)
 
 
@@ -114,35 +114,55 @@ def _tree_plan_torch(index: Tensor, dim_size: int, key: Tensor | None = None) ->
     unsort = torch.empty_like(order)
     unsort[order] = torch.arange(dim_size, device=device)
     root = torch.where(empty, offset, root[unsort])
-    # gradient buffer: [roots (dim_size); per level, per block: left operands, right operands]
+    # gradient buffer: [roots (dim_size); per pair (of all levels, in order): its left operand's
+    # gradient, its right operand's] (the operands as interleaved in a block of the operator)
     source = torch.empty(offset, dtype=torch.long, device=device)
     source[root[~empty]] = torch.arange(dim_size, device=device)[~empty]
-    if depth:  # all levels at once (pair g of level l is its pair g - first[l])
-        total = offset - num_rows
-        level_pairs = torch.tensor(pairs, device=device)
-        level = torch.repeat_interleave(torch.arange(depth, device=device), level_pairs,
-                                        output_size=total)
-        first_pair = (torch.cumsum(level_pairs, 0) - level_pairs)[level]
-        q = torch.arange(total, device=device) - first_pair  # rank inside its level
-        in_block = q % BLOCK
-        lo = q - in_block
-        width = (level_pairs[level] - lo).clamp(max=BLOCK)  # pairs in q's block
-        pos = dim_size + 2 * (first_pair + lo) + in_block
+    if depth:
+        pos = torch.arange(dim_size, dim_size + 2 * (offset - num_rows), 2, device=device)
         source[torch.cat(lefts)] = pos
-        source[torch.cat(rights)] = pos + width
+        source[torch.cat(rights)] = pos + 1
     return TreePlan(lefts, rights, offsets, root, empty, steps[unsort], source, offset)
+
+
+def _flat(buf: Tensor, at: int, rows: int, cols: int) -> Tensor:
+    """A contiguous ``[rows, cols]`` view of ``buf``'s memory from element ``at`` on."""
+    return buf.view(-1)[at:at + rows * cols].view(rows, cols)
 
 
 class _GRUPairs:
     r"""The symmetrised GRU operator on a block of pairs, with a hand-written backward.
 
-    Both orders are one GRU step on stacked rows, inputs :math:`[a; b]` with hidden states
-    :math:`[b; a]`, so :math:`a \oplus b` is the mean of the two halves of the result. One matrix
-    product gives both projections of every row, :math:`P = [W_i; W_h] x + [b_i; b_h]`; a row's
-    hidden-side terms are its partner's, i.e. the other half of :math:`P`. With ``store`` the
-    forward pass keeps, per operand row, the gates :math:`r, z, n` and the partner's
-    :math:`W_{hn} h + b_{hn}` (:math:`4C` values), so the backward pass is two matrix products
-    and a few elementwise passes per block, with no recomputation.
+    The forward pass gathers a block of :math:`h` pairs as rows
+    :math:`a_0, b_0, b_0, a_0, a_1, b_1, \ldots` (``x``, :math:`[4h, C]`). Viewed
+    :math:`[2h, 2C]`, its rows are the inputs of the two orders, :math:`[a_j | b_j]` and
+    :math:`[b_j | a_j]`, and their first halves are the operands :math:`a_j, b_j`. So
+
+    * the r and z gates of both orders are one matrix product whose inner dimension does the
+      input-plus-hidden sum, :math:`\sigma([a | b] [W_{i,rz}, W_{h,rz}]^\top + b_{i,rz} +
+      b_{h,rz})` (per pair :math:`[r_a, z_a, r_b, z_b]`);
+    * :math:`[W_{in}; W_{hn}]` of the operands is another (per pair :math:`[i_a, g_a, i_b, g_b]`,
+      :math:`g` being the hidden-side :math:`W_{hn} h + b_{hn}`), and
+      :math:`n_a = \tanh(i_a + r_a \odot g_b)` is written over :math:`i_a`, likewise
+      :math:`n_b`;
+
+    both straight into the stored activations, :math:`8C` values per pair
+    (:math:`[r_a, z_a, r_b, z_b]` and :math:`[n_a, 2 g_a, n_b, 2 g_b]`): every term of pair
+    :math:`j` lies in row :math:`j` of a product, and nothing is copied between rows. The tanh is
+    :math:`2 \sigma(2 y) - 1` (a CPU sigmoid is ~4x faster than a tanh), the factor 2 of its
+    argument folded into the second product's weights (exact: a power of two).
+
+    Swapping :math:`a_j` and :math:`b_j` swaps rows of the two products and the two orders of the
+    elementwise work, whose results are summed, so :math:`a \oplus b = b \oplus a` holds bit for
+    bit wherever the BLAS gives a row the same result at every position of the matrix (MKL here:
+    8 to 64 channels in float32 and float64, not 3 or 5 channels in float32).
+    A single product of :math:`[a | b]` with both orders' weight columns would never be: the
+    inner sums of the two orders would add the same terms in different orders.
+
+    The backward pass gathers the operands as ``a, b`` (``[2h, C]``) and is four matrix
+    products around a dozen elementwise passes; the parameters' gradients accumulate in the
+    products' layout and are mapped back to the GRU's weight and bias once per call
+    (:meth:`param_grads`).
     """
 
     def __init__(self, weight: Tensor, bias: Tensor, fused: bool = False) -> None:
@@ -153,13 +173,58 @@ class _GRUPairs:
         self.saved: Tensor | None = None
         self.grads: list[Tensor] = []
 
+    def level_ids(self, left: Tensor, right: Tensor, backward: bool = False) -> Tensor:
+        """A level's operand rows in the order its blocks gather them (built once per level, not
+        per block): ``a, b, b, a`` per pair for the forward pass, ``a, b`` for the backward."""
+        return torch.stack([left, right] if backward else [left, right, right, left], 1).view(-1)
+
+    def gather(self, rows: Tensor, ids: Tensor, lo: int, width: int, buf: Tensor,
+               backward: bool = False) -> Tensor:
+        """The operands of the level's pairs ``lo .. lo + width - 1`` into ``buf``."""
+        k = 2 if backward else 4
+        return torch.index_select(rows, 0, ids[k * lo:k * (lo + width)], out=buf[:k * width])
+
+    def level_grad_ids(self, source: Tensor) -> Tensor:
+        """The gradients of a level's results, each row twice (once per order): the backward's
+        elementwise passes then run on plain row-strided views (TensorIterator runs a broadcast
+        over the two orders as a loop per pair, 2-4x slower)."""
+        return torch.stack([source, source], 1).view(-1)
+
+    def gather_grad(self, grad: Tensor, ids: Tensor, lo: int, width: int, buf: Tensor) -> Tensor:
+        return torch.index_select(grad, 0, ids[2 * lo:2 * (lo + width)], out=buf[:2 * width])
+
+    def _weights(self) -> None:
+        """The products' weights, built once per call from the GRU's ``[6C, C]`` weight
+        ``[W_ir; W_iz; W_in; W_hr; W_hz; W_hn]`` and its bias."""
+        c, w, b = self.c, self.weight.detach(), self.bias.detach()
+        w_i, w_h = w[:2 * c], w[3 * c:5 * c]  # the r and z rows
+        # [a | b] @ w_rz + b_rz: the r and z pre-activations of GRU(a, b)
+        self.w_rz = torch.cat([w_i, w_h], 1).t()  # [2C, 2C]
+        self.b_rz = b[:2 * c] + b[3 * c:5 * c]
+        w_n = torch.cat([w[2 * c:3 * c], w[5 * c:]])  # [2C, C]: [W_in; W_hn]
+        self.w_n2, self.b_n2 = 2 * w_n, 2 * torch.cat([b[2 * c:3 * c], b[5 * c:]])
+        self.w_n2_t = self.w_n2.t()
+        self.minus_one = b.new_full((), -1.0)
+        self.one_half = b.new_full((), 0.5)  # a 0-dim tensor: a Python scalar costs ~3 us per op
+        # backward: [d a | d b] of a pair from the gradients of [r_a, z_a, r_b, z_b] (as
+        # [b | a] @ w_rz gives GRU(b, a)'s) and of [i, g]; scaled as those (see backward)
+        self.w_rz_back = torch.cat([torch.cat([w_i, w_h], 1), torch.cat([w_h, w_i], 1)])
+        self.w_rz_back.view(4, c, 2 * c).mul_(self._gate_scale().view(4, 1, 1))
+        self.w_n_half = 0.5 * w_n
+
+    def _gate_scale(self) -> Tensor:
+        """Per gate row ``[r_a, z_a, r_b, z_b]``, the backward's gradients of the gates are
+        ``1 / scale`` times the true ones: 4 for r (its ``d r = d s 2 g``), 2 for z."""
+        return self.bias.new_tensor([0.25, 0.5, 0.25, 0.5])
+
     def start(self, operand_rows: int, store: bool, like: Tensor, ws: Workspace) -> None:
         """Before the forward pass: ``store`` keeps the activations of ``operand_rows`` rows.
         The per-block temporaries are workspace buffers too: a fresh multi-megabyte temporary
         per block is page-faulted anew (as costly as the block's matrix product)."""
+        self._weights()
+        # rows [r_a, z_a, r_b, z_b] of every pair, then rows [n_a, 2 g_a, n_b, 2 g_b]
         self.saved = ws.empty("saved", operand_rows, 4 * self.c, like) if store else None
-        self.proj = ws.empty("proj", 2 * BLOCK, 6 * self.c, like)
-        self.pair_tmp = ws.empty("pair_tmp", BLOCK, self.c, like)
+        self.pair_tmp = ws.empty("pair_tmp", 2 * BLOCK, self.c, like)
         # without a backward pass the gates of one block at a time suffice
         self.gates = None if store else ws.empty("gates", 2 * BLOCK, 4 * self.c, like)
 
@@ -168,81 +233,131 @@ class _GRUPairs:
         for backward) and drop every workspace view, so that the buffers are free again once
         the graph is (e.g. while a training loop still holds the previous loss)."""
         saved, self.saved = self.saved, None
-        self.proj = self.pair_tmp = self.gates = None
+        self.pair_tmp = self.gates = None
         return saved
 
     def reset(self) -> None:
         self.grads = []
 
+    def _activations(self, at: int, half: int) -> tuple[Tensor, Tensor]:
+        """``[r_a, z_a, r_b, z_b]`` and ``[n_a, 2 g_a, n_b, 2 g_b]`` (``[h, 4C]`` each) of the
+        block of ``half`` pairs whose first operand row is ``at``."""
+        if self.saved is None:
+            return self.gates[:half], self.gates[BLOCK:BLOCK + half]
+        pairs, first = self.saved.size(0) // 2, at // 2
+        return (self.saved[first:first + half],
+                self.saved[pairs + first:pairs + first + half])
+
     def forward(self, x: Tensor, out: Tensor, at: int) -> None:
         c, half = self.c, out.size(0)
-        if self.fused:
-            _lcm_fused.run("forward", x, self.weight, self.bias, out,
-                           self.saved[at:at + 2 * half] if self.saved is not None else None)
+        rz, ng = self._activations(at, half)
+        # every view in as few Python calls as possible: at 10k edges a block's Python overhead
+        # (~40 calls at 2-4 us) is a third of its elementwise time
+        pairs = x.view(2 * half, 2 * c)  # rows [a | b], [b | a]
+        rz2, ng2 = rz.view(2 * half, 2 * c), ng.view(2 * half, 2 * c)
+        # both products straight into the stored activations
+        torch.addmm(self.b_rz, pairs, self.w_rz, out=rz2)
+        operand, partner = pairs.split(c, 1)
+        torch.addmm(self.b_n2, operand, self.w_n2_t, out=ng2)  # 2 [i, g]
+        if self.fused:  # one compiled loop, in place
+            _lcm_fused.run("forward", x, rz, ng, out)
             return
-        # [2h, 6C]: [W_i x + b_i | W_h x + b_h]
-        p = torch.addmm(self.bias, x, self.weight.t(), out=self.proj[:2 * half])
-        # [r, z, n, the partner's W_hn h + b_hn]
-        s = self.saved[at:at + 2 * half] if self.saved is not None else self.gates[:2 * half]
-        p_a, p_b, s_a, s_b = p[:half], p[half:], s[:half], s[half:]
-        # each half reads the hidden-side projections of the other half
-        torch.add(p_a[:, :2 * c], p_b[:, 3 * c:5 * c], out=s_a[:, :2 * c])
-        torch.add(p_b[:, :2 * c], p_a[:, 3 * c:5 * c], out=s_b[:, :2 * c])
-        s_a[:, 3 * c:] = p_b[:, 5 * c:]
-        s_b[:, 3 * c:] = p_a[:, 5 * c:]
-        s[:, :2 * c].sigmoid_()
-        n = torch.addcmul(p[:, 2 * c:3 * c], s[:, :c], s[:, 3 * c:], out=s[:, 2 * c:3 * c])
-        # tanh(s) = 2 sigmoid(2 s) - 1: CPU sigmoid is ~4x faster than tanh
-        n.mul_(2).sigmoid_().mul_(2).sub_(1)
-        z = s[:, c:2 * c]
-        # (1 - z) n + z h for both orders, h being the partner row
-        torch.lerp(n[:half], x[half:], z[:half], out=out)
-        out.add_(torch.lerp(n[half:], x[:half], z[half:], out=self.pair_tmp[:half])).mul_(0.5)
+        rz2.sigmoid_()
+        r_a, _, r_b, _ = rz.view(half, 4, c).unbind(1)
+        n_a, g_a, n_b, g_b = ng.view(half, 4, c).unbind(1)
+        # 2 (i + r g'), g' being the partner's (in the other order's row)
+        torch.addcmul(n_a, r_a, g_b, out=n_a)
+        torch.addcmul(n_b, r_b, g_a, out=n_b)
+        n, _ = ng2.split(c, 1)
+        torch.add(self.minus_one, n.sigmoid_(), alpha=2, out=n)  # tanh(y) = 2 sigmoid(2 y) - 1
+        # (1 - z) n + z h of both orders, h being the partner row
+        y = torch.lerp(n, partner, rz2.split(c, 1)[1], out=self.pair_tmp[:2 * half])
+        torch.add(y[::2], y[1::2], out=out).mul_(self.one_half)
 
     def backward(self, x: Tensor, grad: Tensor, out: Tensor, at: int, work: Tensor) -> None:
-        """Write the gradient of the stacked operands ``x`` into ``out`` and accumulate the
-        parameter gradients; ``work`` is scratch space of at least ``[2h, 7C]``."""
-        c, half = self.c, grad.size(0)
-        s = self.saved[at:at + 2 * half]
-        if not self.grads:  # the weight's gradient transposed: x^T d_p is ~15% faster here
-            self.grads = [self.weight.new_zeros(c, 6 * c), torch.zeros_like(self.bias)]
-        if self.fused:  # the elementwise work in one loop, around the same BLAS products
-            _lcm_fused.run("backward", grad, x, s, self.weight, *self.grads, out)
-            return
-        r, z, n, hn = s[:, :c], s[:, c:2 * c], s[:, 2 * c:3 * c], s[:, 3 * c:]
-        d_p = work[:2 * half, :6 * c]  # gradient of P: [d r, d z, d n | the partner's, swapped]
-        tmp = work[:2 * half, 6 * c:]
-        gg = grad.mul_(0.5)[None]  # both orders contribute half (grad is the caller's scratch)
+        """Write the gradient of the operands (``[2h, C]``, interleaved ``a_j, b_j``) into
+        ``out`` and accumulate the parameter gradients, from ``grad`` (:meth:`gather_grad`);
+        ``work`` is scratch space of at least ``10 h C`` elements.
 
-        def halves(t: Tensor) -> Tensor:
-            return t.view(2, half, t.size(-1))
+        Both orders contribute half of the result, but the passes start from ``grad`` itself
+        (no halving pass), and ``d r`` is computed from the stored ``2 g``: the gradients are
+        twice the true ones, four times for r, and the factors are folded into the products'
+        weights, the direct terms' ``alpha`` and :meth:`param_grads` (exact: powers of two)."""
+        c, half = self.c, out.size(0) // 2
+        rz, ng = self._activations(at, half)
+        if not self.grads:  # in the products' layout, mapped back by param_grads
+            self.grads = [self.weight.new_zeros(2 * c, 4 * c), self.weight.new_zeros(c, 2 * c),
+                          self.bias.new_zeros(2 * c), self.bias.new_zeros(2 * c)]
+            # the scratch of every block of this pass: gradients of the pre-activations [r, z]
+            # and of [i, g] ([2h, 2C], rows as the orders), and z g ([2h, C])
+            rows = work.numel() // (10 * c)
+            self.scratch = (_flat(work, 0, 2 * rows, 2 * c), _flat(work, 4 * rows * c, 2 * rows,
+                                                                   2 * c),
+                            _flat(work, 8 * rows * c, 2 * rows, c))
+        d_rz, d_ng, zg = (t[:2 * half] for t in self.scratch)
+        if self.fused:  # the elementwise work in one compiled loop, then the same products
+            _lcm_fused.run("backward", grad, x, rz, ng, d_rz, d_ng, zg)
+        else:
+            self._backward_terms(x, grad, rz, ng, d_rz, d_ng, zg)
+        self.grads[0].addmm_(x.view(half, 2 * c).t(), d_rz.view(half, 4 * c))
+        self.grads[1].addmm_(x.t(), d_ng)
+        # (torch's cascade sum: a BLAS product with a vector of ones, one op fewer, sums each
+        # column in one running sum, with a few times the round-off)
+        self.grads[2].add_(d_rz.sum(0))
+        self.grads[3].add_(d_ng.sum(0))
+        out2 = out.view(half, 2 * c)  # [d a | d b] of pair j: through both orders' gates
+        torch.mm(d_rz.view(half, 4 * c), self.w_rz_back, out=out2)
+        out.addmm_(d_ng, self.w_n_half)  # and through i and g
+        out_a, out_b = out.view(half, 2, c).unbind(1)
+        zg_a, zg_b = zg.view(half, 2, c).unbind(1)
+        out_a.add_(zg_b, alpha=0.5)  # and directly, through the partner's z h
+        out_b.add_(zg_a, alpha=0.5)
 
-        d_z = d_p[:, c:2 * c]  # d z = gg (h - n), h being the partner row
-        torch.sub(x[half:], n[:half], out=d_z[:half])
-        torch.sub(x[:half], n[half:], out=d_z[half:])
-        halves(d_z).mul_(gg)
-        dz_h = torch.mul(halves(z), gg, out=halves(tmp)).view(2 * half, c)  # d h through z h
-        torch.sub(gg, halves(dz_h), out=halves(d_p[:, 2 * c:3 * c]))  # d n = (1 - z) gg
-        torch.ops.aten.tanh_backward.grad_input(d_p[:, 2 * c:3 * c], n,
-                                                grad_input=d_p[:, 2 * c:3 * c])
-        torch.mul(d_p[:, 2 * c:3 * c], hn, out=d_p[:, :c])
-        torch.ops.aten.sigmoid_backward.grad_input(d_p[:, :2 * c], s[:, :2 * c],
-                                                   grad_input=d_p[:, :2 * c])
-        d_a, d_b = d_p[:half], d_p[half:]  # the hidden-side gradients belong to the partner
-        d_b[:, 3 * c:5 * c] = d_a[:, :2 * c]
-        d_a[:, 3 * c:5 * c] = d_b[:, :2 * c]
-        torch.mul(d_a[:, 2 * c:3 * c], r[:half], out=d_b[:, 5 * c:])
-        torch.mul(d_b[:, 2 * c:3 * c], r[half:], out=d_a[:, 5 * c:])
-        self.grads[0].addmm_(x.t(), d_p)
-        self.grads[1].add_(d_p.sum(0))
-        torch.mm(d_p, self.weight, out=out)
-        out[:half].add_(dz_h[half:])
-        out[half:].add_(dz_h[:half])
+    def _backward_terms(self, x: Tensor, grad: Tensor, rz: Tensor, ng: Tensor, d_rz: Tensor,
+                        d_ng: Tensor, zg: Tensor) -> None:
+        """The backward's elementwise work, in place (:func:`graphlab.aggr._lcm_fused.backward`
+        in eager ops): the gradients of the gates' pre-activations into ``d_rz``, of
+        ``[i, g]`` into ``d_ng``, and ``z grad`` into ``zg``. In the ``[2h, 2C]`` views, row
+        ``2j`` is order ``(a_j, b_j)`` and row ``2j + 1`` order ``(b_j, a_j)``."""
+        c, half = self.c, grad.size(0) // 2
+        rz2, ng2 = rz.view(2 * half, 2 * c), ng.view(2 * half, 2 * c)
+        r_a, _, r_b, _ = rz.view(half, 4, c).unbind(1)
+        n_a, g_a, n_b, g_b = ng.view(half, 4, c).unbind(1)
+        dr_a, dz_a, dr_b, dz_b = d_rz.view(half, 4, c).unbind(1)
+        ds_a, dg_a, ds_b, dg_b = d_ng.view(half, 4, c).unbind(1)
+        x_a, x_b = x.view(half, 2, c).unbind(1)
+        n, d_s = ng2.split(c, 1)[0], d_ng.split(c, 1)[0]
+        # d z = g (h - n), h being the partner row
+        torch.sub(x_b, n_a, out=dz_a)
+        torch.sub(x_a, n_b, out=dz_b)
+        d_rz.split(c, 1)[1].mul_(grad)
+        torch.mul(rz2.split(c, 1)[1], grad, out=zg)  # d h through z h
+        torch.sub(grad, zg, out=d_s)  # d n = (1 - z) g, then through the tanh
+        torch.ops.aten.tanh_backward.grad_input(d_s, n, grad_input=d_s)
+        # the partner's g of order (a, b) is in order (b, a)'s row, and conversely
+        torch.mul(ds_a, g_b, out=dr_a)  # d r = d s g'
+        torch.mul(ds_b, g_a, out=dr_b)
+        torch.ops.aten.sigmoid_backward.grad_input(d_rz, rz2, grad_input=d_rz)
+        torch.mul(ds_a, r_a, out=dg_b)  # d g' = r d s
+        torch.mul(ds_b, r_b, out=dg_a)
 
     def param_grads(self) -> list[Tensor | None]:
+        """The gradients of the GRU's weight ``[6C, C]`` and bias ``[6C]``, after the backward
+        pass (whose workspace views are dropped here)."""
+        self.scratch = ()
         if not self.grads:
             return [None, None]
-        return [self.grads[0].t().contiguous(), self.grads[1]]
+        c = self.c
+        scale = self._gate_scale().repeat_interleave(c)  # see backward
+        g_pairs, g_n, g_brz, g_bn = self.grads
+        g_pairs = g_pairs * scale
+        g_brz = g_brz * scale[:2 * c]
+        # [a | b]^T d [rz_a | rz_b]: W_i,rz meets a in order (a, b) and b in order (b, a)
+        g_i = g_pairs[:c, :2 * c] + g_pairs[c:, 2 * c:]
+        g_h = g_pairs[c:, :2 * c] + g_pairs[:c, 2 * c:]
+        grad_w = torch.cat([g_i.t(), 0.5 * g_n[:, :c].t(), g_h.t(), 0.5 * g_n[:, c:].t()])
+        grad_b = torch.cat([g_brz, 0.5 * g_bn[:c], g_brz, 0.5 * g_bn[c:]])
+        return [grad_w, grad_b]
 
 
 class _CallablePairs:
@@ -263,6 +378,23 @@ class _CallablePairs:
     def reset(self) -> None:
         self.grads: list[Tensor | None] = [None] * len(self.params)
 
+    def level_ids(self, left: Tensor, right: Tensor,
+                  backward: bool = False) -> tuple[Tensor, Tensor]:
+        return left, right
+
+    def gather(self, rows: Tensor, ids: tuple[Tensor, Tensor], lo: int, width: int, buf: Tensor,
+               backward: bool = False) -> Tensor:
+        """The block's operands as ``[a; b]`` (contiguous inputs for ``combine``)."""
+        block = torch.cat([ids[0][lo:lo + width], ids[1][lo:lo + width]])
+        return torch.index_select(rows, 0, block, out=buf[:2 * width])
+
+    def level_grad_ids(self, source: Tensor) -> Tensor:
+        return source
+
+    def gather_grad(self, grad: Tensor, ids: Tensor, lo: int, width: int, buf: Tensor) -> Tensor:
+        """The gradients of the block's results."""
+        return torch.index_select(grad, 0, ids[lo:lo + width], out=buf[:width])
+
     def forward(self, x: Tensor, out: Tensor, at: int) -> None:
         half = out.size(0)
         out.copy_(self.combine(x[:half], x[half:]))
@@ -278,7 +410,8 @@ class _CallablePairs:
         for i, g in zip(wanted, grads[2:]):
             if g is not None:
                 self.grads[i] = g if self.grads[i] is None else self.grads[i] + g
-        for part, g in zip((out[:half], out[half:]), grads[:2]):
+        # the gradient buffer holds a pair's operands interleaved: a_j, b_j
+        for part, g in zip(out.view(half, 2, -1).unbind(1), grads[:2]):
             part.copy_(g) if g is not None else part.zero_()
 
     def param_grads(self) -> list[Tensor | None]:
@@ -298,15 +431,16 @@ class _TreeReduce(torch.autograd.Function):
                 project: bool, store: bool, ws: Workspace, *params: Tensor) -> Tensor:
         rows[plan.num_rows] = identity  # the root of every empty segment
         num_x = x.size(0)
-        # operand row 2 (p - E) + k of the operator's saved activations: pair p's k-th operand
+        # two rows of stored activations per pair; a block passes twice its first pair's index
+        # (pair p is combined row p + E), which is also where its operands' gradients go
         op.start(2 * (plan.num_rows - num_x), store, rows, ws)
-        gathered = ws.empty("gather", 2 * BLOCK, rows.size(1), rows)
+        gathered = ws.empty("gather", 4 * BLOCK, rows.size(1), rows)
         for left, right, offset in zip(plan.left, plan.right, plan.offsets):
+            ids = op.level_ids(left, right)
             for lo in range(0, left.numel(), BLOCK):
-                ids = torch.cat([left[lo:lo + BLOCK], right[lo:lo + BLOCK]])
-                op.forward(torch.index_select(rows, 0, ids, out=gathered[:ids.numel()]),
-                           rows[offset + lo:offset + lo + ids.numel() // 2],
-                           2 * (offset - num_x + lo))
+                width = min(BLOCK, left.numel() - lo)
+                op.forward(op.gather(rows, ids, lo, width, gathered),
+                           rows[offset + lo:offset + lo + width], 2 * (offset - num_x + lo))
         del gathered
         ctx.plan, ctx.op, ctx.project, ctx.ws = plan, op, project, ws
         # the workspace views go through save_for_backward (not ctx attributes), so autograd
@@ -327,20 +461,19 @@ class _TreeReduce(torch.autograd.Function):
             grad = ctx.ws.empty("grad", dim_size + 2 * (plan.num_rows - num_x), rows.size(1),
                                 rows)
             grad[:dim_size] = grad_out
-            work = ctx.ws.empty("work", 2 * BLOCK, 7 * rows.size(1), rows)  # operator scratch
-            gathered = ctx.ws.empty("gather", 2 * BLOCK, rows.size(1), rows)
+            work = ctx.ws.empty("work", BLOCK, 10 * rows.size(1), rows)  # operator scratch
+            gathered = ctx.ws.empty("gather", 4 * BLOCK, rows.size(1), rows)
             gathered_grad = ctx.ws.empty("gather_grad", 8 * BLOCK, rows.size(1), rows)
             for left, right, offset in zip(reversed(plan.left), reversed(plan.right),
                                            reversed(plan.offsets)):
                 start = dim_size + 2 * (offset - num_x)
+                ids = op.level_ids(left, right, backward=True)
+                grad_ids = op.level_grad_ids(plan.source[offset:offset + left.numel()])
                 for lo in range(0, left.numel(), BLOCK):
-                    ids = torch.cat([left[lo:lo + BLOCK], right[lo:lo + BLOCK]])
-                    width = ids.numel() // 2
-                    op.backward(torch.index_select(rows, 0, ids, out=gathered[:2 * width]),
-                                torch.index_select(grad, 0,
-                                                   plan.source[offset + lo:offset + lo + width],
-                                                   out=gathered_grad[:width]),
-                                grad[start + 2 * lo:start + 2 * lo + ids.numel()],
+                    width = min(BLOCK, left.numel() - lo)
+                    op.backward(op.gather(rows, ids, lo, width, gathered, backward=True),
+                                op.gather_grad(grad, grad_ids, lo, width, gathered_grad),
+                                grad[start + 2 * lo:start + 2 * (lo + width)],
                                 start - dim_size + 2 * lo, work)
             lin_grads: list[Tensor | None] = []
             if not ctx.project:
@@ -475,10 +608,10 @@ class LCMAggregation(WorkspaceMixin, Aggregation):
     much as several passes over it; the module thus holds about one call's working set (~250 MB
     at 250k edges and 32 channels), freed with the module, by :meth:`release_workspace`, or never
     kept with ``keep_workspace=False``.
-    With ``fused=True`` (``combine="gru"``) each block's elementwise GRU work and its backward
-    run as two loops compiled by ``torch.compile`` (Inductor; see
-    :mod:`graphlab.aggr._lcm_fused`) around the BLAS products, with the same values and
-    gradients.
+    With ``fused=True`` (``combine="gru"``) on an accelerator, each block's elementwise GRU
+    work and its backward run as two loops compiled by ``torch.compile`` (Inductor; see
+    :mod:`graphlab.aggr._lcm_fused`) between the BLAS products, with the same values and
+    gradients; on the CPU the eager passes are faster and run instead.
     Under ``torch.compile`` that function (its depth and level sizes depend on the degrees) runs
     eagerly: the one graph break, with shape-polymorphic graphs around it. Under
     ``torch.autocast`` it runs in the parameters' dtype and returns ``x``'s dtype.
@@ -497,13 +630,14 @@ class LCMAggregation(WorkspaceMixin, Aggregation):
             a fixed random projection of the projected rows, which makes the output invariant
             to the order of the input rows even though :math:`\oplus` is only approximately
             associative; ``"input"`` keeps the input order (stable). (default: ``"value"``)
-        fused (bool, optional): run the GRU operator's elementwise work (gates, state update
-            and their backward) as kernels fused by ``torch.compile``. Opt-in, as for
-            :class:`~graphlab.aggr.GNPAggregation`: the first call compiles (~15-20 s on a CPU,
-            once per channel count and dtype, and it needs a C++ compiler), while the gain is
-            nil, the block being bound by its sigmoids and matrix products (0.96-1.03x the
-            eager time on one CPU thread); if compilation fails it warns once and runs the
-            eager path. Ignored with ``combine="mlp"``. (default: ``False``)
+        fused (bool, optional): on an accelerator, run the GRU operator's elementwise work
+            (gates, state update and their backward) as two kernels fused by
+            ``torch.compile`` instead of ~20 kernel launches per block. Opt-in, as for
+            :class:`~graphlab.aggr.GNPAggregation`: the first call compiles (once per channel
+            count and dtype); if compilation fails it warns once and runs the eager path.
+            Ignored on the CPU, where the eager passes are faster (the compiled forward takes
+            ~1.8x their time, see :func:`graphlab.aggr._lcm_fused.pays`), and with
+            ``combine="mlp"``. (default: ``False``)
         keep_workspace (bool, optional): keep the CPU scratch buffers between calls (faster:
             no fresh pages to fault in); ``False`` allocates them per call and holds nothing
             between calls. (default: ``True``)
@@ -604,7 +738,8 @@ class LCMAggregation(WorkspaceMixin, Aggregation):
         """The projection and the tree, under one autograd function (see :func:`tree_reduce`)."""
         if self.combine_type == "gru":
             op = _GRUPairs(self.gru.weight, self.gru.bias,
-                           fused=self.fused and _lcm_fused.available())
+                           fused=(self.fused and _lcm_fused.available()
+                                  and _lcm_fused.pays(x.device)))
         else:
             op = _CallablePairs(self.combine, tuple(self.mlp.parameters()))
         self._last = None  # a view of the workspace: drop it so that the buffer can be reused

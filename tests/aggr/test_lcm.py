@@ -6,7 +6,7 @@ import torch
 from torch_geometric.nn.aggr import LCMAggregation as PyGLCMAggregation
 from torch_geometric.utils import scatter
 
-from graphlab.aggr import LCMAggregation
+from graphlab.aggr import LCMAggregation, lcm
 from graphlab.aggr.lcm import tree_reduce
 from graphlab.testing import (
     CHECKS,
@@ -105,11 +105,16 @@ def _oracle_forward(aggr, x, index, dim_size):
     return _oracle_tree_reduce(h, index, dim_size, aggr.combine, aggr.identity, key)
 
 
-@pytest.mark.parametrize("combine,project,order", [("gru", True, "value"), ("gru", False, "input"),
-                                                   ("mlp", True, "input"), ("mlp", False, "value")])
-def test_values_and_gradients_match_the_oracle_float64(combine, project, order):
+@pytest.mark.parametrize("combine,project,order,block", [
+    ("gru", True, "value", None), ("gru", False, "input", None), ("mlp", True, "input", None),
+    ("mlp", False, "value", None), ("gru", True, "value", 7), ("mlp", False, "input", 7)])
+def test_values_and_gradients_match_the_oracle_float64(monkeypatch, combine, project, order,
+                                                       block):
     # issue 21: the blocked tree with its hand-written backward computes what the plain autograd
-    # implementation computed, on degrees 0..1000 in scrambled order (many levels, odd carries)
+    # implementation computed, on degrees 0..1000 in scrambled order (many levels, odd carries);
+    # with blocks of 7 pairs, every level but the last ones runs in many full and partial blocks
+    if block is not None:
+        monkeypatch.setattr(lcm, "BLOCK", block)
     torch.manual_seed(21)
     aggr = LCMAggregation(6, 6, project=project, combine=combine, order=order).double()
     with torch.no_grad():

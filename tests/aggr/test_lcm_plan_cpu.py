@@ -32,7 +32,13 @@ def assert_same_plan(a: TreePlan, b: TreePlan) -> None:
 
 def check(index: torch.Tensor, dim_size: int, key: torch.Tensor | None = None) -> None:
     expected = lcm._tree_plan_torch(index, dim_size, key)
-    assert_same_plan(expected, _tree_plan_cpu.tree_plan_cpu(index, dim_size, key, lcm.BLOCK))
+    assert_same_plan(expected, _tree_plan_cpu.tree_plan_cpu(index, dim_size, key))
+    # the gradient buffer interleaves each pair's operands, pair g (of all levels) at
+    # dim_size + 2 g: a block of pairs writes its operands' gradients as one [2h, C] slice
+    if expected.left:
+        pos = torch.arange(dim_size, dim_size + 2 * expected.num_rows - 2 * index.numel(), 2)
+        assert torch.equal(expected.source[torch.cat(expected.left)], pos)
+        assert torch.equal(expected.source[torch.cat(expected.right)], pos + 1)
 
 
 def keys(num: int, gen: torch.Generator) -> list[torch.Tensor | None]:
@@ -43,10 +49,8 @@ def keys(num: int, gen: torch.Generator) -> list[torch.Tensor | None]:
             torch.randint(0, 4, (num,), generator=gen, dtype=torch.float64)]
 
 
-@pytest.mark.parametrize("block", [4, 2048])
 @pytest.mark.parametrize("seed", range(6))
-def test_random_degrees_match_the_torch_path(monkeypatch, block, seed):
-    monkeypatch.setattr(lcm, "BLOCK", block)
+def test_random_degrees_match_the_torch_path(seed):
     gen = torch.Generator().manual_seed(seed)
     num = int(torch.randint(1, 400, (1,), generator=gen))
     degrees = torch.rand(num, generator=gen).pow(-1 / 1.3).floor().long().clamp(max=300) - 1
@@ -60,9 +64,7 @@ def test_random_degrees_match_the_torch_path(monkeypatch, block, seed):
             check(idx, num + extra, key)
 
 
-@pytest.mark.parametrize("block", [4, 2048])
-def test_power_law_index_matches_the_torch_path(monkeypatch, block):
-    monkeypatch.setattr(lcm, "BLOCK", block)
+def test_power_law_index_matches_the_torch_path():
     index = power_law_index(3_000, 7_500, 200)
     gen = torch.Generator().manual_seed(1)
     for key in (None, torch.rand(index.numel(), generator=gen)):
@@ -73,8 +75,7 @@ def test_power_law_index_matches_the_torch_path(monkeypatch, block):
 @pytest.mark.parametrize("degrees", [[], [0], [0, 0, 0], [1], [2], [3], [2000], [1, 1, 1],
                                      [0, 1, 0, 1], [2, 2, 2], [0, 3, 0, 2, 1, 0],
                                      [5, 5, 3, 3, 1, 1, 0, 0], [4, 1, 4, 1, 4]])
-def test_edge_cases_match_the_torch_path(monkeypatch, degrees):
-    monkeypatch.setattr(lcm, "BLOCK", 2)
+def test_edge_cases_match_the_torch_path(degrees):
     degrees = torch.tensor(degrees, dtype=torch.long)
     index = torch.repeat_interleave(torch.arange(degrees.numel()), degrees)
     gen = torch.Generator().manual_seed(0)
@@ -113,11 +114,9 @@ def test_tree_plan_takes_the_cpu_path(monkeypatch):
     cpu_path = _tree_plan_cpu.tree_plan_cpu
     monkeypatch.setattr(_tree_plan_cpu, "tree_plan_cpu", spy)
     monkeypatch.setattr(lcm, "_tree_plan_torch", torch_path)
-    monkeypatch.setattr(lcm, "BLOCK", 8)
     index = power_law_index(200, 600, 40)
     key = torch.rand(index.numel())
     plan = tree_plan(index, 200, key)
-    assert len(calls) == 1 and calls[0][3] == 8  # BLOCK read at call time
+    assert len(calls) == 1
     monkeypatch.undo()
-    monkeypatch.setattr(lcm, "BLOCK", 8)
     assert_same_plan(lcm._tree_plan_torch(index, 200, key), plan)
